@@ -1,0 +1,40 @@
+# The two commands of the README: `make run` and `make test`. Each creates or reuses .venv and
+# installs what is missing first (a stamp per requirements file content avoids reinstalling).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8501
+
+.PHONY: run test lint bench setup setup-dev clean
+
+run: setup
+	$(PY) -m streamlit run app.py --server.headless true --server.port $(PORT)
+
+test: setup-dev
+	$(PY) -m ruff check .
+	$(PY) -m pytest
+
+lint: setup-dev
+	$(PY) -m ruff check .
+
+bench: setup
+	$(PY) bench/bench_explain.py
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+setup: $(PY)
+	@stamp=$(VENV)/.runtime-$$(cat requirements.txt | sha1sum | cut -c1-12); \
+	if [ ! -f $$stamp ]; then \
+	  $(PY) -m pip install -r requirements.txt && touch $$stamp; \
+	fi
+
+setup-dev: setup
+	@stamp=$(VENV)/.dev-$$(cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12); \
+	if [ ! -f $$stamp ]; then \
+	  $(PY) -m pip install -r requirements-dev.txt && touch $$stamp; \
+	fi
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache test-output

@@ -1,0 +1,28 @@
+"""The explain library: every method of CNN Lens, usable without Streamlit.
+
+    >>> from models import load_backbone
+    >>> from explain import explain
+    >>> result = explain(load_backbone("efficientnet_lite0"), "cat.jpg", "gradcam")
+"""
+
+from . import cam, gradcam, guided, occlusion, saliency  # noqa: F401  (register the methods)
+from .activations import ActivationReport
+from .api import activations, explain, visualize_class
+from .base import (
+    METHODS,
+    TITLES,
+    Attribution,
+    Cancelled,
+    ExplainError,
+    Explanation,
+    NotApplicable,
+    to_heatmap,
+)
+from .classviz import ClassVisualization
+from .images import ImageError, load_image
+
+__all__ = [
+    "METHODS", "TITLES", "ActivationReport", "Attribution", "Cancelled", "ClassVisualization",
+    "ExplainError", "Explanation", "ImageError", "NotApplicable", "activations", "explain",
+    "load_image", "to_heatmap", "visualize_class",
+]

@@ -1,0 +1,59 @@
+"""One verb for every method: ``explain(backbone, image, method, target=None, **options)``."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from PIL import Image
+
+from .activations import ActivationReport, layer_activations
+from .base import METHODS, ExplainError, Explanation, to_heatmap
+from .classviz import ClassVisualization, class_visualization
+from .images import load_image
+
+ImageSource = bytes | str | Image.Image | np.ndarray
+
+
+def explain(backbone, image: ImageSource, method: str, target: int | None = None,
+            **options) -> Explanation:
+    """Explain ``backbone``'s prediction of class ``target`` (None: the top class) on ``image``.
+
+    ``method`` is one of ``METHODS`` ("cam", "gradcam", "guided_backprop", "guided_gradcam",
+    "saliency", "occlusion"); ``options`` are the method's own (``layer=`` for Grad-CAM,
+    ``window=``, ``stride=``, ``baseline=``, ``progress=`` for occlusion). The heatmap has the
+    height and width of ``image``. Raises ``ImageError``, ``NotApplicable`` or ``ExplainError``
+    with a message for the user.
+    """
+    if method not in METHODS:
+        raise ExplainError(f"Unknown method {method!r}; choose one of {', '.join(METHODS)}.")
+    picture = load_image(image)
+    inputs = backbone.preprocess(picture)
+    start = time.perf_counter()
+    try:
+        result = METHODS[method](backbone, inputs, target, **options)
+    except TypeError as exc:  # an option the method does not take
+        raise ExplainError(f"{method}: {exc}") from None
+    size = (picture.height, picture.width)
+    heatmap = to_heatmap(result.raw, size)
+    seconds = time.perf_counter() - start
+    layer = options.get("layer") or (backbone.spec.gradcam_layer if "gradcam" in method else "")
+    return Explanation(method, result.target, heatmap, result.raw.detach().cpu().numpy(), seconds,
+                       result.probability, layer or "")
+
+
+def activations(backbone, image: ImageSource, layer: str | None = None) -> ActivationReport:
+    """The feature maps of ``layer`` (default: the Grad-CAM layer) for ``image``."""
+    picture = load_image(image)
+    name = layer or backbone.spec.gradcam_layer
+    try:
+        module = backbone.layer(name)
+    except KeyError as exc:
+        raise ExplainError(str(exc.args[0])) from None
+    return layer_activations(backbone.model, backbone.preprocess(picture), module, name,
+                             (picture.height, picture.width))
+
+
+def visualize_class(backbone, target: int, **options) -> ClassVisualization:
+    """Class visualization of ``target`` on ``backbone`` (options: see ``class_visualization``)."""
+    return class_visualization(backbone.model, backbone.preprocessing, target, **options)

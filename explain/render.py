@@ -1,0 +1,58 @@
+"""Heatmaps and attributions -> images a person looks at (numpy uint8 and PNG bytes)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from matplotlib import colormaps
+from PIL import Image
+
+COLORMAPS = ("jet", "inferno", "viridis", "magma", "turbo", "gray")
+
+
+def colorize(heatmap: np.ndarray, cmap: str = "jet") -> np.ndarray:
+    """(H, W) in [0, 1] -> (H, W, 3) uint8 through a matplotlib colour map."""
+    if cmap not in colormaps:
+        raise ValueError(f"unknown colour map {cmap!r}")
+    rgba = colormaps[cmap](np.clip(heatmap, 0.0, 1.0))
+    return (rgba[..., :3] * 255).round().astype(np.uint8)
+
+
+def overlay(image: Image.Image | np.ndarray, heatmap: np.ndarray, alpha: float = 0.5,
+            cmap: str = "jet") -> np.ndarray:
+    """The image with the coloured heatmap blended over it; ``alpha`` is the heatmap's opacity."""
+    base = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image)
+    if base.shape[:2] != heatmap.shape:
+        raise ValueError(f"heatmap {heatmap.shape} does not match the image {base.shape[:2]}")
+    colored = colorize(heatmap, cmap).astype(np.float32)
+    mixed = (1 - alpha) * base.astype(np.float32) + alpha * colored
+    return np.clip(mixed, 0, 255).round().astype(np.uint8)
+
+
+def gradient_image(raw: np.ndarray) -> np.ndarray:
+    """A signed (3, h, w) gradient as an RGB picture: zero is grey, scaled by its 99.5th percentile
+    (the usual way guided backprop is shown)."""
+    if raw.ndim != 3:
+        raise ValueError("gradient_image takes a (3, h, w) attribution")
+    scale = float(np.percentile(np.abs(raw), 99.5)) or 1.0
+    pixels = 0.5 + 0.5 * np.clip(raw / scale, -1, 1)
+    return (pixels.transpose(1, 2, 0) * 255).round().astype(np.uint8)
+
+
+def signed_image(raw: np.ndarray, cmap: str = "RdBu_r") -> np.ndarray:
+    """A signed (h, w) map as colours: red positive, blue negative, white zero."""
+    scale = float(np.abs(raw).max()) or 1.0
+    return colorize(0.5 + 0.5 * raw / scale, cmap) if cmap in colormaps else colorize(raw, "jet")
+
+
+def png_bytes(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()

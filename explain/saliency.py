@@ -1,0 +1,24 @@
+"""Gradient saliency (Simonyan, Vedaldi & Zisserman, 2014): M(i, j) = max_c |d y^c / d x_{c,i,j}|."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .base import Attribution, gradient_of_score, probability, register_method, resolve_target
+from .hooks import evaluating
+
+
+def saliency(model: nn.Module, inputs: torch.Tensor, target: int | None = None) -> Attribution:
+    """Raw is the signed gradient (3, H, W); the saliency map is its absolute maximum over channels."""
+    x = inputs.detach().clone().requires_grad_(True)
+    with evaluating(model), torch.enable_grad():
+        logits = model(x)
+    cls = resolve_target(logits, target)
+    grad = gradient_of_score(logits, cls, x)
+    return Attribution(grad[0], cls, probability(logits, cls))
+
+
+@register_method("saliency", "Saliency")
+def _saliency(backbone, inputs, target) -> Attribution:
+    return saliency(backbone.model, inputs, target)

@@ -1,0 +1,90 @@
+"""A loaded backbone: the model in eval mode on its device, with its preprocessing and class names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import torch
+from PIL import Image
+from torch import nn
+
+from .preprocess import Preprocessing
+from .registry import BackboneSpec, CamHead
+
+PRETRAINED, UNTRAINED, CHECKPOINT = "pretrained", "untrained", "checkpoint"
+
+
+@dataclass(frozen=True, eq=False)
+class Prediction:
+    index: int
+    name: str
+    probability: float
+
+
+@dataclass(frozen=True, eq=False)
+class Backbone:
+    """A model ready to explain. It may be shared by many threads: nothing here mutates it.
+
+    ``weights`` is ``"pretrained"``, ``"untrained"`` (random weights: explanations mean nothing)
+    or ``"checkpoint"`` (a user's state dict, identified by ``weights_id``).
+    """
+
+    spec: BackboneSpec
+    model: nn.Module
+    categories: tuple[str, ...]
+    weights: str
+    device: torch.device
+    weights_id: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        return self.spec.preprocessing
+
+    @property
+    def untrained(self) -> bool:
+        return self.weights == UNTRAINED
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.categories)
+
+    @cached_property
+    def nbytes(self) -> int:
+        tensors = list(self.model.parameters()) + list(self.model.buffers())
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+    def layer(self, name: str) -> nn.Module:
+        """The module called ``name`` (dotted path); ``KeyError`` with the choices if absent."""
+        modules = dict(self.model.named_modules())
+        if name not in modules or name == "":
+            raise KeyError(f"{self.name} has no layer {name!r}; pick one of {self.layers[:8]}...")
+        return modules[name]
+
+    @cached_property
+    def layers(self) -> list[str]:
+        """Layers a user may pick for Grad-CAM and activations: named stages, then every conv."""
+        convs = [n for n, m in self.model.named_modules() if isinstance(m, nn.Conv2d)]
+        return list(dict.fromkeys([*self.spec.blocks, self.spec.gradcam_layer, *reversed(convs)]))
+
+    @property
+    def cam_head(self) -> CamHead | None:
+        return self.spec.cam
+
+    def preprocess(self, image: Image.Image) -> torch.Tensor:
+        """(1, 3, H, W) model input on this backbone's device."""
+        return self.preprocessing(image).to(self.device)
+
+    def predict(self, image: Image.Image, k: int = 5) -> list[Prediction]:
+        """The top-k classes with their softmax probabilities."""
+        with torch.inference_mode():
+            probs = self.model(self.preprocess(image)).softmax(dim=1)[0]
+        values, indices = probs.topk(min(k, probs.numel()))
+        return [
+            Prediction(int(i), self.categories[int(i)], float(p))
+            for p, i in zip(values.tolist(), indices.tolist(), strict=True)
+        ]

@@ -1,0 +1,68 @@
+"""The backbone registry: one ``BackboneSpec`` per architecture, registered once by name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from torch import nn
+
+from .errors import UnknownBackbone
+from .preprocess import IMAGENET, Preprocessing
+
+
+@dataclass(frozen=True)
+class CamHead:
+    """Where CAM reads the model: ``features`` (N, K, h, w) -> global average pool -> ``fc``.
+
+    ``relu`` says the model rectifies ``features`` functionally before pooling (DenseNet).
+    """
+
+    features: str
+    fc: str
+    relu: bool = False
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """Everything the dashboard knows about an architecture before any weights are loaded."""
+
+    name: str
+    title: str
+    build: Callable[[int], nn.Module]  # untrained model with that many classes
+    load_pretrained: Callable[[], nn.Module]  # ImageNet weights; raises WeightsUnavailable
+    classifier: str  # the final nn.Linear: a checkpoint's class count is read from its weight
+    gradcam_layer: str  # default Grad-CAM layer: the last convolutional stage
+    cam: CamHead | None  # None: CAM does not apply, ``cam_reason`` says why
+    cam_reason: str = ""
+    preprocessing: Preprocessing = IMAGENET
+    blocks: tuple[str, ...] = ()  # named stages offered first when picking a layer
+    offline: bool = False  # pretrained weights ship with an installed package
+    rectifiers: tuple[str, ...] = field(default=("ReLU",))  # for the docs and the guided tests
+
+    def __post_init__(self) -> None:
+        if self.cam is None and not self.cam_reason:
+            raise ValueError(f"{self.name}: say why CAM does not apply")
+
+
+_REGISTRY: dict[str, BackboneSpec] = {}
+
+
+def register(spec: BackboneSpec) -> BackboneSpec:
+    if spec.name in _REGISTRY:
+        raise ValueError(f"backbone {spec.name!r} is registered already")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def get_spec(name: str) -> BackboneSpec:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownBackbone(
+            f"Unknown backbone {name!r}; choose one of: {', '.join(backbone_names())}"
+        ) from None
+
+
+def backbone_names() -> list[str]:
+    return list(_REGISTRY)

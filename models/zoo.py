@@ -1,0 +1,122 @@
+"""The backbones CNN Lens ships: EfficientNet-Lite0 (offline default) and torchvision classics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import nn
+
+from . import efficientnet_lite
+from .errors import WeightsUnavailable
+from .preprocess import EFFICIENTNET_LITE
+from .registry import BackboneSpec, CamHead, register
+
+DEFAULT_BACKBONE = "efficientnet_lite0"
+
+_NO_CAM_FC = "its head is several fully connected layers, not global average pooling + one linear layer"
+
+# torchvision builders need these to build without weights the way their pretrained form is built
+_UNTRAINED_KWARGS: dict[str, dict] = {"googlenet": {"aux_logits": False, "init_weights": False}}
+
+
+def _weights_enum(name: str):
+    return torchvision.models.get_model_weights(name).DEFAULT
+
+
+def _torchvision_pretrained(name: str) -> Callable[[], nn.Module]:
+    def load() -> nn.Module:
+        weights = _weights_enum(name)
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+        try:
+            return torchvision.models.get_model(name, weights=weights)
+        except (OSError, RuntimeError, EOFError) as exc:  # URLError is an OSError
+            where = "is damaged (delete it and retry)" if cached.exists() else "is not on this machine"
+            raise WeightsUnavailable(
+                f"The ImageNet weights of {name} are not available: {cached} {where}, and they could "
+                f"not be downloaded ({exc}). Copy the file {cached.name} (from {weights.url}) into "
+                f"{cached.parent} (set TORCH_HOME to use another cache folder), or use the offline "
+                f"default backbone {DEFAULT_BACKBONE}, or choose untrained weights."
+            ) from exc
+
+    return load
+
+
+def _torchvision_build(name: str) -> Callable[[int], nn.Module]:
+    def build(num_classes: int) -> nn.Module:
+        kwargs = _UNTRAINED_KWARGS.get(name, {})
+        return torchvision.models.get_model(name, weights=None, num_classes=num_classes, **kwargs)
+
+    return build
+
+
+def _torchvision(name: str, title: str, **spec) -> BackboneSpec:
+    return register(
+        BackboneSpec(
+            name=name,
+            title=title,
+            build=_torchvision_build(name),
+            load_pretrained=_torchvision_pretrained(name),
+            **spec,
+        )
+    )
+
+
+register(
+    BackboneSpec(
+        name="efficientnet_lite0",
+        title="EfficientNet-Lite0 (ImageNet, offline)",
+        build=efficientnet_lite.build_lite0,
+        load_pretrained=efficientnet_lite.pretrained_lite0,
+        classifier="_fc",
+        gradcam_layer="_head_act",
+        cam=CamHead(features="_head_act", fc="_fc"),
+        preprocessing=EFFICIENTNET_LITE,
+        blocks=("_head_act", *tuple(f"_blocks.{i}" for i in range(16))),
+        offline=True,
+        rectifiers=("ReLU6",),
+    )
+)
+_torchvision(
+    "alexnet", "AlexNet", classifier="classifier.6", gradcam_layer="features.11",
+    cam=None, cam_reason=_NO_CAM_FC, blocks=("features.11", "features.8", "features.5"),
+)
+_torchvision(
+    "vgg16", "VGG-16", classifier="classifier.6", gradcam_layer="features.29",
+    cam=None, cam_reason=_NO_CAM_FC,
+    blocks=("features.29", "features.22", "features.15", "features.8", "features.3"),
+)
+_torchvision(
+    "googlenet", "GoogLeNet (Inception v1)", classifier="fc", gradcam_layer="inception5b",
+    cam=CamHead(features="inception5b", fc="fc"),
+    blocks=("inception5b", "inception5a", "inception4e", "inception4d", "inception4c",
+            "inception4b", "inception4a", "inception3b", "inception3a"),
+    rectifiers=("F.relu",),
+)
+_torchvision(
+    "resnet18", "ResNet-18", classifier="fc", gradcam_layer="layer4",
+    cam=CamHead(features="layer4", fc="fc"), blocks=("layer4", "layer3", "layer2", "layer1"),
+)
+_torchvision(
+    "resnet50", "ResNet-50", classifier="fc", gradcam_layer="layer4",
+    cam=CamHead(features="layer4", fc="fc"), blocks=("layer4", "layer3", "layer2", "layer1"),
+)
+_torchvision(
+    "densenet121", "DenseNet-121", classifier="classifier", gradcam_layer="features",
+    cam=CamHead(features="features", fc="classifier", relu=True),
+    blocks=("features", "features.denseblock4", "features.denseblock3", "features.denseblock2",
+            "features.denseblock1"),
+)
+_torchvision(
+    "efficientnet_b0", "EfficientNet-B0", classifier="classifier.1", gradcam_layer="features.8",
+    cam=CamHead(features="features.8", fc="classifier.1"),
+    blocks=tuple(f"features.{i}" for i in range(8, 0, -1)), rectifiers=("SiLU",),
+)
+_torchvision(
+    "mobilenet_v3_large", "MobileNetV3-Large", classifier="classifier.3",
+    gradcam_layer="features.16",
+    cam=None, cam_reason="its head is two linear layers with a Hardswish between them, after pooling",
+    blocks=tuple(f"features.{i}" for i in range(16, 0, -1)), rectifiers=("Hardswish", "ReLU"),
+)
