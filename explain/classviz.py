@@ -52,8 +52,10 @@ class FourierImage(nn.Module):
         fx = torch.fft.rfftfreq(width)[None, :]
         freqs = torch.sqrt(fy**2 + fx**2)
         self.size = (height, width)
-        self.register_buffer("scale", (1.0 / freqs.clamp(min=1.0 / max(height, width)) ** decay)
-                             .to(device))
+        # amplitudes fall as 1/f; the 1/4 (from Lucid) keeps the start image in sigmoid's middle
+        scale = 0.25 / freqs.clamp(min=1.0 / max(height, width)) ** decay
+        self.register_buffer("scale", scale.to(device))
+        self.register_buffer("color", _COLOR.to(device))
         shape = (1, 3, *freqs.shape, 2)
         if start == "noise":
             init = torch.randn(shape, generator=generator) * 0.01
@@ -65,10 +67,8 @@ class FourierImage(nn.Module):
 
     def forward(self) -> torch.Tensor:
         spectrum = torch.view_as_complex(self.spectrum) * self.scale
-        image = torch.fft.irfftn(spectrum, s=self.size, norm="ortho") / 4.0
-        color = _COLOR.to(image.device, image.dtype)
-        image = torch.einsum("nchw,dc->ndhw", image, color)
-        return torch.sigmoid(image)
+        image = torch.fft.irfftn(spectrum, s=self.size, norm="ortho")
+        return torch.sigmoid(torch.einsum("nchw,dc->ndhw", image, self.color))
 
 
 def _random_view(pixels: torch.Tensor, generator: torch.Generator, jitter: float) -> torch.Tensor:

@@ -8,136 +8,217 @@ which for ReLU is the usual rule (backprop's mask on x combined with the deconvn
 incoming gradient). ReLU6 keeps f'(x) = [0 < x < 6]; SiLU and Hardswish get the same rule with
 their own positive derivative, as the issue asks, instead of Captum's silent plain gradient.
 
-Rectifiers are found by function, not by module: a thread-local ``TorchFunctionMode`` swaps
-``F.relu`` / ``torch.relu`` / ``Tensor.relu`` (and their in-place forms), ``relu6``, ``hardtanh``
-with a lower bound of 0, ``silu`` and ``hardswish`` for guided versions while this thread runs
-the forward pass. That covers ``nn.ReLU`` (plain or in place), ``nn.ReLU6``, ``nn.SiLU``,
-``nn.Hardswish`` and functional calls (torchvision's GoogLeNet) alike, installs no module hook,
-and leaves other threads' passes on the same model untouched. In-place calls return a new tensor
-(every model in the registry uses the returned value).
+Rectifiers are found two ways, both acting only for the thread that explains:
+- rectifier modules (``nn.ReLU`` plain or in place, ``nn.ReLU6``, ``nn.SiLU``, ``nn.Hardswish``)
+  by forward hooks that live for one call;
+- functional calls (``F.relu`` in torchvision's GoogLeNet, ``torch.relu``, ``Tensor.relu_``...)
+  by a thread-local ``TorchFunctionMode``. The mode costs a Python call per op of the forward
+  pass, so it runs only on models that need it: the first guided pass on a model runs under it
+  and learns whether any rectifier was called outside a rectifier module.
+ReLU and ReLU6 keep their native kernels (and in-place semantics) with a gradient hook on their
+output that clamps the incoming gradient: one extra kernel per rectifier. SiLU and Hardswish get
+a fused guided backward (their aten backward kernel, then the mask).
 """
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from .base import (
-    Attribution,
-    NotApplicable,
-    gradient_of_score,
-    probability,
-    register_method,
-    resolve_target,
-)
+from .base import Attribution, NotApplicable, gradient_of_score, probability, register_method, resolve_target
 from .gradcam import _layer, grad_cam
 from .hooks import evaluating
 
-
-def _relu_grad(x: torch.Tensor) -> torch.Tensor:
-    return (x > 0).to(x.dtype)
-
-
-def _relu6_grad(x: torch.Tensor, top: float = 6.0) -> torch.Tensor:
-    return ((x > 0) & (x < top)).to(x.dtype)
+_SMOOTH_BACKWARD = {
+    "silu": torch.ops.aten.silu_backward,
+    "hardswish": torch.ops.aten.hardswish_backward,
+}
 
 
-def _silu_grad(x: torch.Tensor) -> torch.Tensor:
-    s = torch.sigmoid(x)
-    return s * (1 + x * (1 - s))
+def _clamp_positive(grad: torch.Tensor) -> torch.Tensor:
+    return grad.clamp(min=0)
 
 
-def _hardswish_grad(x: torch.Tensor) -> torch.Tensor:
-    return torch.where(x >= 3, torch.ones_like(x), (2 * x + 3) / 6) * (x > -3)
+class _GuidedSmooth(torch.autograd.Function):
+    """Passes ``y`` = f(``x``) through; backward: the guided rule for a smooth rectifier f."""
 
-
-class _GuidedRectifier(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, forward: Callable, derivative: Callable):  # type: ignore[override]
+    def forward(ctx, x, y, kind: str):  # type: ignore[override]
         ctx.save_for_backward(x)
-        ctx.derivative = derivative
-        return forward(x)
+        ctx.kind = kind
+        return y.view_as(y)
 
     @staticmethod
     def backward(ctx, grad_output):  # type: ignore[override]
         (x,) = ctx.saved_tensors
-        guided = grad_output.clamp(min=0) * ctx.derivative(x) * (x > 0)
-        return guided, None, None
+        local = _SMOOTH_BACKWARD[ctx.kind](grad_output.clamp(min=0), x)
+        return torch.ops.aten.threshold_backward(local, x, 0.0), None, None
+
+
+def _guide(kind: str, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Make the backward of the rectifier call ``y = f(x)`` guided; returns the tensor to use."""
+    if kind in _SMOOTH_BACKWARD:
+        return _GuidedSmooth.apply(x, y, kind)
+    y.register_hook(_clamp_positive)  # ReLU's own backward then masks by x > 0
+    return y
+
+
+def _module_kind(module: nn.Module) -> str | None:
+    if isinstance(module, nn.ReLU):
+        return "relu"
+    if isinstance(module, nn.Hardtanh) and float(module.min_val) == 0.0:  # ReLU6
+        return "relu6"
+    if isinstance(module, nn.SiLU):
+        return "silu"
+    if isinstance(module, nn.Hardswish):
+        return "hardswish"
+    return None
 
 
 def _input(args: tuple, kwargs: dict) -> torch.Tensor:
     return args[0] if args else kwargs["input"]
 
 
-def _hardtanh_bounds(args: tuple, kwargs: dict) -> tuple[float, float]:
+def _is_rectifying_hardtanh(args: tuple, kwargs: dict) -> bool:
     low = args[1] if len(args) > 1 else kwargs.get("min_val", -1.0)
-    high = args[2] if len(args) > 2 else kwargs.get("max_val", 1.0)
-    return float(low), float(high)
+    return float(low) == 0.0  # hardtanh(-1, 1) is no rectifier; ReLU6 is hardtanh(0, 6)
 
 
-def _hardtanh_rule(args: tuple, kwargs: dict) -> tuple[Callable, Callable] | None:
-    low, high = _hardtanh_bounds(args, kwargs)
-    if low != 0.0:  # hardtanh(-1, 1) is no rectifier; only ReLU6-like clamps at 0 are guided
-        return None
-    return (lambda x: F.hardtanh(x, 0.0, high)), (lambda x: _relu6_grad(x, high))
+def _always(args: tuple, kwargs: dict) -> bool:
+    return True
 
 
-def _fixed(forward: Callable, derivative: Callable) -> Callable:
-    return lambda args, kwargs: (forward, derivative)
-
-
-# func -> (kind, rule(args, kwargs) -> (forward, derivative), or None when the call is no rectifier)
-_RELU = ("relu", _fixed(torch.relu, _relu_grad))
-_RULES: dict[Callable, tuple[str, Callable]] = {
-    F.relu: _RELU, F.relu_: _RELU, torch.relu: _RELU, torch.relu_: _RELU,
-    torch.Tensor.relu: _RELU, torch.Tensor.relu_: _RELU,
-    F.relu6: ("relu6", _fixed(lambda x: F.hardtanh(x, 0.0, 6.0), _relu6_grad)),
-    F.hardtanh: ("relu6", _hardtanh_rule), F.hardtanh_: ("relu6", _hardtanh_rule),
-    F.silu: ("silu", _fixed(F.silu, _silu_grad)),
-    F.hardswish: ("hardswish", _fixed(F.hardswish, _hardswish_grad)),
+_FUNCTIONS: dict[Callable, tuple[str, Callable[[tuple, dict], bool]]] = {
+    f: ("relu", _always)
+    for f in (F.relu, F.relu_, torch.relu, torch.relu_, torch.Tensor.relu, torch.Tensor.relu_)
 }
+_FUNCTIONS.update({
+    F.relu6: ("relu6", _always),
+    F.hardtanh: ("relu6", _is_rectifying_hardtanh),
+    F.hardtanh_: ("relu6", _is_rectifying_hardtanh),
+    F.silu: ("silu", _always),
+    F.hardswish: ("hardswish", _always),
+})
 
 
 class _GuidedMode(TorchFunctionMode):
-    def __init__(self) -> None:
+    """Guides functional rectifier calls of this thread; counts those made outside modules."""
+
+    def __init__(self, counts: Counter[str]) -> None:
         super().__init__()
-        self.counts: Counter[str] = Counter()
+        self.counts = counts
+        self.module_depth = 0  # > 0 while a rectifier module runs (set by _learning hooks)
+        self.outside_modules = 0
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        entry = _RULES.get(func)
-        if entry is not None:
-            kind, rule = entry
-            chosen = rule(args, kwargs)
-            x = _input(args, kwargs)
-            if chosen is not None and isinstance(x, torch.Tensor) and x.requires_grad:
-                self.counts[kind] += 1
-                forward, derivative = chosen
-                return _GuidedRectifier.apply(x, forward, derivative)
-        return func(*args, **kwargs)
+        entry = _FUNCTIONS.get(func)
+        if entry is None or not entry[1](args, kwargs):
+            return func(*args, **kwargs)
+        kind, _ = entry
+        x = _input(args, kwargs)
+        if kind in _SMOOTH_BACKWARD:  # computed out of place: the guided backward needs x
+            kwargs = {k: v for k, v in kwargs.items() if k != "inplace"}
+            args = args[:1]
+        out = func(*args, **kwargs)
+        if not (isinstance(out, torch.Tensor) and out.requires_grad):
+            return out
+        self.counts[kind] += 1
+        self.outside_modules += self.module_depth == 0
+        return _guide(kind, x, out)
+
+
+# Models known to call rectifiers only through rectifier modules: they need no mode.
+_MODULES_SUFFICE: weakref.WeakKeyDictionary[nn.Module, bool] = weakref.WeakKeyDictionary()
 
 
 @contextmanager
-def guided_rectifiers() -> Iterator[Counter[str]]:
+def _module_hooks(model: nn.Module, counts: Counter[str]) -> Iterator[None]:
+    owner = threading.get_ident()
+    originals: dict[nn.Module, list[torch.Tensor]] = {}
+
+    def keep_input(module: nn.Module, inputs: tuple) -> tuple | None:
+        # an in-place SiLU/Hardswish would overwrite the x its guided backward needs
+        if threading.get_ident() != owner:
+            return None
+        originals.setdefault(module, []).append(inputs[0])
+        return (inputs[0].clone(), *inputs[1:])
+
+    def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor | None:
+        if threading.get_ident() != owner:
+            return None
+        x = originals[module].pop() if module in originals else inputs[0]
+        if not output.requires_grad:
+            return None
+        kind = _module_kind(module)
+        counts[kind] += 1
+        return _guide(kind, x, output)
+
+    with ExitStack() as stack:
+        for module in model.modules():
+            kind = _module_kind(module)
+            if kind is None:
+                continue
+            if kind in _SMOOTH_BACKWARD and getattr(module, "inplace", False):
+                stack.callback(module.register_forward_pre_hook(keep_input).remove)
+            stack.callback(module.register_forward_hook(hook).remove)
+        yield
+
+
+@contextmanager
+def _learning(model: nn.Module, mode: _GuidedMode) -> Iterator[None]:
+    """Track when a rectifier module runs, so the mode can tell functional calls apart."""
+    owner = threading.get_ident()
+
+    def enter(module, inputs):
+        if threading.get_ident() == owner:
+            mode.module_depth += 1
+
+    def leave(module, inputs, output):
+        if threading.get_ident() == owner:
+            mode.module_depth -= 1
+
+    with ExitStack() as stack:
+        for module in model.modules():
+            if _module_kind(module) is not None:
+                stack.callback(module.register_forward_pre_hook(enter).remove)
+                stack.callback(module.register_forward_hook(leave).remove)
+        yield
+    _MODULES_SUFFICE[model] = mode.outside_modules == 0
+
+
+@contextmanager
+def guided_rectifiers(model: nn.Module | None = None) -> Iterator[Counter[str]]:
     """While active (in this thread only), rectifiers backpropagate by the guided rule.
 
-    Yields a counter of the rectifier calls that were guided, by kind.
+    Yields a counter of the rectifier calls that were guided, by kind. With ``model`` given,
+    module hooks replace the function mode once a pass has shown that they suffice.
     """
-    mode = _GuidedMode()
-    with mode:
-        yield mode.counts
+    counts: Counter[str] = Counter()
+    if model is not None and _MODULES_SUFFICE.get(model, False):
+        with _module_hooks(model, counts):
+            yield counts
+        return
+    mode = _GuidedMode(counts)
+    with ExitStack() as stack:
+        if model is not None:
+            stack.enter_context(_learning(model, mode))
+        stack.enter_context(mode)
+        yield counts
 
 
 def guided_backprop(model: nn.Module, inputs: torch.Tensor, target: int | None = None) -> Attribution:
     """Guided backprop of ``inputs`` (1, 3, H, W): raw is the signed (3, H, W) gradient."""
     x = inputs.detach().clone().requires_grad_(True)
-    with evaluating(model), guided_rectifiers() as counts, torch.enable_grad():
+    with evaluating(model), guided_rectifiers(model) as counts, torch.enable_grad():
         logits = model(x)
     if not counts:
         raise NotApplicable(

@@ -81,16 +81,26 @@ def evaluating(model: nn.Module) -> Iterator[nn.Module]:
     Models from the model cache are in eval mode already, so on them this changes nothing
     (which is what makes sharing them between threads safe).
     """
+    if not _any_training(model):  # the common, shared case: touch nothing
+        yield model
+        return
     flags = [(m, m.training) for m in model.modules()]
-    changed = any(training for _, training in flags)
-    if changed:
-        model.eval()
+    model.eval()
     try:
         yield model
     finally:
-        if changed:
-            for module, training in flags:
-                module.training = training
+        for module, training in flags:
+            module.training = training
+
+
+def _any_training(model: nn.Module) -> bool:
+    stack = [model]  # iterative: several times cheaper than model.modules() on large models
+    while stack:
+        module = stack.pop()
+        if module.training:
+            return True
+        stack.extend(child for child in module._modules.values() if child is not None)
+    return False
 
 
 def first_parameter_device(model: nn.Module) -> torch.device:

@@ -15,12 +15,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .base import ExplainError
+
 MIN_SIDE = 8
 MAX_PIXELS = 50_000_000
 MAX_BYTES = 50 << 20
 
 
-class ImageError(ValueError):
+class ImageError(ExplainError):
     """The input is not an image CNN Lens can explain; ``str(err)`` is the user message."""
 
 

@@ -82,7 +82,7 @@ class ModelCache:
                 continue
             del self._entries[oldest]
 
-    def keys(self) -> list[Key]:
+    def entries(self) -> list[Key]:
         with self._lock:
             return list(self._entries)
 

@@ -89,6 +89,8 @@ def read_state_dict(data: bytes) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        if "global" not in str(exc).lower():  # refused for a code reference, or just garbage?
+            raise CheckpointError("This is not a readable PyTorch checkpoint.") from exc
         raise CheckpointError(
             "This file needs pickled Python code to load (for example a whole model saved with "
             "torch.save(model)); CNN Lens does not run code from uploads. Save and upload "

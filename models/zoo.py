@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,7 +33,8 @@ def _torchvision_pretrained(name: str) -> Callable[[], nn.Module]:
         cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
         try:
             return torchvision.models.get_model(name, weights=weights)
-        except (OSError, RuntimeError, EOFError) as exc:  # URLError is an OSError
+        except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
+            # URLError is an OSError; a damaged file fails in torch.load in several ways
             where = "is damaged (delete it and retry)" if cached.exists() else "is not on this machine"
             raise WeightsUnavailable(
                 f"The ImageNet weights of {name} are not available: {cached} {where}, and they could "

@@ -1,0 +1,72 @@
+"""The bundled sample photos (from scikit-image and scikit-learn, so they work offline).
+
+Each carries the box of its main object, (left, top, right, bottom) in pixels of the photo, drawn
+by hand for this project, and the ImageNet classes that name that object.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+from PIL import Image
+
+Box = tuple[int, int, int, int]
+
+
+def _skimage(name: str) -> Callable[[], np.ndarray]:
+    def load() -> np.ndarray:
+        from skimage import data
+
+        image = getattr(data, name)()
+        return image[0] if isinstance(image, tuple) else image  # stereo pairs: the left view
+
+    return load
+
+
+def _sklearn(filename: str) -> Callable[[], np.ndarray]:
+    def load() -> np.ndarray:
+        from sklearn.datasets import load_sample_image
+
+        return load_sample_image(filename)
+
+    return load
+
+
+@dataclass(frozen=True)
+class Sample:
+    id: str
+    title: str
+    load: Callable[[], np.ndarray]
+    box: Box | None = None  # the main object
+    classes: tuple[int, ...] = ()  # ImageNet indices that name the main object
+
+
+SAMPLES: dict[str, Sample] = {
+    s.id: s
+    for s in (
+        Sample("chelsea", "Cat (Chelsea)", _skimage("chelsea"), (0, 0, 390, 300),
+               (281, 282, 283, 284, 285)),
+        Sample("coffee", "Espresso", _skimage("coffee"), (75, 15, 480, 385), (967, 968, 504)),
+        Sample("astronaut", "Astronaut", _skimage("astronaut")),
+        Sample("rocket", "Rocket", _skimage("rocket")),
+        Sample("motorcycle", "Motorcycle", _skimage("stereo_motorcycle")),
+        Sample("camera", "Cameraman", _skimage("camera")),
+        Sample("china", "Summer palace", _sklearn("china.jpg")),
+        Sample("flower", "Dahlia", _sklearn("flower.jpg")),
+    )
+}
+
+
+@cache
+def _array(sample_id: str) -> np.ndarray:
+    return SAMPLES[sample_id].load()
+
+
+def sample_image(sample_id: str) -> Image.Image:
+    """The sample photo ``sample_id`` as an RGB image; ``KeyError`` for an unknown id."""
+    if sample_id not in SAMPLES:
+        raise KeyError(f"unknown sample {sample_id!r}; choose one of {', '.join(SAMPLES)}")
+    return Image.fromarray(_array(sample_id)).convert("RGB")

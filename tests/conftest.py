@@ -1,0 +1,37 @@
+"""Shared fixtures: the real offline model from the real model cache, real photos, tiny nets."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from explain.samples import sample_image
+from models import DEFAULT_BACKBONE, ModelCache, load_backbone
+
+torch.set_num_threads(2)
+
+# One cache for the whole run, as the app has one per process.
+CACHE = ModelCache(max_models=4)
+
+
+@pytest.fixture(scope="session")
+def lite():
+    """The pretrained EfficientNet-Lite0, the app's offline default."""
+    return CACHE.get(DEFAULT_BACKBONE)
+
+
+@pytest.fixture(scope="session")
+def resnet18():
+    """An untrained ResNet-18: for shapes, invariants and comparisons with Captum."""
+    torch.manual_seed(0)
+    return load_backbone("resnet18", "untrained")
+
+
+@pytest.fixture(scope="session")
+def chelsea():
+    return sample_image("chelsea")
+
+
+@pytest.fixture(scope="session")
+def coffee():
+    return sample_image("coffee")

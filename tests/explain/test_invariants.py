@@ -1,0 +1,98 @@
+"""No hook survives a call, and a model is left as it was found: in normal, wrong-target and
+failing calls, on the shared cached model and on a caller's model in train mode with grads."""
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from explain import METHODS, Cancelled, ExplainError, activations, explain, visualize_class
+from models import load_backbone
+from tests.state import assert_same_state, model_state
+
+OPTIONS = {"occlusion": {"window": 112, "stride": 112}}
+
+
+@pytest.fixture(scope="module")
+def owned():
+    """A caller's own model: in train mode, trainable, with gradients from a training step."""
+    torch.manual_seed(0)
+    backbone = load_backbone("resnet18", "untrained")
+    model = backbone.model.train().requires_grad_(True)
+    model(torch.randn(2, 3, 64, 64)).sum().backward()
+    return backbone
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+@pytest.mark.parametrize("which", ["lite", "owned"])
+def test_state_and_hooks_survive_every_mode(method, which, request, chelsea):
+    backbone = request.getfixturevalue(which)
+    before = model_state(backbone.model)
+    options = OPTIONS.get(method, {})
+    try:
+        explain(backbone, chelsea, method, **options)
+    except ExplainError:
+        assert method == "cam" and which == "owned"  # resnet18 has a CAM head: never here
+    assert_same_state(before, model_state(backbone.model))
+
+    with pytest.raises(ExplainError):  # wrong target
+        explain(backbone, chelsea, method, target=-1, **options)
+    assert_same_state(before, model_state(backbone.model))
+
+    def fail(*_):
+        raise Cancelled
+
+    with pytest.raises((Cancelled, ExplainError)):  # failing midway
+        if method == "occlusion":
+            explain(backbone, chelsea, method, progress=fail, **options)
+        elif "gradcam" in method:
+            explain(backbone, chelsea, method, layer="fc")  # raises after the forward pass
+        else:
+            explain(backbone, b"not an image", method)
+    assert_same_state(before, model_state(backbone.model))
+
+
+def test_activations_and_class_visualization_leave_no_trace(owned, chelsea):
+    before = model_state(owned.model)
+    activations(owned, chelsea, "layer3")
+    with pytest.raises(ExplainError):
+        activations(owned, chelsea, "fc")
+    visualize_class(owned, 3, steps=2)
+    with pytest.raises(Cancelled):
+        visualize_class(owned, 3, steps=5, progress=lambda d, t: (_ for _ in ()).throw(Cancelled))
+    assert_same_state(before, model_state(owned.model))
+
+
+def test_threads_get_what_they_get_alone(lite, chelsea, coffee):
+    """Different methods on the same cached model at once == one after the other."""
+    jobs = [(m, img, t) for m in ("gradcam", "saliency", "guided_backprop", "guided_gradcam", "cam")
+            for img, t in ((chelsea, None), (coffee, 504))]
+    alone = {i: explain(lite, img, m, target=t) for i, (m, img, t) in enumerate(jobs)}
+    before = model_state(lite.model)
+    together: dict[int, object] = {}
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def worker(indices):
+        barrier.wait()
+        for _ in range(2):
+            for i in indices:
+                m, img, t = jobs[i]
+                try:
+                    together[i] = explain(lite, img, m, target=t)
+                except BaseException as exc:
+                    errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(list(range(k, len(jobs), 4)),))
+               for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    for i in alone:
+        assert together[i].target == alone[i].target
+        np.testing.assert_allclose(together[i].raw, alone[i].raw, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(together[i].heatmap, alone[i].heatmap, atol=1e-5)
+    assert_same_state(before, model_state(lite.model))
