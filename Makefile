@@ -5,12 +5,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
 
-.PHONY: run test lint bench setup setup-dev clean
+.PHONY: run test lint bench setup setup-dev browser clean
 
 run: setup
 	$(PY) -m streamlit run app.py --server.headless true --server.port $(PORT)
 
-test: setup-dev
+test: setup-dev browser
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 
@@ -34,6 +34,14 @@ setup-dev: setup
 	@stamp=$(VENV)/.dev-$$(cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12); \
 	if [ ! -f $$stamp ]; then \
 	  $(PY) -m pip install -r requirements-dev.txt && touch $$stamp; \
+	fi
+
+# The browser tests drive Debian's Chromium (Playwright's own browser download is not used).
+browser:
+	@if ! [ -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
+	  $$sudo apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium fonts-dejavu-core; \
 	fi
 
 clean:

@@ -56,3 +56,43 @@ def npy_bytes(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, array, allow_pickle=False)
     return buffer.getvalue()
+
+
+def topk_figure(predictions, selected: int | None = None):
+    """Horizontal bars of the top classes (``Prediction`` objects), best on top.
+
+    Each bar carries its class index as ``customdata`` so a click can re-target explanations.
+    """
+    import plotly.graph_objects as go
+
+    preds = list(reversed(predictions))
+    colors = ["#e4572e" if p.index == selected else "#4c78a8" for p in preds]
+    fig = go.Figure(go.Bar(
+        x=[p.probability for p in preds], y=[f"{p.name} ({p.index})" for p in preds],
+        orientation="h", customdata=[p.index for p in preds], marker_color=colors,
+        text=[f"{p.probability:.1%}" for p in preds], textposition="auto",
+        hovertemplate="%{y}: %{x:.2%}<extra></extra>",
+    ))
+    fig.update_layout(height=60 + 36 * len(preds), margin=dict(l=0, r=10, t=10, b=10),
+                      xaxis=dict(range=[0, 1], tickformat=".0%", title="probability"),
+                      clickmode="event+select")
+    return fig
+
+
+def map_figure(raw: np.ndarray, title: str = ""):
+    """A signed (h, w) map as a plotly heatmap, diverging around zero (red: for the class)."""
+    import plotly.graph_objects as go
+
+    limit = float(np.abs(raw).max()) or 1.0
+    fig = go.Figure(go.Heatmap(z=raw, colorscale="RdBu", reversescale=True, zmid=0,
+                               zmin=-limit, zmax=limit,
+                               hovertemplate="(%{x}, %{y}): %{z:.4g}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed", scaleanchor="x", showticklabels=False)
+    fig.update_xaxes(showticklabels=False)
+    fig.update_layout(title=title, height=360, margin=dict(l=0, r=0, t=30 if title else 0, b=0))
+    return fig
+
+
+def raw_picture(raw: np.ndarray) -> np.ndarray:
+    """The raw attribution as an RGB picture: gradients as colour, 2-D maps red/blue."""
+    return gradient_image(raw) if raw.ndim == 3 else signed_image(raw)

@@ -1,0 +1,30 @@
+"""CNN Lens: the landing page. Each view is a file in pages/ (Streamlit's multipage layout)."""
+
+import streamlit as st
+
+from ui import common
+
+VIEWS = {
+    "pages/1_Explain.py": "One method at a time with its options: CAM, Grad-CAM, guided backprop, "
+                          "guided Grad-CAM, saliency, occlusion; heatmap over the image and raw map.",
+    "pages/2_Compare.py": "Every method for one image and class side by side, with run times.",
+    "pages/3_Class_visualization.py": "The image the model “thinks of” for a class, grown by "
+                                      "gradient ascent.",
+    "pages/4_Activations.py": "The channels of any layer that respond to the image, as masks.",
+}
+
+with common.page("Home") as view:
+    st.title("CNN Lens")
+    st.markdown("See **why** an image classifier predicts what it does. Pick a backbone and an "
+                "image in the sidebar, then a view. Every view's state is in the address bar: "
+                "copy the link to show a colleague exactly what you see.")
+    left, right = st.columns([2, 3])
+    with left:
+        st.image(view.image, width="stretch", caption=view.image_title)
+    with right:
+        top = common.predictions(view)
+        st.plotly_chart(common.topk_figure(top, top[0].index), key="home_topk",
+                        config={"displayModeBar": False})
+    for path, label, icon in common.NAVIGATION[1:]:
+        st.page_link(path, label=label, icon=icon)
+        st.caption(VIEWS[path])

@@ -1,0 +1,64 @@
+"""Class visualization: the image the model "thinks of" for a class, grown by gradient ascent."""
+
+import streamlit as st
+
+from explain import Cancelled, ExplainError
+from explain.render import png_bytes
+from ui import common
+
+with common.page("Class visualization", need_image=False) as view:
+    categories = view.backbone.categories
+    st.subheader("Class visualization")
+    st.caption("Starting from noise (or a blank image), the picture is changed step by step to raise "
+               "the class score, seen each step under a random shift, scale and rotation so that only "
+               "robust evidence survives, in a colour-decorrelated Fourier basis. What appears is what "
+               "the model looks for.")
+
+    classes = list(range(len(categories)))
+    common.ensure_choice("viz_class", classes, default=categories.index("goldfish")
+                         if "goldfish" in categories else 0)
+    for name in ("steps", "seed", "jitter"):
+        common.ensure_value(name)
+    common.ensure_choice("start", ["noise", "blank"])
+    left, right = st.columns([2, 3])
+    with left:
+        target = st.selectbox("Class (type to search)", classes, key=common.key("viz_class"),
+                              format_func=lambda i: f"{i}: {categories[i]}")
+        st.slider("Steps", 8, 512, step=8, key=common.key("steps"))
+        st.slider("Regularisation strength (random shift, px)", 0, 32, key=common.key("jitter"))
+        a, b = st.columns(2)
+        a.number_input("Seed", 0, 2**31 - 1, step=1, key=common.key("seed"))
+        b.radio("Start from", ["noise", "blank"], key=common.key("start"), horizontal=True)
+        generate = st.button("Generate", type="primary")
+
+    options = (("steps", common.get("steps")), ("seed", common.get("seed")),
+               ("start", common.get("start")), ("jitter", float(common.get("jitter"))))
+    run_key = (view.model_key, target, options)
+    results = st.session_state.setdefault("viz_results", {})
+    with right:
+        picture = st.empty()
+        if generate:
+            st.session_state.pop("stopped", None)
+            progress = common._progress_with_stop(st.container(), run_key, "Optimising")
+            try:
+                results[run_key] = common.cached_visualization(
+                    view, target, options, progress,
+                    lambda step, image: picture.image(image, caption=f"step {step}", width=360))
+            except Cancelled:
+                st.info("Stopped.")
+            except ExplainError as exc:
+                st.warning(str(exc))
+            finally:
+                progress.done()
+        result = results.get(run_key)
+        if result is not None:
+            picture.image(result.image, width=360,
+                          caption=f"“{categories[result.target]}” · the model's probability for this "
+                                  f"picture: {result.probability:.1%} · {result.steps} steps in "
+                                  f"{result.seconds:.1f} s")
+            st.line_chart({"class score (logit)": result.scores}, height=160)
+            st.download_button("Download PNG", png_bytes(result.image),
+                               f"{view.backbone.name}-class-{result.target}.png", "image/png",
+                               on_click="ignore")
+        elif not generate:
+            st.info("Choose a class and press Generate.")

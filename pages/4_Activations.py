@@ -1,0 +1,56 @@
+"""Activations: which channels of a layer respond to the image, and where."""
+
+import streamlit as st
+
+from explain import ExplainError
+from explain.render import map_figure, overlay
+from ui import common
+
+with common.page("Activations") as view:
+    backbone = view.backbone
+    st.subheader("Activations")
+    layers = backbone.layers
+    common.ensure_choice("act_layer", layers, default=backbone.spec.gradcam_layer)
+    common.ensure_value("topk")
+    left, right = st.columns([3, 2])
+    layer = left.selectbox("Layer (named stages first, then every convolution; type to search)",
+                           layers, key=common.key("act_layer"))
+    right.slider("Channels shown", 4, 32, step=4, key=common.key("topk"))
+    alpha, cmap = common.display_options()
+
+    try:
+        report = common.cached_activations(view, layer)
+    except ExplainError as exc:
+        st.warning(str(exc))
+        st.stop()
+
+    channels = report.maps.shape[0]
+    st.caption(f"Layer {layer}: {channels} channels of {report.maps.shape[1]}x{report.maps.shape[2]}. "
+               "Channels are ranked by their mean activation on this image.")
+    chosen = common.get("channel")
+    if chosen is not None and not 0 <= chosen < channels:
+        common.put("channel", None)
+        chosen = None
+
+    if chosen is not None:
+        st.markdown(f"#### Channel {chosen}")
+        a, b = st.columns(2)
+        a.image(overlay(view.image, report.mask(chosen), alpha, cmap), width="stretch",
+                caption=f"Channel {chosen} over the image · mean {report.channel_scores[chosen]:.3f}")
+        b.plotly_chart(map_figure(report.maps[chosen], "Activation (layer resolution)"),
+                       key="channel_map", config={"displayModeBar": False})
+        if st.button("Close"):
+            common.put("channel", None)
+            st.rerun()
+
+    top = report.top(common.get("topk"))
+    grid = st.columns(4)
+    for i, (channel, score) in enumerate(top):
+        with grid[i % 4]:
+            st.image(overlay(view.image, report.mask(channel), alpha, cmap), width="stretch",
+                     caption=f"#{i + 1}: channel {channel} · mean {score:.3f}")
+            st.button("Enlarge", key=f"enlarge_{channel}", on_click=common.put,
+                      args=("channel", channel))
+
+    st.markdown("#### Mean activation over all channels")
+    st.image(overlay(view.image, report.mean_mask(), alpha, cmap), width=420)

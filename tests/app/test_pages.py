@@ -1,0 +1,213 @@
+"""Every page renders, runs its methods on the real offline model and shows no exception."""
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from explain import METHODS
+
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+EXPLAIN, COMPARE = "pages/1_Explain.py", "pages/2_Compare.py"
+CLASSVIZ, ACTIVATIONS = "pages/3_Class_visualization.py", "pages/4_Activations.py"
+
+
+def app(page: str | None = EXPLAIN, **params) -> AppTest:
+    """The app opened on ``page`` with a link carrying ``params``."""
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.query_params.update({k: str(v) for k, v in params.items()})
+    at.run()
+    if page is not None:
+        at.switch_page(page).run()
+    return at
+
+
+def captions(at: AppTest) -> list[str]:
+    return [c for image in at.get("image") for c in image.captions]
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def test_home_page_predicts_and_links_every_view():
+    at = app(None)
+    assert_clean(at)
+    assert captions(at) == ["Cat (Chelsea)"]
+    assert len(at.get("plotly_chart")) == 1
+
+
+def test_explain_page_default_is_gradcam_on_the_cat():
+    at = app()
+    assert_clean(at)
+    assert any(c.startswith("Grad-CAM for “Egyptian cat”") for c in captions(at))
+    assert at.selectbox(key="p_class").value == -1  # follows the top prediction
+    assert len(at.get("plotly_chart")) == 2  # top-5 bars and the raw map
+    assert [b.label for b in at.get("download_button")] == ["Overlay PNG", "Raw map .npy"]
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_every_method_produces_a_figure(method):
+    at = app(window=112, stride=112, sample="coffee")
+    at.selectbox(key="p_method").set_value(method).run()
+    assert_clean(at)
+    title = {"cam": "CAM", "gradcam": "Grad-CAM", "guided_backprop": "Guided backprop",
+             "guided_gradcam": "Guided Grad-CAM", "saliency": "Saliency",
+             "occlusion": "Occlusion"}[method]
+    assert any(c.startswith(f"{title} for “espresso”") for c in captions(at)), captions(at)
+    assert at.query_params["method"] in (method, [method])
+
+
+def test_options_and_retargeting():
+    at = app()
+    at.selectbox(key="p_layer").set_value("_blocks.12").run()
+    at.selectbox(key="p_class").set_value(281).run()  # tabby
+    assert_clean(at)
+    assert any(c.startswith("Grad-CAM for “tabby”") for c in captions(at))
+    params = {k: (v[0] if isinstance(v, list) else v) for k, v in at.query_params.items()}
+    assert params["layer"] == "_blocks.12" and params["class"] == "281"
+
+
+def test_cam_on_vgg_says_why_and_untrained_is_flagged():
+    at = app(backbone="vgg16", weights="untrained", method="cam")
+    assert_clean(at)
+    warnings = " ".join(w.value for w in at.warning)
+    assert "Untrained weights" in warnings and "explanations mean nothing" in warnings
+    assert "CAM does not apply to VGG-16" in warnings
+    at.selectbox(key="p_method").set_value("gradcam").run()  # the rest keeps working
+    assert_clean(at)
+    assert any(c.startswith("Grad-CAM for") for c in captions(at))
+
+
+def test_compare_page_shows_every_method_with_its_time():
+    at = app(COMPARE, window=112, stride=112)
+    assert_clean(at)
+    cells = [c for c in captions(at) if "Egyptian cat · p = 77" in c]
+    assert len(cells) == len(METHODS) and all(c.endswith(" s") for c in cells)
+
+
+def test_class_visualization_page_generates():
+    at = app(CLASSVIZ, steps=8, viz_class=967)
+    assert_clean(at)
+    assert at.selectbox(key="p_viz_class").value == 967
+    at.button[0].click().run()
+    assert_clean(at)
+    shown = [c for c in captions(at) if c.startswith("“espresso”")]
+    assert shown and "8 steps" in shown[0]
+    assert [b.label for b in at.get("download_button")] == ["Download PNG"]
+
+
+def test_activations_page_grid_and_enlarge():
+    at = app(ACTIVATIONS, topk=8)
+    assert_clean(at)
+    grid = [c for c in captions(at) if c.startswith("#")]
+    assert len(grid) == 8 and grid[0].startswith("#1: channel 287")
+    at.button(key="enlarge_287").click().run()
+    assert_clean(at)
+    assert any(m.value == "#### Channel 287" for m in at.markdown)
+    at.selectbox(key="p_act_layer").set_value("_blocks.3").run()
+    assert_clean(at)
+    assert len([c for c in captions(at) if c.startswith("#")]) == 8
+
+
+def test_link_state_is_validated():
+    at = app(None, backbone="resnet18", weights="untrained", sample="rocket", method="saliency",
+             evil="<script>", layer="../../etc")
+    assert_clean(at)
+    notes = " ".join(i.value for i in at.info)  # shown on the page the link opens
+    assert "unknown parameter 'evil'" in notes and "layer='../../etc' is not valid" in notes
+    at.switch_page(EXPLAIN).run()
+    assert_clean(at)
+    assert at.selectbox(key="p_backbone").value == "resnet18"
+    assert at.radio(key="weights_choice").value == "untrained"
+    assert at.selectbox(key="p_sample").value == "rocket"
+    assert at.selectbox(key="p_method").value == "saliency"
+    assert any(c.startswith("Saliency for") for c in captions(at))
+    at = app(backbone="not-a-model", sample="/etc/passwd", **{"class": "x"})
+    assert_clean(at)
+    assert at.selectbox(key="p_backbone").value == "efficientnet_lite0"
+    assert at.selectbox(key="p_sample").value == "chelsea"
+    assert at.selectbox(key="p_class").value == -1
+
+
+def test_state_survives_page_switches():
+    at = app(sample="coffee")
+    at.radio(key="weights_choice").set_value("untrained").run()
+    at.selectbox(key="p_method").set_value("occlusion").run()
+    at.slider(key="p_window").set_value(112).run()
+    for page in (COMPARE, ACTIVATIONS, EXPLAIN):
+        at.switch_page(page).run()
+        assert_clean(at)
+    assert at.radio(key="weights_choice").value == "untrained"
+    assert at.selectbox(key="p_method").value == "occlusion"
+    assert at.slider(key="p_window").value == 112
+    assert at.selectbox(key="p_sample").value == "coffee"
+
+
+def png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_uploads_good_and_bad():
+    at = app()
+    at.radio(key="source").set_value("upload").run()
+    assert_clean(at)
+    uploader = at.file_uploader(key="image_file")
+    uploader.upload("notes.png", b"this is not an image", "image/png").run()
+    assert not at.exception
+    assert any("This image cannot be used" in e.value for e in at.error)
+    from explain.samples import sample_image
+
+    uploader = at.file_uploader(key="image_file")
+    uploader.upload("cat.png", png(sample_image("chelsea").rotate(90, expand=True)), "image/png")
+    at.run()
+    assert_clean(at)
+    assert any(c.startswith("Grad-CAM for “Egyptian cat”") for c in captions(at))
+    assert "sample" not in at.query_params  # an upload cannot travel in a link
+    at.switch_page(COMPARE).run()  # the upload is kept across pages
+    assert_clean(at)
+    assert any(c.startswith("Using cat.png") for c in (x.value for x in at.caption))
+    assert any("Egyptian cat · p =" in c for c in captions(at))
+
+
+def test_own_checkpoint_with_class_names():
+    from models import get_spec
+
+    torch.manual_seed(0)
+    state = get_spec("resnet18").build(3).state_dict()
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    at = app(backbone="resnet18")
+    at.radio(key="weights_choice").set_value("checkpoint").run()
+    assert_clean(at)
+    assert any("Upload a state dict" in i.value for i in at.info)
+    at.file_uploader(key="checkpoint_file").upload("model.pt", buffer.getvalue())
+    at.file_uploader(key="class_names_file").upload("names.txt", b"ant\nbee\ncat\n", "text/plain")
+    at.run()
+    assert_clean(at)
+    assert any(" for “" in c for c in captions(at))
+    assert any("3 classes" in c.value for c in at.caption)
+    bad = at.file_uploader(key="checkpoint_file")
+    bad.upload("whole.pt", _pickled_model()).run()
+    assert not at.exception
+    assert any("pickled Python code" in e.value for e in at.error)
+
+
+def _pickled_model() -> bytes:
+    buffer = io.BytesIO()
+    torch.save(torch.nn.Linear(2, 2), buffer)
+    return buffer.getvalue()
+
+
+def test_overlay_is_the_image_size():
+    from explain.render import overlay
+
+    picture = overlay(Image.new("RGB", (30, 20)), np.ones((20, 30), np.float32))
+    assert picture.shape == (20, 30, 3)
