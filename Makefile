@@ -19,15 +19,17 @@ lint: setup-dev
 
 bench: setup
 	$(PY) bench/bench_explain.py
+	$(PY) bench/bench_embedding.py
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
 setup: $(PY)
-	@stamp=$(VENV)/.runtime-$$(cat requirements.txt | sha1sum | cut -c1-12); \
+	@stamp=$(VENV)/.runtime-$$(cat requirements.txt requirements-nodeps.txt | sha1sum | cut -c1-12); \
 	if [ ! -f $$stamp ]; then \
-	  $(PY) -m pip install -r requirements.txt && touch $$stamp; \
+	  $(PY) -m pip install -r requirements.txt && \
+	  $(PY) -m pip install --no-deps -r requirements-nodeps.txt && touch $$stamp; \
 	fi
 
 setup-dev: setup

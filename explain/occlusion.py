@@ -12,43 +12,13 @@ from __future__ import annotations
 
 import math
 import time
-import weakref
 
 import torch
 from torch import nn
 
 from .base import Attribution, ExplainError, Progress, probability, register_method, resolve_target
+from .batching import BatchSizer
 from .hooks import evaluating
-
-# Candidate batch sizes (occluded copies per forward pass) by device. On CPU small batches are
-# fastest (large ones fall out of cache: batch 64 is 1.4-2x slower per image on 2 cores); a GPU
-# wants large ones. The first occlusion of a (model, device, input shape) runs its first batches
-# at each candidate size (useful work, not a separate benchmark), times them, and every later
-# batch, and later call, uses the fastest per image.
-CANDIDATES = {"cpu": (1, 2, 4, 8), "cuda": (16, 32, 64, 128), "mps": (4, 8, 16, 32)}
-_BEST: weakref.WeakKeyDictionary[nn.Module, dict[tuple, int]] = weakref.WeakKeyDictionary()
-
-
-class _BatchSizer:
-    def __init__(self, model: nn.Module, inputs: torch.Tensor, fixed: int | None) -> None:
-        self.key = (inputs.device.type, tuple(inputs.shape))
-        known = fixed or _BEST.get(model, {}).get(self.key)
-        self.model = model
-        self.pending = [] if known else list(CANDIDATES.get(inputs.device.type, (1, 2, 4, 8)))
-        self.best = known or self.pending[-1]
-        self.per_image: dict[int, float] = {}
-
-    def next(self) -> int:
-        return self.pending[0] if self.pending else self.best
-
-    def record(self, size: int, seconds: float) -> None:
-        if not self.pending or size != self.pending[0]:
-            return
-        self.per_image[size] = seconds / size
-        self.pending.pop(0)
-        if not self.pending:
-            self.best = min(self.per_image, key=self.per_image.__getitem__)
-            _BEST.setdefault(self.model, {})[self.key] = self.best
 
 
 def window_positions(size: int, window: int, stride: int) -> list[int]:
@@ -78,7 +48,7 @@ def occlusion(model: nn.Module, inputs: torch.Tensor, target: int | None = None,
     # None stands for the unoccluded input: it rides in the first batch, not a pass of its own
     items: list[tuple[int, int] | None] = [None]
     items += [(y, x) for y in window_positions(height, wh, sh) for x in window_positions(width, ww, sw)]
-    sizer = _BatchSizer(model, inputs, batch_size)
+    sizer = BatchSizer(model, inputs.device, tuple(inputs.shape), batch_size)
     total = torch.zeros(height, width, dtype=torch.float64, device=inputs.device)
     counts = torch.zeros_like(total)
     logits, cls, reference = None, 0, None

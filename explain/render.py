@@ -96,3 +96,64 @@ def map_figure(raw: np.ndarray, title: str = ""):
 def raw_picture(raw: np.ndarray) -> np.ndarray:
     """The raw attribution as an RGB picture: gradients as colour, 2-D maps red/blue."""
     return gradient_image(raw) if raw.ndim == 3 else signed_image(raw)
+
+
+PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#eeca3b", "#b279a2",
+           "#ff9da6", "#9d755d", "#bab0ac")
+
+
+def embedding_figure(points: np.ndarray, groups: np.ndarray, names: list[str], hover: list[str],
+                     title: str = "", selected: int | None = None):
+    """A WebGL scatter of a 2-D map (10,000 points stay fluid): one trace per group, so the
+    legend toggles groups; ``customdata`` holds each point's row for selection."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    hover = np.asarray(hover, dtype=object)
+    for g, name in enumerate(names):
+        rows = np.flatnonzero(groups == g)
+        if rows.size == 0:
+            continue
+        fig.add_trace(go.Scattergl(
+            x=points[rows, 0], y=points[rows, 1], mode="markers", name=name,
+            marker=dict(size=5, color=PALETTE[g % len(PALETTE)], opacity=0.75),
+            customdata=rows, text=hover[rows], hovertemplate="%{text}<extra></extra>",
+        ))
+    if selected is not None:
+        fig.add_trace(go.Scattergl(x=[points[selected, 0]], y=[points[selected, 1]],
+                                   mode="markers", name="selected", hoverinfo="skip",
+                                   marker=dict(size=16, color="rgba(0,0,0,0)",
+                                               line=dict(width=3, color="black"))))
+    fig.update_layout(title=title, height=620, margin=dict(l=0, r=0, t=40 if title else 10, b=0),
+                      legend=dict(itemsizing="constant"), dragmode="pan", clickmode="event+select")
+    fig.update_xaxes(showticklabels=False, zeroline=False)
+    fig.update_yaxes(showticklabels=False, zeroline=False, scaleanchor="x")
+    return fig
+
+
+def confusion_figure(matrix: np.ndarray, classes: list[str]):
+    """Rows: true class; columns: predicted. Counts in the cells; a click selects a cell."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure(go.Heatmap(
+        z=matrix, x=classes, y=classes, colorscale="Blues", text=matrix, texttemplate="%{text}",
+        hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>", showscale=False,
+    ))
+    fig.update_yaxes(autorange="reversed", title="true class")
+    fig.update_xaxes(title="predicted class", side="top")
+    fig.update_layout(height=120 + 40 * len(classes), margin=dict(l=0, r=0, t=60, b=0),
+                      clickmode="event+select")
+    return fig
+
+
+def accuracy_figure(rows: list[tuple[str, float]]):
+    """k-NN accuracies of feature sets (label, accuracy) as horizontal bars."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure(go.Bar(x=[a for _, a in rows], y=[n for n, _ in rows], orientation="h",
+                           text=[f"{a:.1%}" for _, a in rows], textposition="auto",
+                           marker_color=["#bab0ac" if n.startswith("raw pixels") else "#4c78a8"
+                                         for n, _ in rows]))
+    fig.update_layout(height=80 + 34 * len(rows), margin=dict(l=0, r=10, t=10, b=10),
+                      xaxis=dict(range=[0, 1], tickformat=".0%", title="cross-validated k-NN accuracy"))
+    return fig

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import pytest
 import torch
 
@@ -35,3 +38,7 @@ def chelsea():
 @pytest.fixture(scope="session")
 def coffee():
     return sample_image("coffee")
+
+
+# Features and maps are cached on disk: each test session gets its own, empty cache.
+os.environ["CNN_LENS_CACHE"] = tempfile.mkdtemp(prefix="cnn-lens-test-cache-")

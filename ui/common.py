@@ -31,6 +31,19 @@ from explain import (
     load_image,
     visualize_class,
 )
+from explain.datasets import BUNDLED, Dataset, DatasetError, bundled, folders_in_root, from_folder, from_zip
+from explain.embedding import (
+    METRICS,
+    PENULTIMATE,
+    PROJECTIONS,
+    Assessment,
+    Features,
+    assess,
+    extract_features,
+    knn_accuracy,
+    pixel_vectors,
+    warm_up_umap,
+)
 from explain.occlusion import BASELINES
 from explain.render import COLORMAPS, npy_bytes, overlay, png_bytes, topk_figure
 from explain.samples import SAMPLES, sample_image
@@ -83,6 +96,20 @@ def _name(text: str) -> str:  # a layer name; checked against the backbone's lay
     return text
 
 
+def _dataset_id(text: str) -> str:
+    """A bundled dataset, or a folder under the server's data root (checked when loaded)."""
+    if text in BUNDLED or (text.startswith("folder:") and _name(text.removeprefix("folder:"))):
+        return text
+    raise ValueError(text)
+
+
+def _cell(text: str) -> str:
+    row, col = (int(v) for v in text.split(","))
+    if row < 0 or col < 0:
+        raise ValueError(text)
+    return f"{row},{col}"
+
+
 @dataclass(frozen=True)
 class Param:
     default: object
@@ -109,6 +136,19 @@ PARAMS: dict[str, Param] = {
     "act_layer": Param(None, _name),
     "topk": Param(12, _number(int, 4, 32)),
     "channel": Param(None, _number(int, 0, 100_000)),
+    "dataset": Param("animal_mnist", _dataset_id),
+    "per_class": Param(100, _number(int, 5, 1000)),
+    "index": Param(None, _number(int, 0, 10_000_000)),  # an image of the dataset (Explain)
+    "feat_layer": Param(PENULTIMATE, _name),
+    "proj": Param("umap", _choice(PROJECTIONS)),
+    "perplexity": Param(30, _number(int, 5, 100)),
+    "n_neighbors": Param(15, _number(int, 2, 100)),
+    "min_dist": Param(0.1, _number(float, 0.0, 0.99)),
+    "color": Param("label", _choice(("label", "prediction", "correct"))),
+    "point": Param(None, _number(int, 0, 10_000_000)),
+    "k": Param(8, _number(int, 1, 50)),
+    "metric": Param("cosine", _choice(METRICS)),
+    "cell": Param(None, _cell),
 }
 
 
@@ -142,6 +182,8 @@ def seed_from_url() -> None:
             put(name, param.parse(text))
         except (TypeError, ValueError):
             note(f"{name}={text!r} is not valid")
+    if get("index") is not None:  # a link to one image of a dataset
+        st.session_state["source"] = "dataset"
 
 
 SIDEBAR_KEYS = ("weights_choice", "source")  # sidebar widgets that are not in links
@@ -240,6 +282,9 @@ NAVIGATION = [
     ("pages/2_Compare.py", "Compare", ":material/grid_view:"),
     ("pages/3_Class_visualization.py", "Class visualization", ":material/brush:"),
     ("pages/4_Activations.py", "Activations", ":material/layers:"),
+    ("pages/5_Embedding_map.py", "Embedding map", ":material/scatter_plot:"),
+    ("pages/6_Neighbours.py", "Nearest neighbours", ":material/hub:"),
+    ("pages/7_Errors.py", "Errors", ":material/grid_on:"),
 ]
 
 
@@ -254,6 +299,7 @@ def page(title: str, need_image: bool = True) -> Iterator[View]:
     """One view: the shared frame, then the page body. Whatever happens in the body, the user
     sees a message, never a traceback, and the link keeps the state."""
     st.set_page_config(page_title=f"{title} · CNN Lens", page_icon=":mag:", layout="wide")
+    _warm_umap()
     try:
         yield frame(need_image)
     except Exception as exc:  # the last line of defence; the known errors are handled in place
@@ -325,13 +371,16 @@ def _model_picker() -> Backbone | None:
 def _image_picker() -> tuple[Image.Image, str, str] | None:
     st.header("Image")
     st.session_state.setdefault("source", "sample")
-    st.radio("Source", ["sample", "upload"], key="source", horizontal=True,
-             format_func={"sample": "Sample photo", "upload": "Upload"}.__getitem__)
+    sources = {"sample": "Sample photo", "upload": "Upload", "dataset": "Dataset image"}
+    st.radio("Source", list(sources), key="source", horizontal=True,
+             format_func=sources.__getitem__)
     if st.session_state["source"] == "sample":
         ensure_choice("sample", list(SAMPLES))
         sample_id = st.selectbox("Sample photo", list(SAMPLES), key=key("sample"),
                                  format_func=lambda s: SAMPLES[s].title)
         return sample_image(sample_id), f"sample:{sample_id}", SAMPLES[sample_id].title
+    if st.session_state["source"] == "dataset":
+        return _dataset_image()
     upload = uploaded("Your image", "image_file", UPLOAD_TYPES)
     if upload is None:
         st.info("Choose an image file (PNG, JPEG, WebP, BMP, GIF or TIFF).")
@@ -343,6 +392,25 @@ def _image_picker() -> tuple[Image.Image, str, str] | None:
         st.error(f"This image cannot be used: {exc}")
         return None
     return image, "upload:" + hashlib.sha256(data).hexdigest(), name
+
+
+def _dataset_image() -> tuple[Image.Image, str, str] | None:
+    """One image of a bundled dataset or a server folder, by its index (links use it)."""
+    choice = get("dataset")
+    try:
+        dataset = (bundled(choice) if choice in BUNDLED else
+                   _store_get(("folder", choice), lambda: from_folder(choice[7:])))
+    except DatasetError as exc:
+        st.error(str(exc))
+        return None
+    ensure_value("index")
+    if st.session_state[key("index")] is None or st.session_state[key("index")] >= len(dataset):
+        put("index", 0)
+    index = st.number_input(f"Image of {dataset.title} (0-{len(dataset) - 1})", 0,
+                            len(dataset) - 1, step=1, key=key("index"))
+    label = dataset.classes[int(dataset.labels[index])]
+    return (dataset.image(index), f"dataset:{dataset.digest}:{index}",
+            f"{dataset.title} #{index} (labelled {label})")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -518,3 +586,146 @@ def downloads(result: Explanation, picture: np.ndarray, stem: str, slot=None) ->
 
 def overlay_of(view: View, result: Explanation, alpha: float, cmap: str) -> np.ndarray:
     return overlay(view.image, result.heatmap, alpha, cmap)
+
+
+# ---------------------------------------------------------------------------------------------
+# Datasets, features and maps
+
+
+@st.cache_resource
+def _warm_umap() -> threading.Thread:
+    """UMAP compiles its numba code on the first fit in a process (about 30 s): do it in the
+    background when the server shows its first page, not when a user asks for a map."""
+    thread = threading.Thread(target=warm_up_umap, daemon=True, name="cnn-lens-umap-warm-up")
+    thread.start()
+    return thread
+
+
+@st.cache_resource
+def feature_store() -> ResultStore:
+    return ResultStore(max_entries=6)  # (10,000 x 1,280 floats = 51 MB each); all on disk too
+
+
+@st.cache_resource
+def accuracy_board() -> dict:
+    """k-NN accuracies computed on this server: dataset digest -> {feature set: accuracy}."""
+    return {}
+
+
+def dataset_picker() -> Dataset | None:
+    """Pick the dataset: bundled, a zip upload (ImageFolder) or a folder on the server."""
+    folders = folders_in_root()
+    options = list(BUNDLED) + [f"folder:{f}" for f in folders] + ["zip"]
+    ensure_choice("dataset", options)
+    titles = {"animal_mnist": "Animal-MNIST (10 animals, 10,000 silhouettes)",
+              "samples": "The sample photos", "zip": "Upload a zip (class_name/image.jpg)"}
+    left, right = st.columns([3, 2])
+    choice = left.selectbox("Dataset", options, key=key("dataset"),
+                            format_func=lambda o: titles.get(o, f"Server folder {o[7:]}"))
+    try:
+        if choice == "zip":
+            upload = uploaded("Dataset zip", "dataset_zip", ["zip"])
+            if upload is None:
+                st.info("Upload a zip with one folder of images per class.")
+                return None
+            dataset = _store_get(("zip", hashlib.sha256(upload[1]).hexdigest()),
+                                 lambda: from_zip(upload[1], upload[0]))
+        elif choice.startswith("folder:"):
+            dataset = _store_get(("folder", choice), lambda: from_folder(choice[7:]))
+        else:
+            dataset = bundled(choice)
+    except DatasetError as exc:
+        st.error(str(exc))
+        return None
+    if dataset.skipped:
+        with st.expander(f"{len(dataset.skipped)} files were skipped"):
+            st.text("\n".join(dataset.skipped[:200]))
+    largest = int(np.bincount(dataset.labels).max())
+    if largest > 5:
+        ensure_value("per_class")
+        put("per_class", min(get("per_class"), largest))
+        right.slider("Images per class", 5, largest, key=key("per_class"),
+                     help="A stratified subset with a fixed seed; features of each subset are "
+                          "computed once and kept on disk.")
+        dataset = dataset.subset(get("per_class"))
+    st.caption(f"{len(dataset)} images in {len(dataset.classes)} classes: "
+               + ", ".join(dataset.classes[:12]) + ("..." if len(dataset.classes) > 12 else ""))
+    return dataset
+
+
+def _store_get(key_: tuple, compute):
+    return dataset_store().get(key_, compute)
+
+
+@st.cache_resource
+def dataset_store() -> ResultStore:
+    return ResultStore(max_entries=4)
+
+
+def layer_picker(view: View) -> str:
+    options = [PENULTIMATE, *view.backbone.layers]
+    ensure_choice("feat_layer", options)
+    return st.selectbox("Features from", options, key=key("feat_layer"),
+                        format_func=lambda n: "penultimate (what the classifier reads)"
+                        if n == PENULTIMATE else f"{n} (averaged over space)")
+
+
+def features_for(view: View, dataset: Dataset, layer: str) -> Features | None:
+    """The dataset's features (from memory, disk, or computed now with progress and Stop)."""
+    run_key = ("features", view.model_key, dataset.digest, layer)
+    if st.session_state.get("stopped") == run_key:
+        st.info("Stopped.")
+        if st.button("Compute the features", key="features_again"):
+            st.session_state.pop("stopped", None)
+            st.rerun()
+        return None
+    progress = _progress_with_stop(st.container(), run_key,
+                                   f"Computing features of {len(dataset)} images")
+    try:
+        return feature_store().get(run_key, lambda: extract_features(
+            view.backbone, dataset, layer, progress=progress))
+    except ExplainError as exc:
+        st.warning(str(exc))
+        return None
+    finally:
+        progress.done()
+
+
+def assessment_for(view: View, dataset: Dataset, features: Features) -> Assessment:
+    result = result_store().get(("assess", features.key), lambda: assess(
+        features, dataset, view.backbone.categories))
+    board = accuracy_board().setdefault(dataset.digest, {})
+    weights = "" if view.backbone.weights == PRETRAINED else f" ({view.backbone.weights})"
+    label = f"{view.backbone.name}{weights} · {features.layer}"
+    if result.source == "probe":
+        board[label] = result.accuracy
+    else:
+        board.setdefault(label, knn_accuracy(features.vectors, dataset.labels))
+    return result
+
+
+def pixel_accuracy(dataset: Dataset) -> float:
+    return result_store().get(("pixels", dataset.digest), lambda: knn_accuracy(
+        pixel_vectors(dataset), dataset.labels))
+
+
+def thumbnail(dataset: Dataset, index: int, size: int = 112) -> Image.Image:
+    image = dataset.image(index)
+    scale = size / max(image.size)
+    resample = Image.Resampling.NEAREST if max(image.size) < size else Image.Resampling.BILINEAR
+    return image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                        resample)
+
+
+def explain_link(dataset: Dataset, index: int, target: int | None = None) -> str | None:
+    """A link that opens image ``index`` of a bundled or server dataset in the Explain page."""
+    if dataset.id.startswith("zip:"):
+        return None
+    params = {k: v for k, v in st.query_params.to_dict().items()
+              if k in ("backbone", "weights", "method", "layer", "alpha", "cmap")}
+    params.update(dataset=dataset.id, index=str(dataset.original(index)))
+    if target is not None:
+        params["class"] = str(target)
+    from urllib.parse import urlencode
+
+    return "Explain?" + urlencode(params)

@@ -211,3 +211,71 @@ def test_overlay_is_the_image_size():
 
     picture = overlay(Image.new("RGB", (30, 20)), np.ones((20, 30), np.float32))
     assert picture.shape == (20, 30, 3)
+
+
+EMBEDDING, NEIGHBOURS, ERRORS = "pages/5_Embedding_map.py", "pages/6_Neighbours.py", "pages/7_Errors.py"
+
+
+def test_embedding_map_colours_selects_and_compares():
+    at = app(EMBEDDING, per_class=8, proj="pca")
+    assert_clean(at)
+    assert len(at.get("plotly_chart")) == 2  # the map and the accuracy bars
+    accuracy = float(at.metric[0].value.rstrip("%")) / 100
+    assert 0.5 < accuracy <= 1.0
+    at.radio(key="p_color").set_value("correct").run()
+    assert_clean(at)
+    at.radio(key="p_proj").set_value("tsne").run()
+    assert_clean(at)
+    assert any("t-SNE of 80 images" in c.value for c in at.caption)
+    at.query_params.update({"point": "3"})
+    at.session_state["p_point"] = 3
+    at.run()
+    assert_clean(at)
+    shown = captions(at)
+    assert "the image" in shown and any(c.startswith("Grad-CAM for") for c in shown)
+    assert len([c for c in shown if " · 0." in c]) == 8  # eight neighbours with distances
+
+
+def test_neighbours_of_the_sidebar_image_and_of_a_dataset_image():
+    at = app(NEIGHBOURS, per_class=8, k=5)
+    assert_clean(at)
+    shown = captions(at)
+    assert shown[0] == "Query: Cat (Chelsea)" and len(shown) == 6
+    at.radio(key="nn_query").set_value("dataset").run()
+    at.number_input(key="nn_row").set_value(12).run()  # a bird (8 per class, in class order)
+    assert_clean(at)
+    labels = [c.split(" · ")[1] for c in captions(at)[1:]]
+    assert len(labels) == 5 and labels.count("bird") >= 3, labels
+    at.radio(key="p_metric").set_value("euclidean").run()
+    assert_clean(at)
+    assert "euclidean" in captions(at)[1]
+
+
+def test_errors_page_lists_a_cell_with_links_to_explain():
+    at = app(ERRORS, per_class=8)
+    assert_clean(at)
+    assert len(at.get("plotly_chart")) == 1
+    at.session_state["p_cell"] = "0,0"  # true bear, predicted bear
+    at.run()
+    assert_clean(at)
+    heading = next(m.value for m in at.markdown if m.value.startswith("#### True bear"))
+    count = int(heading.split(": ")[1].split()[0])
+    assert 0 < count <= 8 and len(captions(at)) == count
+    assert len(at.get("link_button")) == count
+
+
+def test_a_dataset_image_opens_in_explain_by_link():
+    at = app(EXPLAIN, dataset="animal_mnist", index=4321, method="gradcam")
+    assert_clean(at)
+    assert at.radio(key="source").value == "dataset"
+    assert captions(at)[0].startswith("Animal-MNIST silhouettes #4321 (labelled dog)")
+    assert any(c.startswith("Grad-CAM for") for c in captions(at))
+
+
+def test_bad_dataset_zip_shows_a_message():
+    at = app(EMBEDDING)
+    at.selectbox(key="p_dataset").set_value("zip").run()
+    assert_clean(at)
+    at.file_uploader(key="dataset_zip").upload("data.zip", b"not a zip", "application/zip").run()
+    assert not at.exception
+    assert any("not a zip archive" in e.value for e in at.error)

@@ -1,0 +1,265 @@
+"""Labelled image datasets: the bundled ones, a user's zip, or a folder under a configured root.
+
+A user's dataset is in the ImageFolder layout (``class_name/image.jpg``). Unreadable images and
+files that are not images are skipped and listed, never fatal; limits on the count and the size
+are checked before anything is decoded, and a zip member or a folder that points outside its
+root is refused.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import pickle
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+from PIL import Image
+
+from .base import ExplainError
+from .images import ImageError, load_image
+from .samples import SAMPLES, sample_image
+
+MAX_IMAGES = 20_000
+MAX_ZIP_BYTES = 200 << 20
+MAX_TOTAL_BYTES = 1 << 30  # uncompressed
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+DATA_ROOT_ENV = "CNN_LENS_DATA_ROOT"
+
+ANIMAL_CLASSES = ("bear", "bird", "cat", "cow", "dog", "elephant", "giraffe", "horse", "sheep",
+                  "zebra")
+
+
+class DatasetError(ExplainError):
+    """A dataset cannot be used; ``str(err)`` is the user message."""
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """N labelled images. ``image(i)`` decodes image i as RGB; ``digest`` identifies the content.
+
+    ``skipped`` lists the files that were left out, each with the reason.
+    """
+
+    id: str
+    title: str
+    classes: tuple[str, ...]
+    labels: np.ndarray  # (N,) int64 indices into classes
+    _load: Callable[[int], Image.Image] = field(repr=False)
+    digest: str
+    skipped: tuple[str, ...] = ()
+    names: tuple[str, ...] = ()  # per image: its file name, for display
+    origin: np.ndarray | None = None  # per image: its index in the full dataset (links use it)
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def image(self, index: int) -> Image.Image:
+        if not 0 <= index < len(self):
+            raise DatasetError(f"{self.title} has {len(self)} images; there is no image {index}.")
+        return self._load(index)
+
+    def name(self, index: int) -> str:
+        return self.names[index] if self.names else f"#{self.original(index)}"
+
+    def original(self, index: int) -> int:
+        """The index of image ``index`` in the full dataset this one was taken from."""
+        return int(self.origin[index]) if self.origin is not None else int(index)
+
+    def subset(self, per_class: int, seed: int = 0) -> Dataset:
+        """At most ``per_class`` images of each class, chosen with ``seed``, in index order."""
+        rng = np.random.default_rng(seed)
+        keep = []
+        for label in range(len(self.classes)):
+            members = np.flatnonzero(self.labels == label)
+            if len(members) > per_class:
+                members = np.sort(rng.choice(members, per_class, replace=False))
+            keep.extend(members.tolist())
+        keep = np.array(sorted(keep), dtype=np.int64)
+        if len(keep) == len(self):
+            return self
+        source = self
+        return Dataset(
+            self.id, f"{self.title} ({len(keep)} images)", self.classes,
+            self.labels[keep], lambda i: source.image(int(keep[i])),
+            hashlib.sha256(f"{self.digest}:{keep.tobytes().hex()}".encode()).hexdigest()[:16],
+            self.skipped, tuple(self.names[i] for i in keep) if self.names else (),
+            np.array([self.original(int(i)) for i in keep], dtype=np.int64),
+        )
+
+
+# --- bundled ---------------------------------------------------------------------------------
+
+
+@cache
+def _animal_arrays() -> tuple[np.ndarray, np.ndarray]:
+    try:
+        from importlib.resources import files
+
+        folder = files("animal_mnist") / "data" / "Animal_MNIST"
+        with gzip.open(io.BytesIO((folder / "animal_data_version_3.gz").read_bytes())) as f:
+            images = pickle.load(f)  # the package's own, pinned data file
+        with gzip.open(io.BytesIO((folder / "animal_label_version_3.gz").read_bytes())) as f:
+            labels = pickle.load(f)
+    except (ModuleNotFoundError, FileNotFoundError) as exc:
+        raise DatasetError(
+            "The Animal-MNIST dataset is not installed: pip install --no-deps animal-mnist "
+            "(make run does it)."
+        ) from exc
+    return np.asarray(images, dtype=np.uint8), np.asarray(labels, dtype=np.int64)
+
+
+def animal_mnist() -> Dataset:
+    """Animal-MNIST (MIT): 10,000 28x28 silhouettes of 10 animals, 1,000 each."""
+    images, labels = _animal_arrays()
+    digest = hashlib.sha256(images.tobytes() + labels.tobytes()).hexdigest()[:16]
+    return Dataset("animal_mnist", "Animal-MNIST silhouettes", ANIMAL_CLASSES, labels,
+                   lambda i: Image.fromarray(images[i]).convert("RGB"), digest)
+
+
+def sample_photos() -> Dataset:
+    """The bundled sample photos, each its own class."""
+    ids = list(SAMPLES)
+    digest = hashlib.sha256(",".join(ids).encode()).hexdigest()[:16]
+    return Dataset("samples", "Sample photos", tuple(SAMPLES[i].title for i in ids),
+                   np.arange(len(ids)), lambda i: sample_image(ids[i]), digest,
+                   names=tuple(ids))
+
+
+BUNDLED: dict[str, Callable[[], Dataset]] = {"animal_mnist": animal_mnist, "samples": sample_photos}
+
+
+def bundled(dataset_id: str) -> Dataset:
+    if dataset_id not in BUNDLED:
+        raise DatasetError(f"Unknown dataset {dataset_id!r}; choose one of {', '.join(BUNDLED)}.")
+    return _bundled(dataset_id)
+
+
+@cache
+def _bundled(dataset_id: str) -> Dataset:
+    return BUNDLED[dataset_id]()
+
+
+# --- a user's: ImageFolder in a zip or under the data root ----------------------------------
+
+
+def _from_files(dataset_id: str, title: str, files: list[tuple[str, Callable[[], bytes]]],
+                folders: set[str]) -> Dataset:
+    """``files``: (relative posix path, reader). Images go by their first folder's name."""
+    skipped: list[str] = []
+    by_class: dict[str, list[tuple[str, bytes]]] = {}
+    for path, read in sorted(files):
+        parts = PurePosixPath(path).parts
+        if len(parts) < 2:
+            skipped.append(f"{path}: not inside a class folder")
+            continue
+        if PurePosixPath(path).suffix.lower() not in IMAGE_SUFFIXES:
+            skipped.append(f"{path}: not an image file")
+            continue
+        data = read()
+        try:
+            load_image(data)
+        except ImageError as exc:
+            skipped.append(f"{path}: {exc}")
+            continue
+        by_class.setdefault(parts[0], []).append((path, data))
+    empty = sorted(f for f in folders if f not in by_class)
+    skipped += [f"{folder}/: an empty class folder (no readable image)" for folder in empty]
+    if len(by_class) < 2:
+        raise DatasetError(
+            "A dataset needs at least two class folders with images (layout: class_name/image.jpg)"
+            + (f"; skipped: {'; '.join(skipped[:5])}" if skipped else ".")
+        )
+    classes = tuple(sorted(by_class))
+    blobs: list[bytes] = []
+    labels: list[int] = []
+    names: list[str] = []
+    digest = hashlib.sha256()
+    for label, name in enumerate(classes):
+        for path, data in by_class[name]:
+            blobs.append(data)
+            labels.append(label)
+            names.append(path)
+            digest.update(path.encode() + b"\0" + hashlib.sha256(data).digest())
+    return Dataset(dataset_id, title, classes, np.array(labels, dtype=np.int64),
+                   lambda i: load_image(blobs[i]), digest.hexdigest()[:16], tuple(skipped),
+                   tuple(names))
+
+
+def from_zip(data: bytes, title: str = "uploaded zip") -> Dataset:
+    """An ImageFolder dataset from the bytes of a zip file."""
+    if len(data) > MAX_ZIP_BYTES:
+        raise DatasetError(f"The zip is larger than {MAX_ZIP_BYTES >> 20} MiB.")
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile:
+        raise DatasetError("This file is not a zip archive.") from None
+    members = [m for m in archive.infolist() if not m.is_dir()]
+    folders = set()
+    files = []
+    total = 0
+    for member in members:
+        path = PurePosixPath(member.filename)
+        if path.is_absolute() or ".." in path.parts or "\\" in member.filename:
+            raise DatasetError(f"The zip entry {member.filename!r} points outside the archive.")
+        if path.parts[0] in ("__MACOSX",) or path.name.startswith("."):
+            continue
+        parts = path.parts
+        if len(parts) >= 2:
+            folders.add(parts[0])
+        total += member.file_size
+        files.append((str(path), lambda m=member: archive.read(m)))
+    for info in archive.infolist():  # class folders that hold nothing at all
+        parts = PurePosixPath(info.filename).parts
+        if info.is_dir() and len(parts) == 1:
+            folders.add(parts[0])
+    _check_limits(len(files), total)
+    return _from_files("zip:" + hashlib.sha256(data).hexdigest()[:16], title, files, folders)
+
+
+def data_root() -> Path:
+    """Where server-side datasets may live (``CNN_LENS_DATA_ROOT``, default ./data)."""
+    return Path(os.environ.get(DATA_ROOT_ENV, "data")).resolve()
+
+
+def from_folder(relative: str, root: Path | None = None) -> Dataset:
+    """An ImageFolder dataset in ``root / relative``; never anything outside ``root``."""
+    root = (root or data_root()).resolve()
+    folder = (root / relative).resolve()
+    if not folder.is_relative_to(root):
+        raise DatasetError(f"{relative!r} is outside the data folder {root}.")
+    if not folder.is_dir():
+        raise DatasetError(f"There is no folder {relative!r} in the data folder {root}.")
+    files = []
+    total = 0
+    folders = {p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    for path in sorted(folder.rglob("*")):
+        if path.is_symlink() and not path.resolve().is_relative_to(root):
+            raise DatasetError(f"{path.relative_to(folder)} links outside the data folder.")
+        if not path.is_file() or path.name.startswith("."):
+            continue
+        total += path.stat().st_size
+        files.append((path.relative_to(folder).as_posix(), path.read_bytes))
+    _check_limits(len(files), total)
+    return _from_files(f"folder:{relative}", relative, files, folders)
+
+
+def folders_in_root(root: Path | None = None) -> list[str]:
+    root = (root or data_root())
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _check_limits(count: int, total: int) -> None:
+    if count > MAX_IMAGES:
+        raise DatasetError(f"The dataset has {count} files; CNN Lens takes up to {MAX_IMAGES}.")
+    if total > MAX_TOTAL_BYTES:
+        raise DatasetError(f"The dataset holds {total >> 20} MiB; the limit is "
+                           f"{MAX_TOTAL_BYTES >> 20} MiB.")

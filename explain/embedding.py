@@ -1,0 +1,318 @@
+"""Dataset-level analysis: features, 2-D maps (PCA, t-SNE, UMAP), nearest neighbours, k-NN probes.
+
+Features of a dataset are computed once per (backbone, weights, layer, dataset content, input
+size) and kept on disk, so a second visit, or a restart, costs nothing. The default layer is the
+penultimate one: the pooled vector the classifier reads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .base import ExplainError, Progress
+from .batching import BatchSizer
+from .datasets import Dataset
+from .hooks import evaluating
+
+PENULTIMATE = "penultimate"
+CACHE_ENV = "CNN_LENS_CACHE"
+PROJECTIONS = ("pca", "tsne", "umap")
+METRICS = ("cosine", "euclidean")
+
+
+def cache_dir() -> Path:
+    """Where features and maps are kept (``CNN_LENS_CACHE``, default ~/.cache/cnn_lens)."""
+    default = Path.home() / ".cache" / "cnn_lens"
+    return Path(os.environ.get(CACHE_ENV, default))
+
+
+@dataclass(frozen=True, eq=False)
+class Features:
+    """``vectors``: (N, D) float32, one per dataset image; ``predicted`` and ``confidence``: the
+    model's own top-1 class index and probability per image."""
+
+    key: str
+    layer: str
+    vectors: np.ndarray
+    predicted: np.ndarray
+    confidence: np.ndarray
+    seconds: float
+    cached: bool = False
+
+    @cached_property
+    def unit(self) -> np.ndarray:
+        """Rows scaled to unit length (for cosine similarity)."""
+        norms = np.linalg.norm(self.vectors, axis=1, keepdims=True)
+        return self.vectors / np.maximum(norms, 1e-12)
+
+
+def feature_key(backbone, dataset: Dataset, layer: str) -> str:
+    parts = (backbone.name, backbone.weights, backbone.weights_id, layer, dataset.digest,
+             str(backbone.preprocessing))
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
+
+
+class _Pooled:
+    """Captures, for this thread, the vector a layer gives per image: the classifier's input
+    (penultimate) or a layer's output averaged over space."""
+
+    def __init__(self, backbone, layer: str) -> None:
+        self.owner = threading.get_ident()
+        self.batches: list[torch.Tensor] = []
+        if layer == PENULTIMATE:
+            module = backbone.layer(backbone.spec.classifier)
+            self.handle = module.register_forward_pre_hook(self._input)
+        else:
+            try:
+                module = backbone.layer(layer)
+            except KeyError as exc:
+                raise ExplainError(str(exc.args[0])) from None
+            self.handle = module.register_forward_hook(self._output)
+
+    def _input(self, module: nn.Module, inputs: tuple) -> None:
+        if threading.get_ident() == self.owner:
+            self.batches.append(inputs[0].detach().flatten(1).float())
+
+    def _output(self, module: nn.Module, inputs: tuple, output) -> None:
+        if threading.get_ident() != self.owner:
+            return
+        if not isinstance(output, torch.Tensor) or output.ndim not in (2, 4):
+            raise ExplainError("Pick a convolutional layer or block (it must output feature maps).")
+        pooled = output.mean(dim=(2, 3)) if output.ndim == 4 else output
+        self.batches.append(pooled.detach().float())
+
+    def take(self) -> torch.Tensor:
+        if len(self.batches) != 1:
+            raise ExplainError("This layer does not run exactly once per forward pass.")
+        return self.batches.pop()
+
+
+def extract_features(backbone, dataset: Dataset, layer: str = PENULTIMATE,
+                     batch_size: int | None = None, progress: Progress | None = None,
+                     directory: Path | None = None) -> Features:
+    """Features of every image of ``dataset`` (in order), from disk when computed before."""
+    key = feature_key(backbone, dataset, layer)
+    path = (directory or cache_dir()) / "features" / f"{key}.npz"
+    if path.exists():
+        try:
+            with np.load(path) as stored:
+                return Features(key, layer, stored["vectors"], stored["predicted"],
+                                stored["confidence"], float(stored["seconds"]), cached=True)
+        except (OSError, ValueError, KeyError):
+            path.unlink(missing_ok=True)  # damaged: compute again
+    began = time.perf_counter()
+    model = backbone.model
+    n = len(dataset)
+    sizer = BatchSizer(model, backbone.device, ("features", *backbone.preprocessing.size),
+                       batch_size)
+    vectors: list[np.ndarray] = []
+    predicted: list[np.ndarray] = []
+    confidence: list[np.ndarray] = []
+    capture = _Pooled(backbone, layer)
+    # Images are decoded in this thread: a decoding thread beside torch's own costs 25 % on two
+    # cores (GIL and OpenMP contention), more than decoding takes (under 1 ms an image).
+    images = (backbone.preprocessing(dataset.image(i)) for i in range(n))
+    try:
+        with evaluating(model), torch.inference_mode():
+            done = 0
+            while done < n:
+                size = min(sizer.next(), n - done)
+                batch = torch.cat([next(images) for _ in range(size)]).to(backbone.device)
+                tic = time.perf_counter()
+                probs = model(batch).float().softmax(dim=1)
+                sizer.record(size, time.perf_counter() - tic)
+                vectors.append(capture.take().cpu().numpy())
+                top = probs.max(dim=1)
+                predicted.append(top.indices.cpu().numpy())
+                confidence.append(top.values.cpu().numpy())
+                done += size
+                if progress is not None:
+                    progress(done, n)
+    finally:
+        images.close()
+        capture.handle.remove()
+    features = Features(key, layer, np.concatenate(vectors).astype(np.float32),
+                        np.concatenate(predicted).astype(np.int64),
+                        np.concatenate(confidence).astype(np.float32),
+                        time.perf_counter() - began)
+    _save(path, vectors=features.vectors, predicted=features.predicted,
+          confidence=features.confidence, seconds=np.float64(features.seconds))
+    return features
+
+
+def image_features(backbone, image, layer: str = PENULTIMATE) -> np.ndarray:
+    """The (D,) feature vector of one image (a PIL image), as ``extract_features`` computes it."""
+    capture = _Pooled(backbone, layer)
+    try:
+        with evaluating(backbone.model), torch.inference_mode():
+            backbone.model(backbone.preprocess(image))
+        return capture.take()[0].cpu().numpy().astype(np.float32)
+    finally:
+        capture.handle.remove()
+
+
+def _save(path: Path, **arrays) -> None:
+    """Write atomically: a reader never sees half a file, two writers never mix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as tmp:
+        np.savez(tmp, **arrays)
+    os.replace(tmp.name, path)
+
+
+# --- neighbours ------------------------------------------------------------------------------
+
+
+def nearest(features: Features, query: np.ndarray, k: int = 8, metric: str = "cosine",
+            exclude: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` dataset images nearest to ``query`` (D,): (indices, distances), nearest first.
+
+    Cosine distance is 1 - cosine similarity. Brute force: at 10,000 x 1,280 one query is a
+    matrix-vector product of a few milliseconds, exact, with no index to build or keep.
+    """
+    if metric not in METRICS:
+        raise ExplainError(f"The distance is one of {', '.join(METRICS)}.")
+    query = np.asarray(query, dtype=np.float32)
+    if query.shape != (features.vectors.shape[1],):
+        raise ExplainError("The query comes from another layer than the dataset's features.")
+    if metric == "cosine":
+        distances = 1.0 - features.unit @ (query / max(float(np.linalg.norm(query)), 1e-12))
+    else:
+        distances = np.linalg.norm(features.vectors - query, axis=1)
+    if exclude is not None:
+        distances = distances.copy()
+        distances[exclude] = np.inf
+    k = min(k, len(distances) - (exclude is not None))
+    order = np.argpartition(distances, k - 1)[:k] if k < len(distances) else np.arange(len(distances))
+    order = order[np.argsort(distances[order], kind="stable")]
+    return order, distances[order]
+
+
+# --- projections -----------------------------------------------------------------------------
+
+
+def project(vectors: np.ndarray, method: str = "umap", seed: int = 0, perplexity: float = 30.0,
+            n_neighbors: int = 15, min_dist: float = 0.1) -> np.ndarray:
+    """A 2-D map (N, 2) of ``vectors``; deterministic for a given ``seed``.
+
+    t-SNE and UMAP first reduce to 50 dimensions with PCA (standard practice: it removes noise
+    and makes the neighbour search several times faster).
+    """
+    if method not in PROJECTIONS:
+        raise ExplainError(f"The projection is one of {', '.join(PROJECTIONS)}.")
+    from sklearn.decomposition import PCA
+
+    x = np.asarray(vectors, dtype=np.float32)
+    if len(x) < 5:
+        raise ExplainError("A map needs at least 5 images.")
+    if method == "pca":
+        return PCA(2, random_state=seed).fit_transform(x).astype(np.float32)
+    if x.shape[1] > 50:
+        x = PCA(50, random_state=seed).fit_transform(x).astype(np.float32)
+    if method == "tsne":
+        from openTSNE import TSNE
+
+        perplexity = min(perplexity, (len(x) - 1) / 3)
+        embedding = TSNE(perplexity=perplexity, random_state=seed, n_jobs=os.cpu_count() or 1,
+                         verbose=False).fit(x)
+        return np.asarray(embedding, dtype=np.float32)
+    import umap
+
+    reducer = umap.UMAP(n_neighbors=min(n_neighbors, len(x) - 1), min_dist=min_dist,
+                        random_state=seed, n_components=2)
+    return reducer.fit_transform(x).astype(np.float32)
+
+
+def cached_projection(features: Features, method: str, seed: int = 0,
+                      directory: Path | None = None, **params) -> tuple[np.ndarray, bool]:
+    """``project`` through the disk cache: (map, whether it came from the cache)."""
+    used = {"perplexity": params.get("perplexity")} if method == "tsne" else (
+        {"n_neighbors": params.get("n_neighbors"), "min_dist": params.get("min_dist")}
+        if method == "umap" else {})
+    name = hashlib.sha256(f"{features.key}|{method}|{sorted(used.items())}|{seed}".encode())
+    path = (directory or cache_dir()) / "maps" / f"{name.hexdigest()[:24]}.npy"
+    if path.exists():
+        try:
+            return np.load(path), True
+        except (OSError, ValueError):
+            path.unlink(missing_ok=True)
+    points = project(features.vectors, method, seed, **{k: v for k, v in used.items() if v})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as tmp:
+        np.save(tmp, points)
+    os.replace(tmp.name, path)
+    return points, False
+
+
+def warm_up_umap() -> None:
+    """Compile UMAP's numba code (about 30 s on the first fit in a process) on a small map.
+
+    4,200 points: above 4,096 UMAP switches to approximate neighbours (pynndescent), whose code
+    a smaller warm-up would leave uncompiled for the real, larger maps."""
+    project(np.random.default_rng(0).normal(size=(4200, 8)).astype(np.float32), "umap")
+
+
+# --- how good are the features: k-NN probes --------------------------------------------------
+
+
+def knn_predictions(vectors: np.ndarray, labels: np.ndarray, k: int = 10, folds: int = 5,
+                    metric: str = "cosine", seed: int = 0) -> np.ndarray:
+    """Each image's label as predicted by a k-NN classifier that never saw it (k-fold CV)."""
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.neighbors import KNeighborsClassifier
+
+    counts = np.bincount(labels)
+    folds = int(min(folds, counts[counts > 0].min()))
+    if folds < 2:
+        raise ExplainError("Every class needs at least two images for a cross-validated probe.")
+    probe = KNeighborsClassifier(n_neighbors=min(k, len(labels) - len(labels) // folds - 1),
+                                 metric=metric, algorithm="brute")
+    split = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    return cross_val_predict(probe, vectors, labels, cv=split)
+
+
+def knn_accuracy(vectors: np.ndarray, labels: np.ndarray, **options) -> float:
+    """Cross-validated k-NN accuracy of ``vectors``: a number to compare layers or backbones."""
+    return float((knn_predictions(vectors, labels, **options) == labels).mean())
+
+
+def pixel_vectors(dataset: Dataset, size: int = 32) -> np.ndarray:
+    """The raw pixels, resized to size x size: the baseline any features should beat."""
+    return np.stack([np.asarray(dataset.image(i).resize((size, size)), dtype=np.float32).ravel()
+                     / 255.0 for i in range(len(dataset))])
+
+
+@dataclass(frozen=True, eq=False)
+class Assessment:
+    """Per image, the dataset class predicted for it, and by what: "model" (its own head, when its
+    classes are the dataset's) or "probe" (a cross-validated k-NN on the features)."""
+
+    predicted: np.ndarray
+    source: str
+    accuracy: float
+    confusion: np.ndarray  # (C, C): rows true class, columns predicted
+
+
+def assess(features: Features, dataset: Dataset, categories: tuple[str, ...],
+           k: int = 10) -> Assessment:
+    lookup = {name.lower(): i for i, name in enumerate(dataset.classes)}
+    own = [lookup.get(name.lower(), -1) for name in categories]
+    if all(c.lower() in {n.lower() for n in categories} for c in dataset.classes):
+        predicted, source = np.array([own[p] for p in features.predicted]), "model"
+    else:
+        predicted, source = knn_predictions(features.vectors, dataset.labels, k=k), "probe"
+    classes = len(dataset.classes)
+    confusion = np.zeros((classes, classes), dtype=np.int64)
+    valid = predicted >= 0
+    np.add.at(confusion, (dataset.labels[valid], predicted[valid]), 1)
+    return Assessment(predicted, source, float((predicted == dataset.labels).mean()), confusion)

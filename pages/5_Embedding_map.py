@@ -1,0 +1,117 @@
+"""Embedding map: where the model puts every image of a dataset, in 2-D (PCA, t-SNE, UMAP)."""
+
+import streamlit as st
+
+from explain import ExplainError, explain
+from explain.embedding import PROJECTIONS, cached_projection, nearest
+from explain.render import accuracy_figure, embedding_figure, overlay
+from ui import common
+
+TITLES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
+
+with common.page("Embedding map", need_image=False) as view:
+    st.subheader("Embedding map")
+    dataset = common.dataset_picker()
+    if dataset is None:
+        st.stop()
+    layer = common.layer_picker(view)
+    features = common.features_for(view, dataset, layer)
+    if features is None:
+        st.stop()
+    assessment = common.assessment_for(view, dataset, features)
+
+    for name in ("perplexity", "n_neighbors", "min_dist", "seed"):
+        common.ensure_value(name)
+    common.ensure_choice("proj", list(PROJECTIONS))
+    common.ensure_choice("color", ["label", "prediction", "correct"])
+    a, b, c, d = st.columns([2, 3, 3, 2])
+    method = a.radio("Map", list(PROJECTIONS), key=common.key("proj"), format_func=TITLES.get)
+    if method == "tsne":
+        b.slider("Perplexity", 5, 100, key=common.key("perplexity"))
+    elif method == "umap":
+        b.slider("Neighbours (n_neighbors)", 2, 100, key=common.key("n_neighbors"))
+        c.slider("Minimum distance (min_dist)", 0.0, 0.99, step=0.01, key=common.key("min_dist"))
+    d.number_input("Seed", 0, 2**31 - 1, step=1, key=common.key("seed"))
+    color = st.radio("Colour by", ["label", "prediction", "correct"], key=common.key("color"),
+                     horizontal=True, format_func={"label": "true class",
+                                                   "prediction": "predicted class",
+                                                   "correct": "right or wrong"}.get)
+
+    with st.spinner(f"Computing the {TITLES[method]} map of {len(dataset)} points..."):
+        try:
+            points, was_cached = cached_projection(
+                features, method, seed=common.get("seed"), perplexity=common.get("perplexity"),
+                n_neighbors=common.get("n_neighbors"), min_dist=common.get("min_dist"))
+        except ExplainError as exc:
+            st.warning(str(exc))
+            st.stop()
+
+    classes = list(dataset.classes)
+    labels, predicted = dataset.labels, assessment.predicted
+    categories = view.backbone.categories
+    if color == "label":
+        groups, names = labels, classes
+    elif color == "prediction":
+        groups, names = predicted, classes
+    else:
+        groups, names = (predicted != labels).astype(int), ["right", "wrong"]
+    hover = [f"{dataset.name(i)} · true: {classes[labels[i]]} · predicted: "
+             f"{classes[predicted[i]] if predicted[i] >= 0 else '-'} · model says: "
+             f"{categories[features.predicted[i]]} ({features.confidence[i]:.0%})"
+             for i in range(len(dataset))]
+    chosen = common.get("point")
+    if chosen is not None and chosen >= len(dataset):
+        chosen = None
+
+    def picked() -> None:
+        points_ = st.session_state["map_chart"].selection.points
+        if points_:
+            common.put("point", int(points_[0]["customdata"]))
+
+    left, right = st.columns([3, 2])
+    with left:
+        st.plotly_chart(embedding_figure(points, groups, names, hover, selected=chosen),
+                        key="map_chart", on_select=picked, selection_mode="points",
+                        config={"scrollZoom": True, "displaylogo": False})
+        source = ("the model's own classifier" if assessment.source == "model" else
+                  "a 10-nearest-neighbour probe on these features (5-fold cross-validated), "
+                  "because the model's classes are not the dataset's")
+        st.caption(f"{TITLES[method]} of {len(dataset)} images, features from {layer} "
+                   f"({features.vectors.shape[1]} dimensions; {features.seconds:.0f} s to compute"
+                   f"{', loaded from disk' if features.cached else ''}; map "
+                   f"{'from the cache' if was_cached else 'computed now'}). Predicted classes "
+                   f"come from {source}. Click a point to inspect it.")
+    with right:
+        st.metric("k-NN accuracy of these features", f"{assessment.accuracy:.1%}"
+                  if assessment.source == "probe" else f"{assessment.accuracy:.1%} (model head)")
+        board = common.accuracy_board().get(dataset.digest, {})
+        rows = sorted(board.items(), key=lambda r: -r[1])
+        rows.append((f"raw pixels ({len(dataset)} images)", common.pixel_accuracy(dataset)))
+        st.plotly_chart(accuracy_figure(rows), key="accuracy_chart",
+                        config={"displayModeBar": False})
+        st.caption("Cross-validated 10-NN accuracy, for every backbone and layer computed on "
+                   "this server for this dataset: compare representations by number.")
+
+    if chosen is not None:
+        st.divider()
+        st.markdown(f"#### {dataset.name(chosen)}: true **{classes[labels[chosen]]}**, predicted "
+                    f"**{classes[predicted[chosen]] if predicted[chosen] >= 0 else '-'}**")
+        image = dataset.image(chosen)
+        a, b, c = st.columns([1, 1, 3])
+        a.image(common.thumbnail(dataset, chosen, 224), caption="the image")
+        try:
+            cam = explain(view.backbone, image, "gradcam")
+            b.image(overlay(image, cam.heatmap, 0.5, "jet"), width=224,
+                    caption=f"Grad-CAM for “{categories[cam.target]}”")
+        except ExplainError as exc:
+            b.warning(str(exc))
+        indices, distances = nearest(features, features.vectors[chosen], 8, exclude=chosen)
+        with c:
+            st.caption("Nearest neighbours (cosine distance)")
+            grid = st.columns(4)
+            for n, (i, dist) in enumerate(zip(indices, distances, strict=True)):
+                grid[n % 4].image(common.thumbnail(dataset, int(i)),
+                                  caption=f"{classes[labels[i]]} · {dist:.3f}")
+        link = common.explain_link(dataset, chosen)
+        if link:
+            st.link_button("Open in Explain", link)

@@ -1,0 +1,59 @@
+"""Nearest neighbours: the dataset images the model finds most similar to an image."""
+
+import streamlit as st
+
+from explain import ExplainError
+from explain.embedding import METRICS, image_features, nearest
+from ui import common
+
+with common.page("Nearest neighbours", need_image=False) as view:
+    st.subheader("Nearest neighbours")
+    dataset = common.dataset_picker()
+    if dataset is None:
+        st.stop()
+    layer = common.layer_picker(view)
+    features = common.features_for(view, dataset, layer)
+    if features is None:
+        st.stop()
+    common.ensure_value("k")
+    common.ensure_choice("metric", list(METRICS))
+    st.session_state.setdefault("nn_query", "image")
+    a, b, c = st.columns([3, 2, 2])
+    query_kind = a.radio("Query", ["image", "dataset"], key="nn_query", horizontal=True,
+                         format_func={"image": "the sidebar's image",
+                                      "dataset": "an image of the dataset"}.get)
+    b.slider("How many", 1, 50, key=common.key("k"))
+    c.radio("Distance", list(METRICS), key=common.key("metric"), horizontal=True)
+
+    exclude = None
+    if query_kind == "dataset":
+        row = st.number_input(f"Dataset image (0-{len(dataset) - 1} in this subset)", 0,
+                              len(dataset) - 1, step=1, key="nn_row")
+        query_image, exclude = dataset.image(row), row
+        query_title = f"{dataset.name(row)} (true {dataset.classes[dataset.labels[row]]})"
+        vector = features.vectors[row]
+    elif view.image is None:
+        st.info("Choose an image in the sidebar, or query with an image of the dataset.")
+        st.stop()
+    else:
+        query_image, query_title = view.image, view.image_title
+        try:
+            vector = image_features(view.backbone, view.image, layer)
+        except ExplainError as exc:
+            st.warning(str(exc))
+            st.stop()
+
+    indices, distances = nearest(features, vector, common.get("k"), common.get("metric"),
+                                 exclude=exclude)
+    left, right = st.columns([1, 4])
+    left.image(query_image, caption=f"Query: {query_title}", width="stretch")
+    with right:
+        grid = st.columns(5)
+        for n, (i, dist) in enumerate(zip(indices, distances, strict=True)):
+            with grid[n % 5]:
+                st.image(common.thumbnail(dataset, int(i), 160), width="stretch",
+                         caption=f"#{n + 1} · {dataset.classes[dataset.labels[i]]} · "
+                                 f"{common.get('metric')} {dist:.3f}")
+    labels = [dataset.classes[dataset.labels[i]] for i in indices]
+    top = max(set(labels), key=labels.count)
+    st.caption(f"{labels.count(top)} of {len(labels)} neighbours are labelled “{top}”.")

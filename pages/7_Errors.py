@@ -1,0 +1,52 @@
+"""Errors: the confusion matrix of a dataset; a click on a cell lists its images."""
+
+import numpy as np
+import streamlit as st
+
+from explain.render import confusion_figure
+from ui import common
+
+with common.page("Errors", need_image=False) as view:
+    st.subheader("Errors")
+    dataset = common.dataset_picker()
+    if dataset is None:
+        st.stop()
+    layer = common.layer_picker(view)
+    features = common.features_for(view, dataset, layer)
+    if features is None:
+        st.stop()
+    assessment = common.assessment_for(view, dataset, features)
+    classes = list(dataset.classes)
+    if assessment.source == "model":
+        st.caption(f"Predictions of the model's own classifier: accuracy {assessment.accuracy:.1%}.")
+    else:
+        st.caption(f"The model's classes are not the dataset's, so each image is classified by a "
+                   f"10-nearest-neighbour probe on the {layer} features that never saw it (5-fold "
+                   f"cross-validation): accuracy {assessment.accuracy:.1%}. Rows: true class; "
+                   "columns: predicted. Click a cell to list its images.")
+
+    def picked() -> None:
+        points = st.session_state["confusion_chart"].selection.points
+        if points:
+            row = classes.index(points[0]["y"])
+            col = classes.index(points[0]["x"])
+            common.put("cell", f"{row},{col}")
+
+    st.plotly_chart(confusion_figure(assessment.confusion, classes), key="confusion_chart",
+                    on_select=picked, selection_mode="points", config={"displayModeBar": False})
+    cell = common.get("cell")
+    if cell is not None:
+        row, col = (int(v) for v in cell.split(","))
+        if row < len(classes) and col < len(classes):
+            members = np.flatnonzero((dataset.labels == row) & (assessment.predicted == col))
+            st.markdown(f"#### True {classes[row]}, predicted {classes[col]}: {len(members)} "
+                        f"image{'s' if len(members) != 1 else ''}")
+            grid = st.columns(6)
+            for n, i in enumerate(members[:48]):
+                with grid[n % 6]:
+                    st.image(common.thumbnail(dataset, int(i)), caption=dataset.name(int(i)))
+                    link = common.explain_link(dataset, int(i))
+                    if link:
+                        st.link_button("Explain", link)
+            if len(members) > 48:
+                st.caption(f"The first 48 of {len(members)}.")
