@@ -1,5 +1,6 @@
 """Embedding map: where the model puts every image of a dataset, in 2-D (PCA, t-SNE, UMAP)."""
 
+import numpy as np
 import streamlit as st
 
 from explain import ExplainError, explain
@@ -47,9 +48,10 @@ with common.page("Embedding map", need_image=False) as view:
             st.stop()
 
     classes = list(dataset.classes)
-    labels, predicted = dataset.labels, assessment.predicted
+    labels = dataset.labels
+    predicted = assessment.predicted if assessment is not None else np.full(len(labels), -1)
     categories = view.backbone.categories
-    if color == "label":
+    if color == "label" or assessment is None:
         groups, names = labels, classes
     elif color == "prediction":
         groups, names = predicted, classes
@@ -73,7 +75,8 @@ with common.page("Embedding map", need_image=False) as view:
         st.plotly_chart(embedding_figure(points, groups, names, hover, selected=chosen),
                         key="map_chart", on_select=picked, selection_mode="points",
                         config={"scrollZoom": True, "displaylogo": False})
-        source = ("the model's own classifier" if assessment.source == "model" else
+        source = ("nothing" if assessment is None else
+                  "the model's own classifier" if assessment.source == "model" else
                   "a 10-nearest-neighbour probe on these features (5-fold cross-validated), "
                   "because the model's classes are not the dataset's")
         st.caption(f"{TITLES[method]} of {len(dataset)} images, features from {layer} "
@@ -81,16 +84,17 @@ with common.page("Embedding map", need_image=False) as view:
                    f"{', loaded from disk' if features.cached else ''}; map "
                    f"{'from the cache' if was_cached else 'computed now'}). Predicted classes "
                    f"come from {source}. Click a point to inspect it.")
-    with right:
-        st.metric("k-NN accuracy of these features", f"{assessment.accuracy:.1%}"
-                  if assessment.source == "probe" else f"{assessment.accuracy:.1%} (model head)")
-        board = common.accuracy_board().get(dataset.digest, {})
-        rows = sorted(board.items(), key=lambda r: -r[1])
-        rows.append((f"raw pixels ({len(dataset)} images)", common.pixel_accuracy(dataset)))
-        st.plotly_chart(accuracy_figure(rows), key="accuracy_chart",
-                        config={"displayModeBar": False})
-        st.caption("Cross-validated 10-NN accuracy, for every backbone and layer computed on "
-                   "this server for this dataset: compare representations by number.")
+    if assessment is not None:
+        with right:
+            st.metric("k-NN accuracy of these features", f"{assessment.accuracy:.1%}"
+                      if assessment.source == "probe" else f"{assessment.accuracy:.1%} (model head)")
+            board = common.accuracy_board().get(dataset.digest, {})
+            rows = sorted(board.items(), key=lambda r: -r[1])
+            rows.append((f"raw pixels ({len(dataset)} images)", common.pixel_accuracy(dataset)))
+            st.plotly_chart(accuracy_figure(rows), key="accuracy_chart",
+                            config={"displayModeBar": False})
+            st.caption("Cross-validated 10-NN accuracy, for every backbone and layer computed on "
+                       "this server for this dataset: compare representations by number.")
 
     if chosen is not None:
         st.divider()

@@ -16,6 +16,8 @@ with common.page("Errors", need_image=False) as view:
     if features is None:
         st.stop()
     assessment = common.assessment_for(view, dataset, features)
+    if assessment is None:
+        st.stop()
     classes = list(dataset.classes)
     if assessment.source == "model":
         st.caption(f"Predictions of the model's own classifier: accuracy {assessment.accuracy:.1%}.")

@@ -691,9 +691,15 @@ def features_for(view: View, dataset: Dataset, layer: str) -> Features | None:
         progress.done()
 
 
-def assessment_for(view: View, dataset: Dataset, features: Features) -> Assessment:
-    result = result_store().get(("assess", features.key), lambda: assess(
-        features, dataset, view.backbone.categories))
+def assessment_for(view: View, dataset: Dataset, features: Features) -> Assessment | None:
+    """Predictions and accuracy for the dataset, or None (with a note) where a cross-validated
+    probe cannot be made (a class with a single image)."""
+    try:
+        result = result_store().get(("assess", features.key), lambda: assess(
+            features, dataset, view.backbone.categories))
+    except ExplainError as exc:
+        st.info(f"No predictions for this dataset: {exc}")
+        return None
     board = accuracy_board().setdefault(dataset.digest, {})
     weights = "" if view.backbone.weights == PRETRAINED else f" ({view.backbone.weights})"
     label = f"{view.backbone.name}{weights} · {features.layer}"

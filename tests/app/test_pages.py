@@ -279,3 +279,13 @@ def test_bad_dataset_zip_shows_a_message():
     at.file_uploader(key="dataset_zip").upload("data.zip", b"not a zip", "application/zip").run()
     assert not at.exception
     assert any("not a zip archive" in e.value for e in at.error)
+
+
+def test_sample_photos_dataset_maps_without_a_probe():
+    at = app(EMBEDDING, dataset="samples", proj="pca")
+    assert_clean(at)
+    assert any("No predictions for this dataset" in i.value for i in at.info)
+    assert any("PCA of 8 images" in c.value for c in at.caption)
+    at.switch_page(ERRORS).run()
+    assert_clean(at)
+    assert any("No predictions for this dataset" in i.value for i in at.info)
