@@ -15,6 +15,7 @@ VIEWS = {
                                 "prediction or error; the k-NN accuracy of the features.",
     "pages/6_Neighbours.py": "The dataset images the model finds most similar to an image.",
     "pages/7_Errors.py": "The confusion matrix of a dataset; open any error in Explain.",
+    "pages/8_Reviews.py": "What the team concluded about the model's reasons; HTML reports.",
 }
 
 with common.page("Home") as view:

@@ -51,6 +51,10 @@ class Features:
     cached: bool = False
 
     @cached_property
+    def squared_norms(self) -> np.ndarray:
+        return np.einsum("ij,ij->i", self.vectors, self.vectors)
+
+    @cached_property
     def unit(self) -> np.ndarray:
         """Rows scaled to unit length (for cosine similarity)."""
         norms = np.linalg.norm(self.vectors, axis=1, keepdims=True)
@@ -187,8 +191,9 @@ def nearest(features: Features, query: np.ndarray, k: int = 8, metric: str = "co
         raise ExplainError("The query comes from another layer than the dataset's features.")
     if metric == "cosine":
         distances = 1.0 - features.unit @ (query / max(float(np.linalg.norm(query)), 1e-12))
-    else:
-        distances = np.linalg.norm(features.vectors - query, axis=1)
+    else:  # |x - q|^2 = |x|^2 - 2 x.q + |q|^2: one matrix-vector product, no N x D temporary
+        squared = features.squared_norms - 2 * (features.vectors @ query) + query @ query
+        distances = np.sqrt(np.maximum(squared, 0.0))
     if exclude is not None:
         distances = distances.copy()
         distances[exclude] = np.inf

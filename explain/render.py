@@ -157,3 +157,23 @@ def accuracy_figure(rows: list[tuple[str, float]]):
     fig.update_layout(height=80 + 34 * len(rows), margin=dict(l=0, r=10, t=10, b=10),
                       xaxis=dict(range=[0, 1], tickformat=".0%", title="cross-validated k-NN accuracy"))
     return fig
+
+
+def curves_figure(curves: dict, kind: str):
+    """Deletion or insertion curves (``kind``) of several maps: probability against the share of
+    pixels removed or revealed, the area under each in the legend."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for g, (name, c) in enumerate(curves.items()):
+        values = c.deletion if kind == "deletion" else c.insertion
+        auc = c.deletion_auc if kind == "deletion" else c.insertion_auc
+        fig.add_trace(go.Scatter(x=c.fractions, y=values, mode="lines", name=f"{name} ({auc:.3f})",
+                                 line=dict(color=PALETTE[g % len(PALETTE)],
+                                           dash="dot" if name.startswith("random") else "solid")))
+    verb = "removed" if kind == "deletion" else "revealed"
+    fig.update_layout(title=f"{kind.capitalize()} (area under the curve)", height=300,
+                      margin=dict(l=0, r=0, t=40, b=0), legend=dict(orientation="h", y=-0.25),
+                      xaxis=dict(title=f"share of pixels {verb}", tickformat=".0%"),
+                      yaxis=dict(title="class probability", range=[0, 1]))
+    return fig

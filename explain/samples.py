@@ -50,12 +50,14 @@ SAMPLES: dict[str, Sample] = {
         Sample("chelsea", "Cat (Chelsea)", _skimage("chelsea"), (0, 0, 390, 300),
                (281, 282, 283, 284, 285)),
         Sample("coffee", "Espresso", _skimage("coffee"), (75, 15, 480, 385), (967, 968, 504)),
-        Sample("astronaut", "Astronaut", _skimage("astronaut")),
-        Sample("rocket", "Rocket", _skimage("rocket")),
-        Sample("motorcycle", "Motorcycle", _skimage("stereo_motorcycle")),
-        Sample("camera", "Cameraman", _skimage("camera")),
-        Sample("china", "Summer palace", _sklearn("china.jpg")),
-        Sample("flower", "Dahlia", _sklearn("flower.jpg")),
+        Sample("astronaut", "Astronaut", _skimage("astronaut"), (0, 10, 360, 512)),  # a person
+        Sample("rocket", "Rocket", _skimage("rocket"), (300, 120, 350, 415), (657, 744, 812)),
+        Sample("motorcycle", "Motorcycle", _skimage("stereo_motorcycle"), (80, 90, 700, 460),
+               (665, 670)),  # ImageNet has moped and motor scooter, no motorcycle
+        Sample("camera", "Cameraman", _skimage("camera"), (0, 60, 400, 512), (872, 759, 732)),
+        Sample("china", "Summer palace", _sklearn("china.jpg"), (60, 25, 375, 395),
+               (698, 442, 663, 832)),
+        Sample("flower", "Dahlia", _sklearn("flower.jpg"), (165, 80, 450, 360), (985,)),
     )
 }
 

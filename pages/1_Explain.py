@@ -1,9 +1,13 @@
 """Explain: one method at a time, with its options, the heatmap over the image and the raw map."""
 
+import numpy as np
 import streamlit as st
+from PIL import Image
 
 from explain import METHODS, TITLES
-from explain.render import map_figure, raw_picture
+from explain.metrics import randomization_check
+from explain.render import colorize, curves_figure, map_figure, png_bytes, raw_picture
+from reviews import VERDICTS, Review, ReviewError
 from ui import common
 
 ABOUT = {
@@ -59,3 +63,81 @@ with common.page("Explain") as view:
                 st.plotly_chart(map_figure(result.raw, "Raw map (model resolution)"),
                                 key="raw_map", config={"displayModeBar": False})
         common.downloads(result, picture, f"{view.backbone.name}-{method}-{result.target}")
+
+    if result is not None:
+        st.divider()
+        st.markdown("#### Can this map be trusted?")
+        steps, fill = common.curve_options()
+        curves = {TITLES[method]: common.curves_for(view, result, steps, fill),
+                  "random map": common.random_curves_for(view, result.target, steps, fill)}
+        a, b = st.columns(2)
+        a.plotly_chart(curves_figure(curves, "deletion"), key="deletion_chart",
+                       config={"displayModeBar": False})
+        b.plotly_chart(curves_figure(curves, "insertion"), key="insertion_chart",
+                       config={"displayModeBar": False})
+        st.caption("Pixels are removed (deletion) or revealed (insertion) in the order of the map. "
+                   "A faithful map makes the probability fall fast when deleting (small area) and "
+                   "rise fast when inserting (large area), better than the dotted random map.")
+        box = common.object_box(view)
+        pointing = None
+        if box is not None:
+            pointing = common.hit_or_miss(result, box)
+            verdict = "hit" if pointing else "miss"
+            st.markdown(f"**Pointing game: {verdict}.** The map's maximum "
+                        f"{'falls' if pointing else 'does not fall'} inside the object's box "
+                        f"{box} (15 px tolerance).")
+        with st.expander("Sanity check: does the map change when the model is destroyed?"):
+            st.caption("Cascading randomization (Adebayo et al., 2018): the model's blocks are "
+                       "re-initialised from the top down on a private copy, and the map is "
+                       "recomputed after each. A map that stays the same does not explain the "
+                       "model.")
+            if method == "occlusion":
+                st.info("Run it on a faster method: occlusion would be recomputed at every step.")
+            elif st.button("Run the sanity check", key="sanity"):
+                options = dict(common.method_options(view, method))
+                with st.spinner("Randomizing the model block by block..."):
+                    check = common.result_store().get(
+                        ("sanity", view.model_key, view.image_key, method, result.target,
+                         tuple(options.items())),
+                        lambda: randomization_check(view.backbone, view.image, method,
+                                                    result.target, **options))
+                cols = st.columns(len(check.maps) + 1)
+                cols[0].image(colorize(check.original, cmap), caption="original", width="stretch")
+                for col, stage, heat, rho, ssim in zip(cols[1:], check.stages, check.maps,
+                                                       check.spearman, check.ssim, strict=True):
+                    col.image(colorize(heat, cmap), width="stretch",
+                              caption=f"down to {stage}: ρ = {rho:.2f}, SSIM = {ssim:.2f}")
+                if check.flagged:
+                    st.warning(f"{TITLES[method]} barely changes when the model is randomized "
+                               f"(rank correlation {check.spearman[-1]:.2f}): it does not explain "
+                               "this model.")
+                else:
+                    st.success(f"{TITLES[method]} depends on the model's weights: its rank "
+                               f"correlation falls to {check.spearman[-1]:.2f}.")
+
+        with st.expander("Save this view as a review"):
+            with st.form("review_form", clear_on_submit=False):
+                author = st.text_input("Your name", key="review_author")
+                verdict = st.selectbox("Verdict", VERDICTS, key="review_verdict")
+                note = st.text_area("Note", key="review_note")
+                saved = st.form_submit_button("Save review")
+            if saved:
+                scores = {"deletion_auc": curves[TITLES[method]].deletion_auc,
+                          "insertion_auc": curves[TITLES[method]].insertion_auc,
+                          "probability": result.probability}
+                if pointing is not None:
+                    scores["pointing_game"] = "hit" if pointing else "miss"
+                thumb = Image.fromarray(picture)
+                thumb.thumbnail((240, 240))
+                try:
+                    stored = common.review_store().add(Review(
+                        author=author, verdict=verdict, note=note, link=common.link_query(),
+                        backbone=view.backbone.name, weights=view.backbone.weights,
+                        image_hash=view.image_key, method=method, target=result.target,
+                        target_name=name, page="Explain", thumbnail=png_bytes(np.asarray(thumb)),
+                        scores=scores))
+                except ReviewError as exc:
+                    st.warning(str(exc))
+                else:
+                    st.success(f"Saved as review #{stored.id}.")
+                    st.page_link("pages/8_Reviews.py", label="See all reviews")

@@ -12,12 +12,43 @@ with common.page("Compare") as view:
     st.caption("Occlusion uses the window, stride and baseline of the Explain page.")
 
     columns = st.columns(3)
+    results = {}
     for i, method in enumerate(METHODS):
         with columns[i % 3]:
             st.subheader(TITLES[method])
             cell = st.container()
             result = common.run_explanation(view, method, target, slot=cell)
             if result is not None:
+                results[method] = result
                 cell.image(common.overlay_of(view, result, alpha, cmap), width="stretch",
                            caption=f"{view.backbone.categories[result.target]} · "
                                    f"p = {result.probability:.1%} · {result.seconds:.2f} s")
+
+    if results:
+        st.divider()
+        st.markdown("#### Which map is most faithful to the model, for this image?")
+        steps, fill = common.curve_options()
+        box = common.object_box(view)
+        rows = []
+        for method, result in results.items():
+            curves = common.curves_for(view, result, steps, fill)
+            row = {"method": TITLES[method], "deletion AUC (lower is better)": curves.deletion_auc,
+                   "insertion AUC (higher is better)": curves.insertion_auc}
+            if box is not None:
+                row["pointing game"] = "hit" if common.hit_or_miss(result, box) else "miss"
+            rows.append(row)
+        target_class = next(iter(results.values())).target
+        reference = common.random_curves_for(view, target_class, steps, fill)
+        rows.sort(key=lambda r: r["deletion AUC (lower is better)"] -
+                  r["insertion AUC (higher is better)"])
+        rows.append({"method": "random map (reference)",
+                     "deletion AUC (lower is better)": reference.deletion_auc,
+                     "insertion AUC (higher is better)": reference.insertion_auc})
+        st.dataframe(rows, hide_index=True, key="ranking",
+                     column_config={k: st.column_config.NumberColumn(format="%.3f") for k in (
+                         "deletion AUC (lower is better)", "insertion AUC (higher is better)")})
+        st.caption("Ranked by insertion minus deletion area. Deletion removes the pixels the map "
+                   "calls most important first: a faithful map makes the class probability drop "
+                   "at once (small area). Insertion reveals them first on a blurred image: the "
+                   "probability should rise at once (large area). A method no better than the "
+                   "random map says little about this model on this image.")

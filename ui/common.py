@@ -14,9 +14,11 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 import numpy as np
 import streamlit as st
+import torch
 from PIL import Image
 
 from explain import (
@@ -29,6 +31,7 @@ from explain import (
     activations,
     explain,
     load_image,
+    to_heatmap,
     visualize_class,
 )
 from explain.datasets import BUNDLED, Dataset, DatasetError, bundled, folders_in_root, from_folder, from_zip
@@ -44,6 +47,7 @@ from explain.embedding import (
     pixel_vectors,
     warm_up_umap,
 )
+from explain.metrics import FILLS, Curves, deletion_insertion, pointing_game, random_map_curves
 from explain.occlusion import BASELINES
 from explain.render import COLORMAPS, npy_bytes, overlay, png_bytes, topk_figure
 from explain.samples import SAMPLES, sample_image
@@ -59,6 +63,7 @@ from models import (
     backbone_names,
     get_spec,
 )
+from reviews import ReviewStore
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"]
 
@@ -149,6 +154,8 @@ PARAMS: dict[str, Param] = {
     "k": Param(8, _number(int, 1, 50)),
     "metric": Param("cosine", _choice(METRICS)),
     "cell": Param(None, _cell),
+    "curve_steps": Param(20, _number(int, 5, 50)),
+    "fill": Param("blur", _choice(FILLS)),
 }
 
 
@@ -285,6 +292,7 @@ NAVIGATION = [
     ("pages/5_Embedding_map.py", "Embedding map", ":material/scatter_plot:"),
     ("pages/6_Neighbours.py", "Nearest neighbours", ":material/hub:"),
     ("pages/7_Errors.py", "Errors", ":material/grid_on:"),
+    ("pages/8_Reviews.py", "Reviews", ":material/rate_review:"),
 ]
 
 
@@ -732,6 +740,68 @@ def explain_link(dataset: Dataset, index: int, target: int | None = None) -> str
     params.update(dataset=dataset.id, index=str(dataset.original(index)))
     if target is not None:
         params["class"] = str(target)
-    from urllib.parse import urlencode
-
     return "Explain?" + urlencode(params)
+
+
+# ---------------------------------------------------------------------------------------------
+# Trust: faithfulness curves, the pointing game, saved reviews
+
+
+def curve_options() -> tuple[int, str]:
+    ensure_value("curve_steps")
+    ensure_choice("fill", list(FILLS))
+    a, b = st.columns(2)
+    a.slider("Deletion/insertion steps", 5, 50, key=key("curve_steps"))
+    b.radio("Removed pixels become", list(FILLS), key=key("fill"), horizontal=True,
+            format_func={"blur": "blurred image", "baseline": "mean colour"}.get)
+    return get("curve_steps"), get("fill")
+
+
+def curves_for(view: View, result: Explanation, steps: int, fill: str) -> Curves:
+    inputs_key = ("curves", view.model_key, view.image_key, result.method, result.target,
+                  result.layer, hashlib.sha1(result.raw.tobytes()).hexdigest(), steps, fill)
+
+    def compute() -> Curves:
+        inputs = view.backbone.preprocess(view.image)
+        heat = to_heatmap(torch.from_numpy(np.asarray(result.raw)), tuple(inputs.shape[-2:]))
+        return deletion_insertion(view.backbone.model, inputs, heat, result.target, steps, fill)
+
+    return result_store().get(inputs_key, compute)
+
+
+def random_curves_for(view: View, target: int, steps: int, fill: str) -> Curves:
+    def compute() -> Curves:
+        inputs = view.backbone.preprocess(view.image)
+        return random_map_curves(view.backbone.model, inputs, target, steps, fill, count=4)
+
+    return result_store().get(("random-curves", view.model_key, view.image_key, target, steps,
+                               fill), compute)
+
+
+def object_box(view: View) -> tuple[int, int, int, int] | None:
+    """The main object's box: the sample's own, or one the user enters for an upload."""
+    if view.image_key.startswith("sample:"):
+        return SAMPLES[view.image_key.removeprefix("sample:")].box
+    with st.expander("Object box for the pointing game (pixels of your image)"):
+        w, h = view.image.width, view.image.height
+        cols = st.columns(4)
+        values = [cols[i].number_input(label, 0, limit, value, key=f"box_{label}")
+                  for i, (label, limit, value) in enumerate(
+                      (("left", w, 0), ("top", h, 0), ("right", w, w), ("bottom", h, h)))]
+        if values[0] >= values[2] or values[1] >= values[3]:
+            st.info("The box needs left < right and top < bottom.")
+            return None
+        return tuple(int(v) for v in values) if values != [0, 0, w, h] else None
+
+
+def hit_or_miss(result: Explanation, box) -> bool:
+    return pointing_game(result.heatmap, box)
+
+
+@st.cache_resource
+def review_store():
+    return ReviewStore()
+
+
+def link_query() -> str:
+    return urlencode(st.query_params.to_dict())

@@ -289,3 +289,66 @@ def test_sample_photos_dataset_maps_without_a_probe():
     at.switch_page(ERRORS).run()
     assert_clean(at)
     assert any("No predictions for this dataset" in i.value for i in at.info)
+
+
+REVIEWS = "pages/8_Reviews.py"
+
+
+def test_explain_shows_faithfulness_pointing_and_sanity():
+    at = app()
+    assert_clean(at)
+    assert len(at.get("plotly_chart")) == 4  # top-5, raw map, deletion, insertion
+    assert any(m.value.startswith("**Pointing game: hit.**") for m in at.markdown)
+    at.button(key="sanity").click().run()
+    assert_clean(at)
+    shown = captions(at)
+    assert "original" in shown and any(c.startswith("down to _fc: ρ =") for c in shown)
+    assert any("depends on the model's weights" in s.value for s in at.success)
+
+
+def test_compare_ranks_the_methods_against_a_random_map():
+    at = app(COMPARE, window=112, stride=112)
+    assert_clean(at)
+    table = at.dataframe[0].value
+    assert list(table["method"])[-1] == "random map (reference)" and len(table) == 7
+    assert set(table["pointing game"].dropna()) <= {"hit", "miss"}
+    gradcam = table[table["method"] == "Grad-CAM"].iloc[0]
+    reference = table.iloc[-1]
+    assert gradcam["insertion AUC (higher is better)"] > reference["insertion AUC (higher is better)"]
+
+
+def test_reviews_save_filter_edit_delete():
+    at = app()
+    at.text_input(key="review_author").set_value("Ada")
+    at.selectbox(key="review_verdict").set_value("right for the right reason")
+    at.text_area(key="review_note").set_value("<script>alert('x')</script> looks at the face")
+    at.button(key="FormSubmitter:review_form-Save review").click().run()
+    assert_clean(at)
+    saved = int(next(s.value for s in at.success).split("#")[1].rstrip("."))
+    at.switch_page(REVIEWS).run()
+    assert_clean(at)
+    texts = [t.value for t in at.text]
+    assert "<script>alert('x')</script> looks at the face" in texts  # shown as text
+    assert any("deletion_auc: 0." in t for t in texts)
+    at.text_input(key="rv_text").set_value("FACE").run()
+    assert f"#{saved}" in " ".join(m.value for m in at.markdown)
+    at.text_input(key="rv_text").set_value("no such words").run()
+    assert not any(f"#{saved}" in m.value for m in at.markdown)
+    at.text_input(key="rv_text").set_value("").run()
+    at.toggle(key=f"edit_{saved}").set_value(True).run()
+    form_note = [t for t in at.text_area if t.value.startswith("<script>")][0]
+    form_note.set_value("edited: the face, not the wall")
+    at.button(key=f"FormSubmitter:form_{saved}-Save changes").click().run()
+    assert_clean(at)
+    assert "edited: the face, not the wall" in [t.value for t in at.text]
+    at.button(key=f"delete_{saved}").click().run()
+    at.button(key=f"really_{saved}").click().run()
+    assert_clean(at)
+    assert not any(f"#{saved}" in m.value for m in at.markdown)
+
+
+def test_review_without_a_name_is_refused_with_a_message():
+    at = app()
+    at.button(key="FormSubmitter:review_form-Save review").click().run()
+    assert not at.exception
+    assert any("author's name is empty" in w.value for w in at.warning)

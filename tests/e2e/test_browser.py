@@ -196,3 +196,33 @@ def test_dataset_pages(server, page):
     page.locator("[data-testid=stPlotlyChart] .main-svg").first.wait_for()
     assert_no_error(page)
     shot(page, "11-errors")
+
+
+def test_reviews_page_and_exported_report_in_chromium(server, page, tmp_path):
+    from reviews import VERDICTS, Review, ReviewStore
+    from reviews.report import html_report
+
+    store = ReviewStore()  # the server's database (same CNN_LENS_CACHE)
+    notes = ["<script>document.title='pwned'</script>looks at the face",
+             "Background & texture, <b>not</b> the cup", "plain note"]
+    for i, note in enumerate(notes):
+        store.add(Review(author=f"reviewer {i}", verdict=VERDICTS[i], note=note,
+                         link="sample=coffee&method=gradcam", backbone="efficientnet_lite0",
+                         weights="pretrained", image_hash="sample:coffee", method="gradcam",
+                         target=967, target_name="espresso"))
+    page.goto(f"{server}/Reviews")
+    page.get_by_text("plain note").wait_for()
+    body = page.inner_text("body")
+    assert all(note in body for note in notes)  # markup from users is text
+    assert_no_error(page)
+    shot(page, "12-reviews")
+
+    report = tmp_path / "report.html"
+    report.write_text(html_report(store.find()), encoding="utf-8")
+    page.goto(report.as_uri())
+    page.wait_for_selector(".review")
+    assert page.title() == "CNN Lens reviews"  # the script in a note did not run
+    text = page.inner_text("body")
+    assert all(note in text for note in notes)
+    assert page.locator(".review").count() == store.count()
+    shot(page, "13-report")

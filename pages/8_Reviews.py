@@ -1,0 +1,74 @@
+"""Reviews: what the team concluded, filtered, reopened, edited, deleted and exported."""
+
+import streamlit as st
+
+from models import backbone_names
+from reviews import VERDICTS, ReviewError
+from reviews.report import html_report
+from ui import common
+
+with common.page("Reviews", need_image=False) as view:
+    st.subheader("Reviews")
+    st.caption("Saved from the Explain page. There are no accounts: anyone on the team can edit "
+               "or delete any review.")
+    try:
+        store = common.review_store()
+        authors = store.authors()
+    except Exception as exc:  # a database that is down or misconfigured: say so, keep the app
+        st.warning(f"The review database is not available ({type(exc).__name__}: {exc}).")
+        st.stop()
+    a, b, c, d = st.columns(4)
+    backbone = a.selectbox("Model", ["", *backbone_names()], key="rv_backbone",
+                           format_func=lambda n: n or "all models")
+    verdict = b.selectbox("Verdict", ["", *VERDICTS], key="rv_verdict",
+                          format_func=lambda v: v or "all verdicts")
+    author = c.selectbox("Author", ["", *authors], key="rv_author",
+                         format_func=lambda v: v or "everyone")
+    text = d.text_input("Text", key="rv_text", placeholder="search notes and classes")
+    found = store.find(backbone or None, verdict or None, author or None, text or None)
+    st.download_button("Download these reviews as HTML", html_report(found).encode(),
+                       "cnn-lens-reviews.html", "text/html", on_click="ignore",
+                       disabled=not found)
+    st.caption(f"{len(found)} review{'s' if len(found) != 1 else ''}.")
+
+    for review in found:
+        with st.container(border=True):
+            left, right = st.columns([1, 4])
+            if review.thumbnail:
+                left.image(review.thumbnail, width=160)
+            with right:
+                st.markdown(f"**{review.verdict}** · #{review.id}")
+                # names and notes are shown as plain text: no markup from users is rendered
+                st.text(f"{review.author}, {review.created:%Y-%m-%d %H:%M} UTC · "
+                        f"{review.backbone} ({review.weights}) · {review.method} for "
+                        f"{review.target_name} ({review.target})")
+                if review.note:
+                    st.text(review.note)
+                if review.scores:
+                    st.text(" · ".join(f"{k}: {v:.3f}" if isinstance(v, float) else f"{k}: {v}"
+                                       for k, v in sorted(review.scores.items())))
+                x, y, z = st.columns([2, 1, 1])
+                x.link_button("Open this view", f"{review.page.replace(' ', '_')}?{review.link}")
+                editing = y.toggle("Edit", key=f"edit_{review.id}")
+                if z.button("Delete", key=f"delete_{review.id}"):
+                    st.session_state["confirm_delete"] = review.id
+                if st.session_state.get("confirm_delete") == review.id:
+                    st.warning("Delete this review for everyone?")
+                    if st.button("Yes, delete it", key=f"really_{review.id}"):
+                        store.delete(review.id)
+                        st.session_state.pop("confirm_delete", None)
+                        st.rerun()
+                if editing:
+                    with st.form(f"form_{review.id}"):
+                        new_author = st.text_input("Author", review.author)
+                        new_verdict = st.selectbox("Verdict", VERDICTS,
+                                                   VERDICTS.index(review.verdict))
+                        new_note = st.text_area("Note", review.note)
+                        if st.form_submit_button("Save changes"):
+                            try:
+                                store.update(review.id, author=new_author, verdict=new_verdict,
+                                             note=new_note)
+                            except ReviewError as exc:
+                                st.warning(str(exc))
+                            else:
+                                st.rerun()

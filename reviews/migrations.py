@@ -1,0 +1,39 @@
+"""Numbered schema migrations, applied in order on start; ``schema_version`` says how far.
+
+To change the schema: edit ``schema.py`` and append a function here that brings an existing
+database from the previous version to the new one (``ALTER TABLE ...``). Never edit one that
+has shipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import Column, Integer, MetaData, Table, select
+from sqlalchemy.engine import Connection, Engine
+
+from .schema import Base
+
+
+def _create_reviews(connection: Connection) -> None:
+    Base.metadata.create_all(connection)
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_create_reviews]
+
+_meta = MetaData()
+_version = Table("schema_version", _meta, Column("version", Integer, nullable=False))
+
+
+def migrate(engine: Engine) -> int:
+    """Run the migrations this database has not seen; returns the schema version."""
+    with engine.begin() as connection:
+        _meta.create_all(connection)
+        current = connection.scalar(select(_version.c.version))
+        if current is None:
+            connection.execute(_version.insert().values(version=0))
+            current = 0
+        for number, step in enumerate(MIGRATIONS[current:], start=current + 1):
+            step(connection)
+            connection.execute(_version.update().values(version=number))
+        return len(MIGRATIONS)

@@ -1,0 +1,53 @@
+"""Reviews as one self-contained HTML file (thumbnails embedded), to mail or attach to a model
+card. Every text a user wrote is escaped: it shows as text, never as markup."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from html import escape
+
+from .store import Review
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2rem; color: #222; }
+h1 { font-size: 1.5rem; } .meta { color: #666; font-size: .9rem; }
+.review { display: flex; gap: 1rem; border-top: 1px solid #ddd; padding: 1rem 0; }
+.review img { width: 160px; height: auto; border-radius: 4px; }
+.verdict { font-weight: 600; } .note { white-space: pre-wrap; margin: .5rem 0; }
+table.scores td { padding: 0 .75rem 0 0; font-size: .9rem; }
+"""
+
+
+def html_report(reviews: Sequence[Review], title: str = "CNN Lens reviews",
+                base_url: str = "") -> str:
+    made = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>{escape(title)}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>{escape(title)}</h1><p class='meta'>{len(reviews)} review"
+        f"{'s' if len(reviews) != 1 else ''}, made {made}.</p>",
+    ]
+    for review in reviews:
+        image = (f"<img alt='thumbnail' src='data:image/png;base64,"
+                 f"{base64.b64encode(review.thumbnail).decode()}'>" if review.thumbnail else "")
+        scores = "".join(f"<tr><td>{escape(str(k))}</td><td>{escape(_fmt(v))}</td></tr>"
+                         for k, v in sorted(review.scores.items()))
+        link = escape(f"{base_url}{review.page.replace(' ', '_')}?{review.link}", quote=True)
+        when = review.created.strftime("%Y-%m-%d %H:%M") if review.created else ""
+        parts.append(
+            f"<div class='review' id='review-{review.id}'>{image}<div>"
+            f"<div class='verdict'>{escape(review.verdict)}</div>"
+            f"<div class='meta'>#{review.id} by {escape(review.author)}, {when} · "
+            f"{escape(review.backbone)} ({escape(review.weights)}) · {escape(review.method)} for "
+            f"“{escape(review.target_name)}” ({review.target})</div>"
+            f"<div class='note'>{escape(review.note)}</div>"
+            f"<table class='scores'>{scores}</table>"
+            f"<div class='meta'><a href='{link}'>open this view</a></div></div></div>")
+    parts.append("</body></html>")
+    return "".join(parts)
+
+
+def _fmt(value) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else str(value)

@@ -1,0 +1,33 @@
+"""The database schema (SQLAlchemy declarative). Change it only together with a migration."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import DateTime, Integer, LargeBinary, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ReviewRow(Base):
+    __tablename__ = "reviews"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    created: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    updated: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    author: Mapped[str] = mapped_column(String(120), index=True)
+    verdict: Mapped[str] = mapped_column(String(40), index=True)
+    note: Mapped[str] = mapped_column(Text, default="")
+    link: Mapped[str] = mapped_column(Text)
+    page: Mapped[str] = mapped_column(String(60), default="Explain")
+    backbone: Mapped[str] = mapped_column(String(80), index=True)
+    weights: Mapped[str] = mapped_column(String(80))
+    image_hash: Mapped[str] = mapped_column(String(128))
+    method: Mapped[str] = mapped_column(String(40))
+    target: Mapped[int] = mapped_column(Integer)
+    target_name: Mapped[str] = mapped_column(String(200))
+    thumbnail: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
+    scores: Mapped[str] = mapped_column(Text, default="{}")  # JSON

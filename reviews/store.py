@@ -1,0 +1,191 @@
+"""Reviews in a database through SQLAlchemy: an SQLite file by default (WAL mode, so readers
+never wait for a writer), or any URL in ``CNN_LENS_DB`` (e.g. postgresql://...).
+
+The schema is created on first start and carried forward by numbered migrations
+(``reviews/migrations.py``): the ``schema_version`` table records which have run.
+There are no accounts: anyone on the team may edit or delete any review.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import create_engine, event, func, or_, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from .migrations import migrate
+from .schema import ReviewRow
+
+DB_ENV = "CNN_LENS_DB"
+VERDICTS = ("right for the right reason", "right for the wrong reason", "wrong", "unsure")
+MAX_NOTE = 20_000
+MAX_AUTHOR = 120
+
+
+class ReviewError(ValueError):
+    """A review cannot be saved or found; ``str(err)`` is the user message."""
+
+
+@dataclass(frozen=True)
+class Review:
+    """One saved view. ``link`` is the query string that reopens it; ``scores`` are the
+    faithfulness numbers seen when it was saved."""
+
+    author: str
+    verdict: str
+    note: str
+    link: str
+    backbone: str
+    weights: str
+    image_hash: str
+    method: str
+    target: int
+    target_name: str
+    page: str = "Explain"
+    thumbnail: bytes = b""  # PNG
+    scores: dict = field(default_factory=dict)
+    id: int | None = None
+    created: datetime | None = None
+    updated: datetime | None = None
+
+
+def default_url() -> str:
+    url = os.environ.get(DB_ENV)
+    if url:
+        return url
+    folder = Path(os.environ.get("CNN_LENS_CACHE", Path.home() / ".cache" / "cnn_lens"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / 'reviews.db'}"
+
+
+class ReviewStore:
+    """Create, read, filter, edit and delete reviews. Safe to share between threads: every call
+    has its own session."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = url or default_url()
+        self.engine = _engine(self.url)
+        migrate(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def add(self, review: Review) -> Review:
+        row = ReviewRow()
+        _fill(row, _checked(review))
+        row.created = row.updated = _now()
+        with self._session() as session:
+            session.add(row)
+            session.commit()
+            return _review(row)
+
+    def get(self, review_id: int) -> Review:
+        with self._session() as session:
+            row = session.get(ReviewRow, review_id)
+            if row is None:
+                raise ReviewError(f"There is no review {review_id}.")
+            return _review(row)
+
+    def update(self, review_id: int, **changes) -> Review:
+        with self._session() as session:
+            row = session.get(ReviewRow, review_id)
+            if row is None:
+                raise ReviewError(f"There is no review {review_id} (deleted meanwhile?).")
+            merged = _checked(Review(**{**_review(row).__dict__, **changes}))
+            _fill(row, merged)
+            row.updated = _now()
+            session.commit()
+            return _review(row)
+
+    def delete(self, review_id: int) -> None:
+        with self._session() as session:
+            row = session.get(ReviewRow, review_id)
+            if row is not None:
+                session.delete(row)
+                session.commit()
+
+    def find(self, backbone: str | None = None, verdict: str | None = None,
+             author: str | None = None, text: str | None = None, limit: int = 500) -> list[Review]:
+        """Newest first; ``text`` matches the note, the class, the author or the method."""
+        query = select(ReviewRow).order_by(ReviewRow.created.desc(), ReviewRow.id.desc())
+        if backbone:
+            query = query.where(ReviewRow.backbone == backbone)
+        if verdict:
+            query = query.where(ReviewRow.verdict == verdict)
+        if author:
+            query = query.where(func.lower(ReviewRow.author) == author.strip().lower())
+        if text:
+            pattern = f"%{text.strip().lower()}%"
+            query = query.where(or_(*(func.lower(column).like(pattern) for column in (
+                ReviewRow.note, ReviewRow.target_name, ReviewRow.author, ReviewRow.method))))
+        with self._session() as session:
+            return [_review(row) for row in session.scalars(query.limit(limit))]
+
+    def authors(self) -> list[str]:
+        with self._session() as session:
+            return sorted(set(session.scalars(select(ReviewRow.author))))
+
+    def count(self) -> int:
+        with self._session() as session:
+            return int(session.scalar(select(func.count(ReviewRow.id))))
+
+    def _session(self) -> Session:
+        try:
+            return self._sessions()
+        except SQLAlchemyError as exc:  # pragma: no cover - the engine is lazy
+            raise ReviewError(f"The review database is not reachable: {exc}") from exc
+
+
+def _engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(connection, _record) -> None:
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")  # readers never wait for the writer
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _checked(review: Review) -> Review:
+    author = review.author.strip()
+    if not author:
+        raise ReviewError("Say who you are: the author's name is empty.")
+    if len(author) > MAX_AUTHOR:
+        raise ReviewError(f"The author's name is longer than {MAX_AUTHOR} characters.")
+    if review.verdict not in VERDICTS:
+        raise ReviewError(f"The verdict is one of: {', '.join(VERDICTS)}.")
+    if len(review.note) > MAX_NOTE:
+        raise ReviewError(f"The note is longer than {MAX_NOTE} characters.")
+    return Review(**{**review.__dict__, "author": author})
+
+
+def _fill(row: ReviewRow, review: Review) -> None:
+    for name in ("author", "verdict", "note", "link", "backbone", "weights", "image_hash",
+                 "method", "target", "target_name", "page", "thumbnail"):
+        setattr(row, name, getattr(review, name))
+    row.scores = json.dumps(review.scores, sort_keys=True)
+
+
+def _review(row: ReviewRow) -> Review:
+    return Review(row.author, row.verdict, row.note, row.link, row.backbone, row.weights,
+                  row.image_hash, row.method, row.target, row.target_name, row.page,
+                  row.thumbnail or b"", json.loads(row.scores or "{}"), row.id,
+                  _utc(row.created), _utc(row.updated))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value

@@ -1,0 +1,86 @@
+"""Reviews against a real SQLite file: create, read, filter, edit, delete, threads, HTML."""
+
+import threading
+
+import pytest
+
+from reviews import VERDICTS, Review, ReviewError, ReviewStore
+from reviews.report import html_report
+
+
+def review(**changes) -> Review:
+    base = dict(author="Ada", verdict=VERDICTS[0], note="Looks at the cat's face.",
+                link="backbone=efficientnet_lite0&sample=chelsea&method=gradcam&class=285",
+                backbone="efficientnet_lite0", weights="pretrained", image_hash="sample:chelsea",
+                method="gradcam", target=285, target_name="Egyptian cat",
+                thumbnail=b"\x89PNG fake", scores={"deletion_auc": 0.12, "pointing": True})
+    return Review(**{**base, **changes})
+
+
+@pytest.fixture()
+def store(tmp_path):
+    return ReviewStore(f"sqlite:///{tmp_path / 'reviews.db'}")
+
+
+def test_create_read_filter_edit_delete(store, tmp_path):
+    first = store.add(review())
+    second = store.add(review(author="Grace", verdict=VERDICTS[2], backbone="resnet50",
+                              note="Background texture, not the mug.", target_name="coffee mug"))
+    assert first.id and first.created and store.get(first.id).scores["deletion_auc"] == 0.12
+    assert [r.id for r in store.find()] == [second.id, first.id]  # newest first
+    assert [r.id for r in store.find(backbone="resnet50")] == [second.id]
+    assert [r.id for r in store.find(verdict=VERDICTS[0])] == [first.id]
+    assert [r.id for r in store.find(author="grace")] == [second.id]
+    assert [r.id for r in store.find(text="MUG")] == [second.id]
+    assert store.authors() == ["Ada", "Grace"]
+    edited = store.update(first.id, verdict=VERDICTS[3], note="Not sure any more.")
+    assert edited.verdict == VERDICTS[3] and edited.updated >= edited.created
+    store.delete(second.id)
+    assert store.count() == 1
+    with pytest.raises(ReviewError, match="no review"):
+        store.get(second.id)
+    again = ReviewStore(f"sqlite:///{tmp_path / 'reviews.db'}")  # a restart keeps them
+    assert again.get(first.id).note == "Not sure any more."
+    mode = again.engine.connect().exec_driver_sql("PRAGMA journal_mode").scalar()
+    assert mode == "wal"
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"author": "  "}, "author's name is empty"),
+    ({"verdict": "great"}, "verdict is one of"),
+    ({"note": "x" * 20_001}, "longer than"),
+])
+def test_bad_reviews_are_refused(store, changes, message):
+    with pytest.raises(ReviewError, match=message):
+        store.add(review(**changes))
+
+
+def test_eight_threads_lose_no_review(store):
+    barrier = threading.Barrier(8)
+    errors = []
+
+    def writer(n: int) -> None:
+        barrier.wait()
+        for i in range(50):
+            try:
+                store.add(review(author=f"writer {n}", note=f"review {i}"))
+            except Exception as exc:
+                errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors and store.count() == 400
+    for n in range(8):
+        assert len(store.find(author=f"writer {n}")) == 50
+
+
+def test_html_report_escapes_what_users_wrote(store):
+    store.add(review(note="<script>document.title='pwned'</script> & <b>bold</b>",
+                     author="<img src=x onerror=alert(1)>"))
+    html = html_report(store.find())
+    assert "<script>document" not in html and "&lt;script&gt;document.title" in html
+    assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "data:image/png;base64," in html and "open this view" in html
