@@ -198,8 +198,18 @@ def nearest(features: Features, query: np.ndarray, k: int = 8, metric: str = "co
         distances = distances.copy()
         distances[exclude] = np.inf
     k = min(k, len(distances) - (exclude is not None))
-    order = np.argpartition(distances, k - 1)[:k] if k < len(distances) else np.arange(len(distances))
-    order = order[np.argsort(distances[order], kind="stable")]
+    # a few more candidates than asked, then exact distances for them: the expansion above
+    # loses float32 precision when |x| is large (a self-distance of 0.005 instead of 0)
+    wanted = min(len(distances), 2 * k + 16)
+    candidates = (np.argpartition(distances, wanted - 1)[:wanted] if wanted < len(distances)
+                  else np.arange(len(distances)))
+    if metric == "euclidean":
+        exact = np.linalg.norm(features.vectors[candidates] - query, axis=1)
+        distances = np.full(len(distances), np.inf, dtype=np.float64)
+        distances[candidates] = exact
+        if exclude is not None:
+            distances[exclude] = np.inf
+    order = candidates[np.argsort(distances[candidates], kind="stable")][:k]
     return order, distances[order]
 
 

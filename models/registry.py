@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from torch import nn
 
@@ -38,7 +38,6 @@ class BackboneSpec:
     preprocessing: Preprocessing = IMAGENET
     blocks: tuple[str, ...] = ()  # named stages offered first when picking a layer
     offline: bool = False  # pretrained weights ship with an installed package
-    rectifiers: tuple[str, ...] = field(default=("ReLU",))  # for the docs and the guided tests
 
     def __post_init__(self) -> None:
         if self.cam is None and not self.cam_reason:

@@ -78,7 +78,6 @@ register(
         preprocessing=EFFICIENTNET_LITE,
         blocks=("_head_act", *tuple(f"_blocks.{i}" for i in range(16))),
         offline=True,
-        rectifiers=("ReLU6",),
     )
 )
 _torchvision(
@@ -95,7 +94,6 @@ _torchvision(
     cam=CamHead(features="inception5b", fc="fc"),
     blocks=("inception5b", "inception5a", "inception4e", "inception4d", "inception4c",
             "inception4b", "inception4a", "inception3b", "inception3a"),
-    rectifiers=("F.relu",),
 )
 _torchvision(
     "resnet18", "ResNet-18", classifier="fc", gradcam_layer="layer4",
@@ -114,11 +112,11 @@ _torchvision(
 _torchvision(
     "efficientnet_b0", "EfficientNet-B0", classifier="classifier.1", gradcam_layer="features.8",
     cam=CamHead(features="features.8", fc="classifier.1"),
-    blocks=tuple(f"features.{i}" for i in range(8, 0, -1)), rectifiers=("SiLU",),
+    blocks=tuple(f"features.{i}" for i in range(8, 0, -1)),
 )
 _torchvision(
     "mobilenet_v3_large", "MobileNetV3-Large", classifier="classifier.3",
     gradcam_layer="features.16",
     cam=None, cam_reason="its head is two linear layers with a Hardswish between them, after pooling",
-    blocks=tuple(f"features.{i}" for i in range(16, 0, -1)), rectifiers=("Hardswish", "ReLU"),
+    blocks=tuple(f"features.{i}" for i in range(16, 0, -1)),
 )

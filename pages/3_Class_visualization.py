@@ -39,7 +39,7 @@ with common.page("Class visualization", need_image=False) as view:
         picture = st.empty()
         if generate:
             st.session_state.pop("stopped", None)
-            progress = common._progress_with_stop(st.container(), run_key, "Optimising")
+            progress = common.ProgressWithStop(st.container(), run_key, "Optimising")
             try:
                 results[run_key] = common.cached_visualization(
                     view, target, options, progress,

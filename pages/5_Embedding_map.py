@@ -12,13 +12,7 @@ TITLES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
 
 with common.page("Embedding map", need_image=False) as view:
     st.subheader("Embedding map")
-    dataset = common.dataset_picker()
-    if dataset is None:
-        st.stop()
-    layer = common.layer_picker(view)
-    features = common.features_for(view, dataset, layer)
-    if features is None:
-        st.stop()
+    dataset, layer, features = common.dataset_features(view)
     assessment = common.assessment_for(view, dataset, features)
 
     for name in ("perplexity", "n_neighbors", "min_dist", "seed"):

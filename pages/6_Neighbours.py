@@ -8,13 +8,7 @@ from ui import common
 
 with common.page("Nearest neighbours", need_image=False) as view:
     st.subheader("Nearest neighbours")
-    dataset = common.dataset_picker()
-    if dataset is None:
-        st.stop()
-    layer = common.layer_picker(view)
-    features = common.features_for(view, dataset, layer)
-    if features is None:
-        st.stop()
+    dataset, layer, features = common.dataset_features(view)
     common.ensure_value("k")
     common.ensure_choice("metric", list(METRICS))
     st.session_state.setdefault("nn_query", "image")

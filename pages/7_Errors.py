@@ -8,13 +8,7 @@ from ui import common
 
 with common.page("Errors", need_image=False) as view:
     st.subheader("Errors")
-    dataset = common.dataset_picker()
-    if dataset is None:
-        st.stop()
-    layer = common.layer_picker(view)
-    features = common.features_for(view, dataset, layer)
-    if features is None:
-        st.stop()
+    dataset, layer, features = common.dataset_features(view)
     assessment = common.assessment_for(view, dataset, features)
     if assessment is None:
         st.stop()

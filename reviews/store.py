@@ -16,7 +16,6 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, event, func, or_, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from .migrations import migrate
@@ -134,10 +133,7 @@ class ReviewStore:
             return int(session.scalar(select(func.count(ReviewRow.id))))
 
     def _session(self) -> Session:
-        try:
-            return self._sessions()
-        except SQLAlchemyError as exc:  # pragma: no cover - the engine is lazy
-            raise ReviewError(f"The review database is not reachable: {exc}") from exc
+        return self._sessions()
 
 
 def _engine(url: str) -> Engine:

@@ -18,7 +18,6 @@ from urllib.parse import urlencode
 
 import numpy as np
 import streamlit as st
-import torch
 from PIL import Image
 
 from explain import (
@@ -31,7 +30,6 @@ from explain import (
     activations,
     explain,
     load_image,
-    to_heatmap,
     visualize_class,
 )
 from explain.datasets import BUNDLED, Dataset, DatasetError, bundled, folders_in_root, from_folder, from_zip
@@ -47,7 +45,7 @@ from explain.embedding import (
     pixel_vectors,
     warm_up_umap,
 )
-from explain.metrics import FILLS, Curves, deletion_insertion, pointing_game, random_map_curves
+from explain.metrics import FILLS, Curves, faithfulness, pointing_game, random_map_curves
 from explain.occlusion import BASELINES
 from explain.render import COLORMAPS, npy_bytes, overlay, png_bytes, topk_figure
 from explain.samples import SAMPLES, sample_image
@@ -504,7 +502,7 @@ def run_explanation(view: View, method: str, target: int | None, slot=None) -> E
                 st.session_state.pop("stopped", None)
                 st.rerun()
             return None
-        progress = _progress_with_stop(slot, run_key, "Occluding")
+        progress = ProgressWithStop(slot, run_key, "Occluding")
     try:
         result = cached_explanation(view, method, target, options, progress)
     except ExplainError as exc:
@@ -519,7 +517,7 @@ def run_explanation(view: View, method: str, target: int | None, slot=None) -> E
     return result
 
 
-class _progress_with_stop:
+class ProgressWithStop:
     """A progress bar and a Stop button. Clicking Stop reruns the script, which interrupts the
     running work at its next progress update (Streamlit raises inside the script thread)."""
 
@@ -604,6 +602,12 @@ def overlay_of(view: View, result: Explanation, alpha: float, cmap: str) -> np.n
 def _warm_umap() -> threading.Thread:
     """UMAP compiles its numba code on the first fit in a process (about 30 s): do it in the
     background when the server shows its first page, not when a user asks for a map."""
+    # Import here, on the page's thread: a module half-imported by the warm-up thread is
+    # visible in sys.modules, and plotly's lazy "is pandas loaded?" check then breaks a page.
+    import pandas  # noqa: F401
+    import sklearn.decomposition  # noqa: F401
+    import umap  # noqa: F401
+
     thread = threading.Thread(target=warm_up_umap, daemon=True, name="cnn-lens-umap-warm-up")
     thread.start()
     return thread
@@ -687,7 +691,7 @@ def features_for(view: View, dataset: Dataset, layer: str) -> Features | None:
             st.session_state.pop("stopped", None)
             st.rerun()
         return None
-    progress = _progress_with_stop(st.container(), run_key,
+    progress = ProgressWithStop(st.container(), run_key,
                                    f"Computing features of {len(dataset)} images")
     try:
         return feature_store().get(run_key, lambda: extract_features(
@@ -697,6 +701,19 @@ def features_for(view: View, dataset: Dataset, layer: str) -> Features | None:
         return None
     finally:
         progress.done()
+
+
+def dataset_features(view: View) -> tuple[Dataset, str, Features]:
+    """The dataset views' common start: pick the dataset and the layer, get the features; the
+    page stops with a message where one of them cannot be had."""
+    dataset = dataset_picker()
+    if dataset is None:
+        st.stop()
+    layer = layer_picker(view)
+    features = features_for(view, dataset, layer)
+    if features is None:
+        st.stop()
+    return dataset, layer, features
 
 
 def assessment_for(view: View, dataset: Dataset, features: Features) -> Assessment | None:
@@ -758,15 +775,10 @@ def curve_options() -> tuple[int, str]:
 
 
 def curves_for(view: View, result: Explanation, steps: int, fill: str) -> Curves:
-    inputs_key = ("curves", view.model_key, view.image_key, result.method, result.target,
-                  result.layer, hashlib.sha1(result.raw.tobytes()).hexdigest(), steps, fill)
-
-    def compute() -> Curves:
-        inputs = view.backbone.preprocess(view.image)
-        heat = to_heatmap(torch.from_numpy(np.asarray(result.raw)), tuple(inputs.shape[-2:]))
-        return deletion_insertion(view.backbone.model, inputs, heat, result.target, steps, fill)
-
-    return result_store().get(inputs_key, compute)
+    run_key = ("curves", view.model_key, view.image_key, result.method, result.target,
+               result.layer, hashlib.sha1(result.raw.tobytes()).hexdigest(), steps, fill)
+    return result_store().get(run_key, lambda: faithfulness(view.backbone, view.image, result,
+                                                            steps, fill))
 
 
 def random_curves_for(view: View, target: int, steps: int, fill: str) -> Curves:

@@ -47,7 +47,7 @@ def test_explain_page_default_is_gradcam_on_the_cat():
     assert_clean(at)
     assert any(c.startswith("Grad-CAM for “Egyptian cat”") for c in captions(at))
     assert at.selectbox(key="p_class").value == -1  # follows the top prediction
-    assert len(at.get("plotly_chart")) == 2  # top-5 bars and the raw map
+    assert len(at.get("plotly_chart")) == 4  # top-5 bars, raw map, deletion, insertion
     assert [b.label for b in at.get("download_button")] == ["Overlay PNG", "Raw map .npy"]
 
 
@@ -336,7 +336,7 @@ def test_reviews_save_filter_edit_delete():
     assert not any(f"#{saved}" in m.value for m in at.markdown)
     at.text_input(key="rv_text").set_value("").run()
     at.toggle(key=f"edit_{saved}").set_value(True).run()
-    form_note = [t for t in at.text_area if t.value.startswith("<script>")][0]
+    form_note = next(t for t in at.text_area if t.value.startswith("<script>"))
     form_note.set_value("edited: the face, not the wall")
     at.button(key=f"FormSubmitter:form_{saved}-Save changes").click().run()
     assert_clean(at)

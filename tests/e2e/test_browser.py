@@ -123,7 +123,9 @@ def test_walk_every_page_and_run_gradcam(server, page):
     nav(page, "Explain").click()
     wait_for_caption(page, "Grad-CAM for “Egyptian cat”")
     assert_no_error(page)
-    assert "method=gradcam" in page.url and "sample=chelsea" in page.url
+    # the link is written when the run ends (after the faithfulness curves)
+    page.wait_for_function("() => location.search.includes('method=gradcam')")
+    assert "sample=chelsea" in page.url and "class=-1" in page.url
     image = page.locator("[data-testid=stImage] img").nth(1)
     assert image.evaluate("img => img.complete && img.naturalWidth") == 451  # the photo's width
     shot(page, "2-explain-gradcam")
