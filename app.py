@@ -29,7 +29,7 @@ with common.page("Home") as view:
     with right:
         top = common.predictions(view)
         st.plotly_chart(common.topk_figure(top, top[0].index), key="home_topk",
-                        config={"displayModeBar": False})
+                        config={"displaylogo": False})
     for path, label, icon in common.NAVIGATION[1:]:
         st.page_link(path, label=label, icon=icon)
         st.caption(VIEWS[path])

@@ -61,7 +61,7 @@ with common.page("Explain") as view:
                          caption="Raw attribution: the signed gradient as colour (grey = 0)")
             else:
                 st.plotly_chart(map_figure(result.raw, "Raw map (model resolution)"),
-                                key="raw_map", config={"displayModeBar": False})
+                                key="raw_map", config={"displaylogo": False})
         common.downloads(result, picture, f"{view.backbone.name}-{method}-{result.target}")
 
     if result is not None:
@@ -72,9 +72,9 @@ with common.page("Explain") as view:
                   "random map": common.random_curves_for(view, result.target, steps, fill)}
         a, b = st.columns(2)
         a.plotly_chart(curves_figure(curves, "deletion"), key="deletion_chart",
-                       config={"displayModeBar": False})
+                       config={"displaylogo": False})
         b.plotly_chart(curves_figure(curves, "insertion"), key="insertion_chart",
-                       config={"displayModeBar": False})
+                       config={"displaylogo": False})
         st.caption("Pixels are removed (deletion) or revealed (insertion) in the order of the map. "
                    "A faithful map makes the probability fall fast when deleting (small area) and "
                    "rise fast when inserting (large area), better than the dotted random map.")

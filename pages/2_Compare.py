@@ -20,9 +20,12 @@ with common.page("Compare") as view:
             result = common.run_explanation(view, method, target, slot=cell)
             if result is not None:
                 results[method] = result
-                cell.image(common.overlay_of(view, result, alpha, cmap), width="stretch",
+                picture = common.overlay_of(view, result, alpha, cmap)
+                cell.image(picture, width="stretch",
                            caption=f"{view.backbone.categories[result.target]} · "
                                    f"p = {result.probability:.1%} · {result.seconds:.2f} s")
+                common.downloads(result, picture, f"{view.backbone.name}-{method}-{result.target}",
+                                 slot=cell)
 
     if results:
         st.divider()

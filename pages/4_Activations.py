@@ -3,7 +3,7 @@
 import streamlit as st
 
 from explain import ExplainError
-from explain.render import map_figure, overlay
+from explain.render import map_figure, npy_bytes, overlay, png_bytes
 from ui import common
 
 with common.page("Activations") as view:
@@ -35,10 +35,17 @@ with common.page("Activations") as view:
     if chosen is not None:
         st.markdown(f"#### Channel {chosen}")
         a, b = st.columns(2)
-        a.image(overlay(view.image, report.mask(chosen), alpha, cmap), width="stretch",
+        picture = overlay(view.image, report.mask(chosen), alpha, cmap)
+        a.image(picture, width="stretch",
                 caption=f"Channel {chosen} over the image · mean {report.channel_scores[chosen]:.3f}")
         b.plotly_chart(map_figure(report.maps[chosen], "Activation (layer resolution)"),
-                       key="channel_map", config={"displayModeBar": False})
+                       key="channel_map", config={"displaylogo": False})
+        x, y = st.columns(2)
+        stem = f"{backbone.name}-{layer}-channel-{chosen}"
+        x.download_button("Overlay PNG", png_bytes(picture), f"{stem}.png", "image/png",
+                          on_click="ignore")
+        y.download_button("Raw map .npy", npy_bytes(report.maps[chosen]), f"{stem}.npy",
+                          "application/octet-stream", on_click="ignore")
         if st.button("Close"):
             common.put("channel", None)
             st.rerun()

@@ -86,7 +86,7 @@ with common.page("Embedding map", need_image=False) as view:
             rows = sorted(board.items(), key=lambda r: -r[1])
             rows.append((f"raw pixels ({len(dataset)} images)", common.pixel_accuracy(dataset)))
             st.plotly_chart(accuracy_figure(rows), key="accuracy_chart",
-                            config={"displayModeBar": False})
+                            config={"displaylogo": False})
             st.caption("Cross-validated 10-NN accuracy, for every backbone and layer computed on "
                        "this server for this dataset: compare representations by number.")
 

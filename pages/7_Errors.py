@@ -29,7 +29,7 @@ with common.page("Errors", need_image=False) as view:
             common.put("cell", f"{row},{col}")
 
     st.plotly_chart(confusion_figure(assessment.confusion, classes), key="confusion_chart",
-                    on_select=picked, selection_mode="points", config={"displayModeBar": False})
+                    on_select=picked, selection_mode="points", config={"displaylogo": False})
     cell = common.get("cell")
     if cell is not None:
         row, col = (int(v) for v in cell.split(","))

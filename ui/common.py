@@ -424,27 +424,47 @@ def _dataset_image() -> tuple[Image.Image, str, str] | None:
 
 
 class ResultStore:
-    """Results shared by every session (frozen, never mutated), least recently used evicted.
+    """Results shared by every session (frozen, never mutated), least recently used evicted,
+    bounded by a count and by the bytes of the arrays they hold (a heatmap of a 50-megapixel
+    upload alone is 200 MB).
 
     Not ``st.cache_data``: that one replays the Streamlit calls a cached function made (the
     progress bars of occlusion and class visualization) into containers that are gone."""
 
-    def __init__(self, max_entries: int = 512) -> None:
+    def __init__(self, max_entries: int = 512, max_bytes: int = 1 << 30) -> None:
         self.max_entries = max_entries
-        self._items: OrderedDict[tuple, object] = OrderedDict()
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[tuple, tuple[object, int]] = OrderedDict()
+        self._bytes = 0
         self._lock = threading.Lock()
 
     def get(self, key: tuple, compute: Callable[[], object]):
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
-                return self._items[key]
+                return self._items[key][0]
         value = compute()  # outside the lock: other sessions keep being served
+        size = _nbytes(value)
         with self._lock:
-            self._items[key] = value
-            while len(self._items) > self.max_entries:
-                self._items.popitem(last=False)
+            if key not in self._items:
+                self._items[key] = (value, size)
+                self._bytes += size
+            while len(self._items) > 1 and (len(self._items) > self.max_entries
+                                            or self._bytes > self.max_bytes):
+                _, (_, dropped) = self._items.popitem(last=False)
+                self._bytes -= dropped
         return value
+
+
+def _nbytes(value) -> int:
+    """The bytes of the numpy arrays a result holds (fields of a dataclass, items of a list)."""
+    if isinstance(value, np.ndarray):
+        return value.nbytes
+    if isinstance(value, list | tuple):
+        return sum(_nbytes(v) for v in value)
+    if hasattr(value, "__dataclass_fields__"):
+        return sum(_nbytes(getattr(value, name)) for name in value.__dataclass_fields__)
+    return 0
 
 
 @st.cache_resource
@@ -562,7 +582,7 @@ def target_picker(view: View) -> tuple[int | None, list[Prediction]]:
     with right:
         st.plotly_chart(topk_figure(top, top[0].index if chosen == TOP else chosen),
                         key="topk_chart", on_select=clicked, selection_mode="points",
-                        config={"displayModeBar": False})
+                        config={"displaylogo": False})
         st.selectbox(
             "Explain class (click a bar, or type to search)", options, key=key("class"),
             format_func=lambda i: (f"Top prediction: {top[0].name}" if i == TOP

@@ -89,6 +89,8 @@ def test_compare_page_shows_every_method_with_its_time():
     assert_clean(at)
     cells = [c for c in captions(at) if "Egyptian cat · p = 77" in c]
     assert len(cells) == len(METHODS) and all(c.endswith(" s") for c in cells)
+    labels = [b.label for b in at.get("download_button")]
+    assert labels.count("Overlay PNG") == labels.count("Raw map .npy") == len(METHODS)
 
 
 def test_class_visualization_page_generates():
@@ -110,6 +112,7 @@ def test_activations_page_grid_and_enlarge():
     at.button(key="enlarge_287").click().run()
     assert_clean(at)
     assert any(m.value == "#### Channel 287" for m in at.markdown)
+    assert [b.label for b in at.get("download_button")] == ["Overlay PNG", "Raw map .npy"]
     at.selectbox(key="p_act_layer").set_value("_blocks.3").run()
     assert_clean(at)
     assert len([c for c in captions(at) if c.startswith("#")]) == 8
