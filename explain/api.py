@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import time
 
 import numpy as np
@@ -27,13 +28,14 @@ def explain(backbone, image: ImageSource, method: str, target: int | None = None
     """
     if method not in METHODS:
         raise ExplainError(f"Unknown method {method!r}; choose one of {', '.join(METHODS)}.")
+    try:  # an option the method does not take is the user's error; a TypeError inside is ours
+        inspect.signature(METHODS[method]).bind(backbone, None, target, **options)
+    except TypeError as exc:
+        raise ExplainError(f"{method}: {exc}") from None
     picture = load_image(image)
     inputs = backbone.preprocess(picture)
     start = time.perf_counter()
-    try:
-        result = METHODS[method](backbone, inputs, target, **options)
-    except TypeError as exc:  # an option the method does not take
-        raise ExplainError(f"{method}: {exc}") from None
+    result = METHODS[method](backbone, inputs, target, **options)
     size = (picture.height, picture.width)
     heatmap = to_heatmap(result.raw, size)
     seconds = time.perf_counter() - start

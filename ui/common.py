@@ -438,6 +438,12 @@ class ResultStore:
         self._bytes = 0
         self._lock = threading.Lock()
 
+    def peek(self, key: tuple):
+        """The stored value, or None (without computing anything)."""
+        with self._lock:
+            item = self._items.get(key)
+            return None if item is None else item[0]
+
     def get(self, key: tuple, compute: Callable[[], object]):
         with self._lock:
             if key in self._items:
@@ -477,11 +483,15 @@ def predictions(view: View, k: int = 5) -> list[Prediction]:
                               lambda: view.backbone.predict(view.image, k=k))
 
 
+def explanation_key(view: View, method: str, target: int | None, options: tuple) -> tuple:
+    return ("explain", view.model_key, view.image_key, method, target, options)
+
+
 def cached_explanation(view: View, method: str, target: int | None, options: tuple,
                        progress=None) -> Explanation:
     extra = {"progress": progress} if progress is not None else {}
     return result_store().get(
-        ("explain", view.model_key, view.image_key, method, target, options),
+        explanation_key(view, method, target, options),
         lambda: explain(view.backbone, view.image, method, target, **dict(options), **extra))
 
 
@@ -515,6 +525,9 @@ def run_explanation(view: View, method: str, target: int | None, slot=None) -> E
     options = method_options(view, method)
     run_key = (view.model_key, view.image_key, method, target, options)
     progress = None
+    known = result_store().peek(explanation_key(view, method, target, options))
+    if known is not None:
+        return known
     if method == "occlusion":
         if st.session_state.get("stopped") == run_key:
             slot.info("Stopped.")
