@@ -78,9 +78,8 @@ def to_heatmap(raw: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
     if raw.ndim == 3:
         raw = raw.abs().amax(dim=0)
     raw = raw.clamp(min=0)
-    if tuple(raw.shape) != tuple(size):
+    if tuple(raw.shape) != tuple(size):  # bilinear weights are >= 0: the map stays >= 0
         raw = F.interpolate(raw[None, None], size=size, mode="bilinear", align_corners=False)[0, 0]
-    raw = raw.clamp(min=0)
     peak = float(raw.max())
     heat = raw / peak if peak > 0 else torch.zeros_like(raw)
     return heat.cpu().numpy().astype(np.float32)

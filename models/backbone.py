@@ -60,10 +60,13 @@ class Backbone:
 
     def layer(self, name: str) -> nn.Module:
         """The module called ``name`` (dotted path); ``KeyError`` with the choices if absent."""
-        modules = dict(self.model.named_modules())
-        if name not in modules or name == "":
+        if name not in self._modules or name == "":
             raise KeyError(f"{self.name} has no layer {name!r}; pick one of {self.layers[:8]}...")
-        return modules[name]
+        return self._modules[name]
+
+    @cached_property
+    def _modules(self) -> dict[str, nn.Module]:
+        return dict(self.model.named_modules())
 
     @cached_property
     def layers(self) -> list[str]:

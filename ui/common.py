@@ -718,6 +718,9 @@ def layer_picker(view: View) -> str:
 def features_for(view: View, dataset: Dataset, layer: str) -> Features | None:
     """The dataset's features (from memory, disk, or computed now with progress and Stop)."""
     run_key = ("features", view.model_key, dataset.digest, layer)
+    known = feature_store().peek(run_key)
+    if known is not None:
+        return known
     if st.session_state.get("stopped") == run_key:
         st.info("Stopped.")
         if st.button("Compute the features", key="features_again"):
@@ -725,7 +728,7 @@ def features_for(view: View, dataset: Dataset, layer: str) -> Features | None:
             st.rerun()
         return None
     progress = ProgressWithStop(st.container(), run_key,
-                                   f"Computing features of {len(dataset)} images")
+                                f"Computing features of {len(dataset)} images")
     try:
         return feature_store().get(run_key, lambda: extract_features(
             view.backbone, dataset, layer, progress=progress))
@@ -763,8 +766,8 @@ def assessment_for(view: View, dataset: Dataset, features: Features) -> Assessme
     label = f"{view.backbone.name}{weights} · {features.layer}"
     if result.source == "probe":
         board[label] = result.accuracy
-    else:
-        board.setdefault(label, knn_accuracy(features.vectors, dataset.labels))
+    elif label not in board:  # the probe's accuracy, once: setdefault would compute it each run
+        board[label] = knn_accuracy(features.vectors, dataset.labels)
     return result
 
 
