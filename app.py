@@ -3,6 +3,7 @@
 import streamlit as st
 
 from ui import common
+from ui.text import plain
 
 VIEWS = {
     "pages/1_Explain.py": "One method at a time with its options: CAM, Grad-CAM, guided backprop, "
@@ -25,7 +26,7 @@ with common.page("Home") as view:
                 "copy the link to show a colleague exactly what you see.")
     left, right = st.columns([2, 3])
     with left:
-        st.image(view.image, width="stretch", caption=view.image_title)
+        st.image(view.image, width="stretch", caption=plain(view.image_title))
     with right:
         top = common.predictions(view)
         st.plotly_chart(common.topk_figure(top, top[0].index), key="home_topk",

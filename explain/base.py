@@ -106,7 +106,6 @@ def gradient_of_score(logits: torch.Tensor, target: int, wrt: torch.Tensor) -> t
     """d logits[0, target] / d wrt, by ``torch.autograd.grad``: no parameter's ``.grad`` is written."""
     try:
         (grad,) = torch.autograd.grad(logits[0, target], wrt)
-    except RuntimeError as exc:
-        raise ExplainError(f"The class score does not depend on this input or layer ({exc}).") \
-            from None
+    except RuntimeError:
+        raise ExplainError("The class score does not depend on this input or layer.") from None
     return grad

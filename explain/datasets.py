@@ -195,7 +195,8 @@ def _from_files(dataset_id: str, title: str, files: list[tuple[str, Callable[[],
 def from_zip(data: bytes, title: str = "uploaded zip") -> Dataset:
     """An ImageFolder dataset from the bytes of a zip file."""
     if len(data) > MAX_ZIP_BYTES:
-        raise DatasetError(f"The zip is larger than {MAX_ZIP_BYTES >> 20} MiB.")
+        raise DatasetError(f"The zip is {len(data) / (1 << 20):.1f} MB; the limit is "
+                           f"{MAX_ZIP_BYTES >> 20} MB.")
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile:
@@ -233,9 +234,9 @@ def from_folder(relative: str, root: Path | None = None) -> Dataset:
     root = (root or data_root()).resolve()
     folder = (root / relative).resolve()
     if not folder.is_relative_to(root):
-        raise DatasetError(f"{relative!r} is outside the data folder {root}.")
+        raise DatasetError(f"{relative!r} is outside the server's data folder.")
     if not folder.is_dir():
-        raise DatasetError(f"There is no folder {relative!r} in the data folder {root}.")
+        raise DatasetError(f"There is no folder {relative!r} in the server's data folder.")
     files = []
     total = 0
     folders = {p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")}
@@ -261,5 +262,5 @@ def _check_limits(count: int, total: int) -> None:
     if count > MAX_IMAGES:
         raise DatasetError(f"The dataset has {count} files; CNN Lens takes up to {MAX_IMAGES}.")
     if total > MAX_TOTAL_BYTES:
-        raise DatasetError(f"The dataset holds {total >> 20} MiB; the limit is "
-                           f"{MAX_TOTAL_BYTES >> 20} MiB.")
+        raise DatasetError(f"The dataset holds {total >> 20} MB; the limit is "
+                           f"{MAX_TOTAL_BYTES >> 20} MB.")

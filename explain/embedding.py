@@ -62,8 +62,8 @@ class Features:
 
 
 def feature_key(backbone, dataset: Dataset, layer: str) -> str:
-    parts = (backbone.name, backbone.weights, backbone.weights_id, layer, dataset.digest,
-             str(backbone.preprocessing))
+    # the model's identity but its device: features computed on one device serve the others
+    parts = (*backbone.identity[:-1], layer, dataset.digest, str(backbone.preprocessing))
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import warnings
 from pathlib import Path
 
@@ -18,8 +19,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .base import ExplainError
 
 MIN_SIDE = 8
-MAX_PIXELS = 50_000_000
+MAX_PIXELS = 50_000_000  # 7071 x 7071: a 12-megapixel photo fits four times over
 MAX_BYTES = 50 << 20
+log = logging.getLogger("cnn_lens.images")
 
 
 class ImageError(ExplainError):
@@ -35,18 +37,26 @@ def load_image(source: bytes | str | Path | Image.Image | np.ndarray) -> Image.I
     data = _read(source)
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Pillow's own bomb warning fires above 89 megapixels, its error above 179: ours
+            # (MAX_PIXELS, lower) is checked on the header, before any pixel is decoded
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
-            _check_size(image.size)
-            image.seek(0)  # first frame of an animation
-            image.load()
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"The image is too large to open safely ({exc}).") from None
+        _check_size(image.size)
+        image.seek(0)  # first frame of an animation
+        image.load()
+    except ImageError:
+        raise
+    except Image.DecompressionBombError:
+        raise ImageError(f"The image has more than {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} "
+                         f"megapixels; CNN Lens accepts up to {MAX_PIXELS / 1e6:.0f} megapixels. "
+                         "Downscale it first.") from None
     except UnidentifiedImageError:
         raise ImageError("This file is not an image CNN Lens can read (PNG, JPEG, WebP, BMP, "
                          "GIF or TIFF).") from None
-    except (OSError, SyntaxError, ValueError) as exc:  # truncated or damaged data
-        raise ImageError(f"The image file is damaged or truncated ({exc}).") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:  # truncated or damaged data
+        log.info("image refused: %s: %s", type(exc).__name__, exc)
+        raise ImageError("The image file is damaged or truncated: it could not be decoded.") \
+            from None
     # a broken EXIF block must not cost the user the picture itself
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError, ZeroDivisionError):
         image = ImageOps.exif_transpose(image) or image
@@ -59,24 +69,28 @@ def _read(source: bytes | str | Path) -> bytes:
     else:
         path = Path(source)
         try:
-            if path.stat().st_size > MAX_BYTES:
-                raise ImageError(f"The file is larger than {MAX_BYTES >> 20} MiB.")
+            _check_bytes(path.stat().st_size)
             data = path.read_bytes()
         except OSError as exc:
             raise ImageError(f"Cannot read {path}: {exc.strerror}") from None
     if not data:
         raise ImageError("The file is empty.")
-    if len(data) > MAX_BYTES:
-        raise ImageError(f"The file is larger than {MAX_BYTES >> 20} MiB.")
+    _check_bytes(len(data))
     return data
+
+
+def _check_bytes(size: int) -> None:
+    if size > MAX_BYTES:
+        raise ImageError(f"The file is {size / (1 << 20):.1f} MB; CNN Lens accepts images up to "
+                         f"{MAX_BYTES >> 20} MB.")
 
 
 def _check_size(size: tuple[int, int]) -> None:
     width, height = size
     if width * height > MAX_PIXELS:
         raise ImageError(
-            f"The image has {width}x{height} pixels; CNN Lens accepts up to "
-            f"{MAX_PIXELS // 1_000_000} megapixels. Downscale it first."
+            f"The image has {width}x{height} pixels ({width * height / 1e6:.0f} megapixels); "
+            f"CNN Lens accepts up to {MAX_PIXELS // 1_000_000} megapixels. Downscale it first."
         )
 
 

@@ -136,8 +136,9 @@ def cascade(backbone) -> list[str]:
 @dataclass(frozen=True, eq=False)
 class SanityCheck:
     """Maps after randomizing the model cumulatively down to each stage in ``stages``, with their
-    Spearman rank correlation and SSIM to the original map. ``flagged``: the map barely
-    changed when the whole cascade was randomized."""
+    Spearman rank correlation and SSIM to the original map. A map that became all zero has no
+    rank order: ``vanished`` marks it, and its correlation is NaN (not 0). ``flagged``: the map
+    barely changed when the whole cascade was randomized."""
 
     method: str
     stages: tuple[str, ...]
@@ -146,6 +147,7 @@ class SanityCheck:
     spearman: tuple[float, ...]
     ssim: tuple[float, ...]
     flagged: bool
+    vanished: tuple[bool, ...] = ()
 
 
 def randomization_check(backbone, image, method: str, target: int | None = None,
@@ -169,7 +171,7 @@ def randomization_check(backbone, image, method: str, target: int | None = None,
     private = copy.deepcopy(backbone.model)  # the cached model is never touched
     randomized = dataclasses.replace(backbone, model=private)
     modules = dict(private.named_modules())
-    maps, rhos, ssims, names = [], [], [], []
+    maps, rhos, ssims, names, vanished = [], [], [], [], []
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for i, stage in enumerate(stages):
@@ -179,13 +181,16 @@ def randomization_check(backbone, image, method: str, target: int | None = None,
             if i not in shown:
                 continue
             current, _ = heat(randomized)
-            rho = spearmanr(original.ravel(), current.ravel()).statistic
+            gone = not current.any()
+            rho = float("nan") if gone else spearmanr(original.ravel(), current.ravel()).statistic
             maps.append(current)
-            rhos.append(0.0 if np.isnan(rho) else float(rho))
+            vanished.append(gone)
+            rhos.append(float(rho) if not np.isnan(rho) else float("nan"))
             ssims.append(float(structural_similarity(original, current, data_range=1.0)))
             names.append(stage)
+    flagged = not vanished[-1] and not np.isnan(rhos[-1]) and abs(rhos[-1]) >= threshold
     return SanityCheck(method, tuple(names), original, tuple(maps), tuple(rhos), tuple(ssims),
-                       abs(rhos[-1]) >= threshold)
+                       flagged, tuple(vanished))
 
 
 def _spread(count: int, most: int) -> set[int]:
@@ -196,6 +201,18 @@ def _spread(count: int, most: int) -> set[int]:
 
 
 # --- pointing game ---------------------------------------------------------------------------
+
+
+def chance_of_hit(box: tuple[int, int, int, int], size: tuple[int, int],
+                  tolerance: int = 15) -> float:
+    """The pointing game's hit rate for a map whose maximum falls anywhere at random: the share
+    of the image (``size`` = (H, W)) that the box, grown by ``tolerance``, covers. Above one half
+    the game cannot tell a map from chance."""
+    height, width = size
+    left, top, right, bottom = box
+    grown_w = min(right + tolerance, width - 1) - max(left - tolerance, 0) + 1
+    grown_h = min(bottom + tolerance, height - 1) - max(top - tolerance, 0) + 1
+    return max(grown_w, 0) * max(grown_h, 0) / (width * height)
 
 
 def pointing_game(heatmap: np.ndarray, box: tuple[int, int, int, int],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import io
 
 import numpy as np
@@ -58,6 +59,15 @@ def npy_bytes(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def label(text: object, limit: int = 80) -> str:
+    """``text`` for a plotly label or hover text. Plotly renders a subset of HTML there (links
+    included), and class names, folder names and file names come from users' files: they are
+    shown as the characters they hold (HTML-escaped, one line, cut to ``limit``)."""
+    text = " ".join(str(text).split())
+    text = text if len(text) <= limit else text[: limit - 1] + "…"
+    return html.escape(text, quote=False)
+
+
 def topk_figure(predictions, selected: int | None = None):
     """Horizontal bars of the top classes (``Prediction`` objects), best on top.
 
@@ -68,7 +78,7 @@ def topk_figure(predictions, selected: int | None = None):
     preds = list(reversed(predictions))
     colors = ["#e4572e" if p.index == selected else "#4c78a8" for p in preds]
     fig = go.Figure(go.Bar(
-        x=[p.probability for p in preds], y=[f"{p.name} ({p.index})" for p in preds],
+        x=[p.probability for p in preds], y=[label(f"{p.name} ({p.index})") for p in preds],
         orientation="h", customdata=[p.index for p in preds], marker_color=colors,
         text=[f"{p.probability:.1%}" for p in preds], textposition="auto",
         hovertemplate="%{y}: %{x:.2%}<extra></extra>",
@@ -109,13 +119,13 @@ def embedding_figure(points: np.ndarray, groups: np.ndarray, names: list[str], h
     import plotly.graph_objects as go
 
     fig = go.Figure()
-    hover = np.asarray(hover, dtype=object)
+    hover = np.asarray([label(h, 300) for h in hover], dtype=object)
     for g, name in enumerate(names):
         rows = np.flatnonzero(groups == g)
         if rows.size == 0:
             continue
         fig.add_trace(go.Scattergl(
-            x=points[rows, 0], y=points[rows, 1], mode="markers", name=name,
+            x=points[rows, 0], y=points[rows, 1], mode="markers", name=label(name),
             marker=dict(size=5, color=PALETTE[g % len(PALETTE)], opacity=0.75),
             customdata=rows, text=hover[rows], hovertemplate="%{text}<extra></extra>",
         ))
@@ -132,17 +142,33 @@ def embedding_figure(points: np.ndarray, groups: np.ndarray, names: list[str], h
 
 
 def confusion_figure(matrix: np.ndarray, classes: list[str]):
-    """Rows: true class; columns: predicted. Counts in the cells; a click selects a cell."""
+    """Rows: true class; columns: predicted. Counts in the cells; a click on a cell selects it.
+
+    Plotly heatmaps take no selection, so every cell also carries an invisible square marker
+    (a scatter point, which does) whose ``customdata`` is ``[row, column]``."""
     import plotly.graph_objects as go
 
+    n = len(classes)
+    names = [label(c, 40) for c in classes]
+    rows, cols = np.divmod(np.arange(n * n), n)
     fig = go.Figure(go.Heatmap(
-        z=matrix, x=classes, y=classes, colorscale="Blues", text=matrix, texttemplate="%{text}",
-        hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>", showscale=False,
+        z=matrix, x=list(range(n)), y=list(range(n)), colorscale="Blues", text=matrix,
+        texttemplate="%{text}", hoverinfo="skip", showscale=False,
     ))
-    fig.update_yaxes(autorange="reversed", title="true class")
-    fig.update_xaxes(title="predicted class", side="top")
-    fig.update_layout(height=120 + 40 * len(classes), margin=dict(l=0, r=0, t=60, b=0),
-                      clickmode="event+select")
+    fig.add_trace(go.Scatter(
+        # a plain list: plotly sends a numpy array as a typed array, and each point's
+        # customdata would then reach the click handler as {"0": row, "1": column}
+        x=cols, y=rows, mode="markers", customdata=np.stack([rows, cols], axis=1).tolist(),
+        marker=dict(symbol="square", size=36, color="rgba(0,0,0,0)"), showlegend=False,
+        text=[f"true {names[r]}, predicted {names[c]}: {matrix[r, c]}" for r, c in zip(
+            rows, cols, strict=True)], hovertemplate="%{text}<extra></extra>",
+    ))
+    ticks = dict(tickmode="array", tickvals=list(range(n)), ticktext=names, showgrid=False,
+                 zeroline=False)
+    fig.update_yaxes(autorange="reversed", title="true class", **ticks)
+    fig.update_xaxes(title="predicted class", side="top", **ticks)
+    fig.update_layout(height=120 + 40 * n, margin=dict(l=0, r=0, t=60, b=0),
+                      clickmode="event+select", dragmode=False)
     return fig
 
 
@@ -150,7 +176,7 @@ def accuracy_figure(rows: list[tuple[str, float]]):
     """k-NN accuracies of feature sets (label, accuracy) as horizontal bars."""
     import plotly.graph_objects as go
 
-    fig = go.Figure(go.Bar(x=[a for _, a in rows], y=[n for n, _ in rows], orientation="h",
+    fig = go.Figure(go.Bar(x=[a for _, a in rows], y=[label(n) for n, _ in rows], orientation="h",
                            text=[f"{a:.1%}" for _, a in rows], textposition="auto",
                            marker_color=["#bab0ac" if n.startswith("raw pixels") else "#4c78a8"
                                          for n, _ in rows]))

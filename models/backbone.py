@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -40,6 +41,15 @@ class Backbone:
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @cached_property
+    def identity(self) -> tuple[str, str, str, str, str]:
+        """Everything that makes this model's outputs and labels what they are: architecture,
+        weights (a checkpoint's digest), class names and device. Results computed with this
+        model are cached under it; two sessions that load one checkpoint with different class
+        names have two identities."""
+        names = hashlib.sha256("\n".join(self.categories).encode()).hexdigest()[:16]
+        return (self.name, self.weights, self.weights_id, names, str(self.device))
 
     @property
     def preprocessing(self) -> Preprocessing:

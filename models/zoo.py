@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import pickle
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,7 @@ from .preprocess import EFFICIENTNET_LITE
 from .registry import BackboneSpec, CamHead, register
 
 DEFAULT_BACKBONE = "efficientnet_lite0"
+log = logging.getLogger("cnn_lens.models")
 
 _NO_CAM_FC = "its head is several fully connected layers, not global average pooling + one linear layer"
 
@@ -34,13 +36,18 @@ def _torchvision_pretrained(name: str) -> Callable[[], nn.Module]:
         try:
             return torchvision.models.get_model(name, weights=weights)
         except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
-            # URLError is an OSError; a damaged file fails in torch.load in several ways
-            where = "is damaged (delete it and retry)" if cached.exists() else "is not on this machine"
+            # URLError is an OSError; a damaged file fails in torch.load in several ways. The
+            # user reads what to do; the server's path and the exception go to the log.
+            damaged = cached.exists()
+            log.warning("ImageNet weights of %s unavailable (%s %s): %s: %s", name, cached,
+                        "damaged" if damaged else "missing", type(exc).__name__, exc)
+            where = ("the copy on this server is damaged" if damaged
+                     else "they are not on this server and cannot be downloaded from here")
             raise WeightsUnavailable(
-                f"The ImageNet weights of {name} are not available: {cached} {where}, and they could "
-                f"not be downloaded ({exc}). Copy the file {cached.name} (from {weights.url}) into "
-                f"{cached.parent} (set TORCH_HOME to use another cache folder), or use the offline "
-                f"default backbone {DEFAULT_BACKBONE}, or choose untrained weights."
+                f"The ImageNet weights of {name} are not available: {where}. Use the offline "
+                f"default backbone {DEFAULT_BACKBONE}, choose untrained weights, or upload your "
+                f"own checkpoint. Whoever runs the server can add the file {cached.name} to the "
+                "torch hub cache (see the README, \"Backbones and weights\")."
             ) from exc
 
     return load
@@ -69,7 +76,7 @@ def _torchvision(name: str, title: str, **spec) -> BackboneSpec:
 register(
     BackboneSpec(
         name="efficientnet_lite0",
-        title="EfficientNet-Lite0 (ImageNet, offline)",
+        title="EfficientNet-Lite0 (offline)",  # short: the sidebar shows it whole
         build=efficientnet_lite.build_lite0,
         load_pretrained=efficientnet_lite.pretrained_lite0,
         classifier="_fc",

@@ -5,10 +5,10 @@ import streamlit as st
 from PIL import Image
 
 from explain import METHODS, TITLES
-from explain.metrics import randomization_check
 from explain.render import colorize, curves_figure, map_figure, png_bytes, raw_picture
 from reviews import VERDICTS, Review, ReviewError
 from ui import common
+from ui.text import plain
 
 ABOUT = {
     "cam": "Class Activation Mapping: the classifier's weights for the class applied to the last "
@@ -38,12 +38,7 @@ with common.page("Explain") as view:
             common.ensure_choice("layer", layers, default=view.backbone.spec.gradcam_layer)
             st.selectbox("Layer (type to search)", layers, key=common.key("layer"))
         elif method == "occlusion":
-            for name in ("window", "stride", "baseline"):
-                common.ensure_value(name)
-            a, b, c = st.columns(3)
-            a.slider("Window (px of the 224 input)", 8, 112, step=4, key=common.key("window"))
-            b.slider("Stride (px)", 4, 112, step=2, key=common.key("stride"))
-            c.selectbox("Baseline", ["grey", "black", "white", "mean"], key=common.key("baseline"))
+            common.occlusion_options()
     alpha, cmap = common.display_options()
     st.caption(ABOUT[method])
 
@@ -53,7 +48,7 @@ with common.page("Explain") as view:
         picture = common.overlay_of(view, result, alpha, cmap)
         left, right = st.columns(2)
         left.image(picture, width="stretch",
-                   caption=f"{TITLES[method]} for “{name}” (p = {result.probability:.1%}) · "
+                   caption=f"{TITLES[method]} for “{plain(name)}” (p = {result.probability:.1%}) · "
                            f"{result.seconds:.2f} s")
         with right:
             if result.raw.ndim == 3:
@@ -79,41 +74,39 @@ with common.page("Explain") as view:
                    "A faithful map makes the probability fall fast when deleting (small area) and "
                    "rise fast when inserting (large area), better than the dotted random map.")
         box = common.object_box(view)
-        pointing = None
-        if box is not None:
-            pointing = common.hit_or_miss(result, box)
-            verdict = "hit" if pointing else "miss"
-            st.markdown(f"**Pointing game: {verdict}.** The map's maximum "
-                        f"{'falls' if pointing else 'does not fall'} inside the object's box "
-                        f"{box} (15 px tolerance).")
-        with st.expander("Sanity check: does the map change when the model is destroyed?"):
+        pointing = common.pointing_summary(view, result, box)
+        if pointing is not None:
+            st.markdown(pointing.text)
+        with st.expander("Sanity check: does the map change when the model is destroyed?",
+                         expanded=common.sanity_requested(view, result)):
             st.caption("Cascading randomization (Adebayo et al., 2018): the model's blocks are "
                        "re-initialised from the top down on a private copy, and the map is "
                        "recomputed after each. A map that stays the same does not explain the "
                        "model.")
             if method == "occlusion":
                 st.info("Run it on a faster method: occlusion would be recomputed at every step.")
-            elif st.button("Run the sanity check", key="sanity"):
-                options = dict(common.method_options(view, method))
-                with st.spinner("Randomizing the model block by block..."):
-                    check = common.result_store().get(
-                        ("sanity", view.model_key, view.image_key, method, result.target,
-                         tuple(options.items())),
-                        lambda: randomization_check(view.backbone, view.image, method,
-                                                    result.target, **options))
-                cols = st.columns(len(check.maps) + 1)
-                cols[0].image(colorize(check.original, cmap), caption="original", width="stretch")
-                for col, stage, heat, rho, ssim in zip(cols[1:], check.stages, check.maps,
-                                                       check.spearman, check.ssim, strict=True):
-                    col.image(colorize(heat, cmap), width="stretch",
-                              caption=f"down to {stage}: ρ = {rho:.2f}, SSIM = {ssim:.2f}")
-                if check.flagged:
-                    st.warning(f"{TITLES[method]} barely changes when the model is randomized "
-                               f"(rank correlation {check.spearman[-1]:.2f}): it does not explain "
-                               "this model.")
-                else:
-                    st.success(f"{TITLES[method]} depends on the model's weights: its rank "
-                               f"correlation falls to {check.spearman[-1]:.2f}.")
+            else:
+                check = common.sanity_check(view, result)
+                if check is not None:
+                    cols = st.columns(len(check.maps) + 1)
+                    cols[0].image(colorize(check.original, cmap), caption="original",
+                                  width="stretch")
+                    for i, (col, stage, heat) in enumerate(zip(cols[1:], check.stages, check.maps,
+                                                               strict=True)):
+                        col.image(colorize(heat, cmap), width="stretch",
+                                  caption=f"down to {stage}: the map vanished (all zero)"
+                                  if check.vanished[i] else f"down to {stage}: "
+                                  f"ρ = {check.spearman[i]:.2f}, SSIM = {check.ssim[i]:.2f}")
+                    if check.flagged:
+                        st.warning(f"{TITLES[method]} barely changes when the model is "
+                                   f"randomized (rank correlation {check.spearman[-1]:.2f}): it "
+                                   "does not explain this model.")
+                    elif check.vanished[-1]:
+                        st.success(f"{TITLES[method]} depends on the model's weights: the map "
+                                   "vanishes (all zero) once the model is randomized.")
+                    else:
+                        st.success(f"{TITLES[method]} depends on the model's weights: its rank "
+                                   f"correlation falls to {check.spearman[-1]:.2f}.")
 
         with st.expander("Save this view as a review"):
             with st.form("review_form", clear_on_submit=False):
@@ -126,18 +119,18 @@ with common.page("Explain") as view:
                           "insertion_auc": curves[TITLES[method]].insertion_auc,
                           "probability": result.probability}
                 if pointing is not None:
-                    scores["pointing_game"] = "hit" if pointing else "miss"
+                    scores["pointing_game"] = pointing.score
                 thumb = Image.fromarray(picture)
                 thumb.thumbnail((240, 240))
                 try:
-                    stored = common.review_store().add(Review(
+                    stored, how = common.save_review(Review(
                         author=author, verdict=verdict, note=note, link=common.link_query(),
                         backbone=view.backbone.name, weights=view.backbone.weights,
                         image_hash=view.image_key, method=method, target=result.target,
                         target_name=name, page="Explain", thumbnail=png_bytes(np.asarray(thumb)),
                         scores=scores))
                 except ReviewError as exc:
-                    st.warning(str(exc))
+                    common.problem(st, str(exc), "warning")
                 else:
-                    st.success(f"Saved as review #{stored.id}.")
+                    st.success(f"{how} review #{stored.id}.")
                     st.page_link("pages/8_Reviews.py", label="See all reviews")

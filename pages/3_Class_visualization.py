@@ -5,6 +5,7 @@ import streamlit as st
 from explain import Cancelled, ExplainError
 from explain.render import png_bytes
 from ui import common
+from ui.text import plain
 
 with common.page("Class visualization", need_image=False) as view:
     categories = view.backbone.categories
@@ -23,7 +24,7 @@ with common.page("Class visualization", need_image=False) as view:
     left, right = st.columns([2, 3])
     with left:
         target = st.selectbox("Class (type to search)", classes, key=common.key("viz_class"),
-                              format_func=lambda i: f"{i}: {categories[i]}")
+                              format_func=lambda i: f"{i}: {categories[i]}")  # plain text
         st.slider("Steps", 8, 512, step=8, key=common.key("steps"))
         st.slider("Regularisation strength (random shift, px)", 0, 32, key=common.key("jitter"))
         a, b = st.columns(2)
@@ -35,30 +36,47 @@ with common.page("Class visualization", need_image=False) as view:
                ("start", common.get("start")), ("jitter", float(common.get("jitter"))))
     run_key = (view.model_key, target, options)
     results = st.session_state.setdefault("viz_results", {})
+    # the latest picture of a run, kept while it runs: Stop reruns the page (which ends the
+    # run), and the picture so far stays on screen, marked as stopped, and downloadable
+    partial = st.session_state.setdefault("viz_partial", {})
+    steps = common.get("steps")
+    stem = f"{view.backbone.name}-class-{target}"
+
+    def show_preview(step: int, image) -> None:
+        partial[run_key] = (step, image)
+        picture.image(image, caption=f"step {step} of {steps}", width=360)
+
     with right:
         picture = st.empty()
         if generate:
             st.session_state.pop("stopped", None)
+            partial.pop(run_key, None)
             progress = common.ProgressWithStop(st.container(), run_key, "Optimising")
             try:
-                results[run_key] = common.cached_visualization(
-                    view, target, options, progress,
-                    lambda step, image: picture.image(image, caption=f"step {step}", width=360))
+                results[run_key] = common.cached_visualization(view, target, options, progress,
+                                                               show_preview)
             except Cancelled:
-                st.info("Stopped.")
+                st.session_state["stopped"] = run_key
             except ExplainError as exc:
-                st.warning(str(exc))
+                common.problem(st, str(exc), "warning")
             finally:
                 progress.done()
         result = results.get(run_key)
         if result is not None:
+            partial.pop(run_key, None)
             picture.image(result.image, width=360,
-                          caption=f"“{categories[result.target]}” · the model's probability for this "
-                                  f"picture: {result.probability:.1%} · {result.steps} steps in "
-                                  f"{result.seconds:.1f} s")
+                          caption=f"“{plain(categories[result.target])}” · the model's probability "
+                                  f"for this picture: {result.probability:.1%} · {result.steps} "
+                                  f"steps in {result.seconds:.1f} s")
             st.line_chart({"class score (logit)": result.scores}, height=160)
-            st.download_button("Download PNG", png_bytes(result.image),
-                               f"{view.backbone.name}-class-{result.target}.png", "image/png",
-                               on_click="ignore")
+            st.download_button("Download PNG", png_bytes(result.image), f"{stem}.png",
+                               "image/png", on_click="ignore")
+        elif run_key in partial and st.session_state.get("stopped") == run_key:
+            step, image = partial[run_key]
+            picture.image(image, width=360, caption=f"“{plain(categories[target])}”: stopped at "
+                                                    f"step {step} of {steps}")
+            st.info(f"Stopped at step {step} of {steps}. Press Generate to start again.")
+            st.download_button("Download PNG", png_bytes(image), f"{stem}-step-{step}.png",
+                               "image/png", on_click="ignore")
         elif not generate:
             st.info("Choose a class and press Generate.")

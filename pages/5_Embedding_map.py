@@ -7,6 +7,7 @@ from explain import ExplainError, explain
 from explain.embedding import PROJECTIONS, cached_projection, nearest
 from explain.render import accuracy_figure, embedding_figure, overlay
 from ui import common
+from ui.text import plain
 
 TITLES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
 
@@ -38,7 +39,7 @@ with common.page("Embedding map", need_image=False) as view:
                 features, method, seed=common.get("seed"), perplexity=common.get("perplexity"),
                 n_neighbors=common.get("n_neighbors"), min_dist=common.get("min_dist"))
         except ExplainError as exc:
-            st.warning(str(exc))
+            common.problem(st, str(exc), "warning")
             st.stop()
 
     classes = list(dataset.classes)
@@ -92,24 +93,27 @@ with common.page("Embedding map", need_image=False) as view:
 
     if chosen is not None:
         st.divider()
-        st.markdown(f"#### {dataset.name(chosen)}: true **{classes[labels[chosen]]}**, predicted "
-                    f"**{classes[predicted[chosen]] if predicted[chosen] >= 0 else '-'}**")
+        predicted_name = classes[predicted[chosen]] if predicted[chosen] >= 0 else "-"
+        st.markdown(f"#### {plain(dataset.name(chosen))}: true **{plain(classes[labels[chosen]])}**, "
+                    f"predicted **{plain(predicted_name)}**")
         image = dataset.image(chosen)
+        # each picture fills its own column: a fixed width wider than a narrow column would
+        # spill over the next one
         a, b, c = st.columns([1, 1, 3])
-        a.image(common.thumbnail(dataset, chosen, 224), caption="the image")
+        a.image(common.thumbnail(dataset, chosen, 224), caption="the image", width="stretch")
         try:
             cam = explain(view.backbone, image, "gradcam")
-            b.image(overlay(image, cam.heatmap, 0.5, "jet"), width=224,
-                    caption=f"Grad-CAM for “{categories[cam.target]}”")
+            b.image(overlay(image, cam.heatmap, 0.5, "jet"), width="stretch",
+                    caption=f"Grad-CAM for “{plain(categories[cam.target])}”")
         except ExplainError as exc:
-            b.warning(str(exc))
+            common.problem(b, str(exc), "warning")
         indices, distances = nearest(features, features.vectors[chosen], 8, exclude=chosen)
         with c:
             st.caption("Nearest neighbours (cosine distance)")
             grid = st.columns(4)
             for n, (i, dist) in enumerate(zip(indices, distances, strict=True)):
-                grid[n % 4].image(common.thumbnail(dataset, int(i)),
-                                  caption=f"{classes[labels[i]]} · {dist:.3f}")
+                grid[n % 4].image(common.thumbnail(dataset, int(i)), width="stretch",
+                                  caption=f"{plain(classes[labels[i]])} · {dist:.3f}")
         link = common.explain_link(dataset, chosen)
         if link:
             st.link_button("Open in Explain", link)

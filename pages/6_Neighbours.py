@@ -5,6 +5,7 @@ import streamlit as st
 from explain import ExplainError
 from explain.embedding import METRICS, image_features, nearest
 from ui import common
+from ui.text import plain
 
 with common.page("Nearest neighbours", need_image=False) as view:
     st.subheader("Nearest neighbours")
@@ -34,20 +35,20 @@ with common.page("Nearest neighbours", need_image=False) as view:
         try:
             vector = image_features(view.backbone, view.image, layer)
         except ExplainError as exc:
-            st.warning(str(exc))
+            common.problem(st, str(exc), "warning")
             st.stop()
 
     indices, distances = nearest(features, vector, common.get("k"), common.get("metric"),
                                  exclude=exclude)
     left, right = st.columns([1, 4])
-    left.image(query_image, caption=f"Query: {query_title}", width="stretch")
+    left.image(query_image, caption=f"Query: {plain(query_title)}", width="stretch")
     with right:
         grid = st.columns(5)
         for n, (i, dist) in enumerate(zip(indices, distances, strict=True)):
             with grid[n % 5]:
                 st.image(common.thumbnail(dataset, int(i), 160), width="stretch",
-                         caption=f"#{n + 1} · {dataset.classes[dataset.labels[i]]} · "
+                         caption=f"#{n + 1} · {plain(dataset.classes[dataset.labels[i]])} · "
                                  f"{common.get('metric')} {dist:.3f}")
     labels = [dataset.classes[dataset.labels[i]] for i in indices]
     top = max(set(labels), key=labels.count)
-    st.caption(f"{labels.count(top)} of {len(labels)} neighbours are labelled “{top}”.")
+    st.caption(f"{labels.count(top)} of {len(labels)} neighbours are labelled “{plain(top)}”.")

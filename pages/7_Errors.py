@@ -5,6 +5,7 @@ import streamlit as st
 
 from explain.render import confusion_figure
 from ui import common
+from ui.text import plain
 
 with common.page("Errors", need_image=False) as view:
     st.subheader("Errors")
@@ -21,12 +22,11 @@ with common.page("Errors", need_image=False) as view:
                    f"cross-validation): accuracy {assessment.accuracy:.1%}. Rows: true class; "
                    "columns: predicted. Click a cell to list its images.")
 
-    def picked() -> None:
+    def picked() -> None:  # every cell carries [row, column] (see confusion_figure)
         points = st.session_state["confusion_chart"].selection.points
-        if points:
-            row = classes.index(points[0]["y"])
-            col = classes.index(points[0]["x"])
-            common.put("cell", f"{row},{col}")
+        if points and len(points[0].get("customdata") or ()) == 2:
+            row, col = points[0]["customdata"]
+            common.put("cell", f"{int(row)},{int(col)}")
 
     st.plotly_chart(confusion_figure(assessment.confusion, classes), key="confusion_chart",
                     on_select=picked, selection_mode="points", config={"displaylogo": False})
@@ -35,12 +35,12 @@ with common.page("Errors", need_image=False) as view:
         row, col = (int(v) for v in cell.split(","))
         if row < len(classes) and col < len(classes):
             members = np.flatnonzero((dataset.labels == row) & (assessment.predicted == col))
-            st.markdown(f"#### True {classes[row]}, predicted {classes[col]}: {len(members)} "
+            st.markdown(f"#### True {plain(classes[row])}, predicted {plain(classes[col])}: {len(members)} "
                         f"image{'s' if len(members) != 1 else ''}")
             grid = st.columns(6)
             for n, i in enumerate(members[:48]):
                 with grid[n % 6]:
-                    st.image(common.thumbnail(dataset, int(i)), caption=dataset.name(int(i)))
+                    st.image(common.thumbnail(dataset, int(i)), caption=plain(dataset.name(int(i))))
                     link = common.explain_link(dataset, int(i))
                     if link:
                         st.link_button("Explain", link)

@@ -14,8 +14,10 @@ with common.page("Reviews", need_image=False) as view:
     try:
         store = common.review_store()
         authors = store.authors()
-    except Exception as exc:  # a database that is down or misconfigured: say so, keep the app
-        st.warning(f"The review database is not available ({type(exc).__name__}: {exc}).")
+    except Exception:  # a database that is down or misconfigured: say so, keep the app
+        common.log.exception("the review database is not available")
+        st.warning("The review database is not available right now (the details are in the "
+                   "server's log). The other pages keep working.")
         st.stop()
     a, b, c, d = st.columns(4)
     backbone = a.selectbox("Model", ["", *backbone_names()], key="rv_backbone",
@@ -26,7 +28,8 @@ with common.page("Reviews", need_image=False) as view:
                          format_func=lambda v: v or "everyone")
     text = d.text_input("Text", key="rv_text", placeholder="search notes and classes")
     found = store.find(backbone or None, verdict or None, author or None, text or None)
-    st.download_button("Download these reviews as HTML", html_report(found).encode(),
+    st.download_button("Download these reviews as HTML",
+                       html_report(found, base_url=common.base_url()).encode(),
                        "cnn-lens-reviews.html", "text/html", on_click="ignore",
                        disabled=not found)
     st.caption(f"{len(found)} review{'s' if len(found) != 1 else ''}.")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import Column, Integer, MetaData, Table, select
+from sqlalchemy import Column, Integer, MetaData, Table, inspect, select, text
 from sqlalchemy.engine import Connection, Engine
 
 from .schema import Base
@@ -19,7 +19,17 @@ def _create_reviews(connection: Connection) -> None:
     Base.metadata.create_all(connection)
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_create_reviews]
+def _add_fingerprint(connection: Connection) -> None:
+    """A unique content fingerprint per review (a database made by migration 1 on a newer
+    schema.py has the column already)."""
+    columns = {c["name"] for c in inspect(connection).get_columns("reviews")}
+    if "fingerprint" not in columns:
+        connection.execute(text("ALTER TABLE reviews ADD COLUMN fingerprint VARCHAR(64)"))
+    connection.execute(text("CREATE UNIQUE INDEX IF NOT EXISTS ix_reviews_fingerprint "
+                            "ON reviews (fingerprint)"))
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_create_reviews, _add_fingerprint]
 
 _meta = MetaData()
 _version = Table("schema_version", _meta, Column("version", Integer, nullable=False))

@@ -31,3 +31,6 @@ class ReviewRow(Base):
     target_name: Mapped[str] = mapped_column(String(200))
     thumbnail: Mapped[bytes] = mapped_column(LargeBinary, default=b"")
     scores: Mapped[str] = mapped_column(Text, default="{}")  # JSON
+    # what the review says about which view (see store.fingerprint): one row per content, so a
+    # second click on "Save" cannot store it twice; NULL for rows saved before migration 2
+    fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)

@@ -8,6 +8,7 @@ There are no accounts: anyone on the team may edit or delete any review.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, event, func, or_, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from .migrations import migrate
@@ -74,12 +76,25 @@ class ReviewStore:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def add(self, review: Review) -> Review:
+        """Store ``review``; if the same review (same ``fingerprint``) is stored already, that
+        one is returned and nothing is added: a second click on "Save" makes no duplicate,
+        also when two clicks race."""
+        review = _checked(review)
         row = ReviewRow()
-        _fill(row, _checked(review))
+        _fill(row, review)
         row.created = row.updated = _now()
         with self._session() as session:
+            existing = session.scalar(select(ReviewRow).where(
+                ReviewRow.fingerprint == row.fingerprint))
+            if existing is not None:
+                return _review(existing)
             session.add(row)
-            session.commit()
+            try:
+                session.commit()
+            except IntegrityError:  # the same review committed meanwhile by another click
+                session.rollback()
+                return _review(session.scalars(select(ReviewRow).where(
+                    ReviewRow.fingerprint == row.fingerprint)).one())
             return _review(row)
 
     def get(self, review_id: int) -> Review:
@@ -95,9 +110,17 @@ class ReviewStore:
             if row is None:
                 raise ReviewError(f"There is no review {review_id} (deleted meanwhile?).")
             merged = _checked(Review(**{**_review(row).__dict__, **changes}))
+            if fingerprint(merged) == row.fingerprint:
+                return _review(row)  # nothing changed
             _fill(row, merged)
             row.updated = _now()
-            session.commit()
+            try:
+                session.commit()
+            except IntegrityError:
+                session.rollback()
+                twin = session.scalars(select(ReviewRow.id).where(
+                    ReviewRow.fingerprint == fingerprint(merged))).first()
+                raise ReviewError(f"Review #{twin} says exactly this already.") from None
             return _review(row)
 
     def delete(self, review_id: int) -> None:
@@ -165,11 +188,22 @@ def _checked(review: Review) -> Review:
     return Review(**{**review.__dict__, "author": author})
 
 
+_SAID = ("author", "verdict", "note", "link", "page", "backbone", "weights", "image_hash",
+         "method", "target")
+
+
+def fingerprint(review: Review) -> str:
+    """Who said what about which view: two reviews with the same fingerprint are one review."""
+    said = [review.author.strip().lower(), *(getattr(review, name) for name in _SAID[1:])]
+    return hashlib.sha256(json.dumps(said).encode()).hexdigest()
+
+
 def _fill(row: ReviewRow, review: Review) -> None:
     for name in ("author", "verdict", "note", "link", "backbone", "weights", "image_hash",
                  "method", "target", "target_name", "page", "thumbnail"):
         setattr(row, name, getattr(review, name))
     row.scores = json.dumps(review.scores, sort_keys=True)
+    row.fingerprint = fingerprint(review)
 
 
 def _review(row: ReviewRow) -> Review:

@@ -84,3 +84,46 @@ def test_html_report_escapes_what_users_wrote(store):
     assert "<script>document" not in html and "&lt;script&gt;document.title" in html
     assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
     assert "data:image/png;base64," in html and "open this view" in html
+
+
+def test_the_same_review_twice_is_stored_once_even_when_two_clicks_race(store):
+    first = store.add(review())
+    again = store.add(review(author=" ada "))  # the same person, the same words, the same view
+    assert again.id == first.id and store.count() == 1
+    other = store.add(review(note="Something else."))
+    assert other.id != first.id and store.count() == 2
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(store.add(review(note="race"))))
+               for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({r.id for r in results}) == 1 and store.count() == 3
+    with pytest.raises(ReviewError, match=f"Review #{first.id} says exactly this already"):
+        store.update(other.id, note=first.note)
+    assert store.update(first.id, note=first.note).updated == first.updated  # nothing changed
+
+
+def test_a_database_from_before_the_fingerprint_is_carried_forward(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:  # schema version 1, as the first release made it
+        db.executescript("""
+            CREATE TABLE schema_version (version INTEGER NOT NULL);
+            INSERT INTO schema_version VALUES (1);
+            CREATE TABLE reviews (id INTEGER PRIMARY KEY AUTOINCREMENT, created DATETIME,
+                updated DATETIME, author VARCHAR(120), verdict VARCHAR(40), note TEXT,
+                link TEXT, page VARCHAR(60), backbone VARCHAR(80), weights VARCHAR(80),
+                image_hash VARCHAR(128), method VARCHAR(40), target INTEGER,
+                target_name VARCHAR(200), thumbnail BLOB, scores TEXT);
+            INSERT INTO reviews (created, updated, author, verdict, note, link, page, backbone,
+                weights, image_hash, method, target, target_name, thumbnail, scores) VALUES
+                ('2026-01-01 10:00:00', '2026-01-01 10:00:00', 'Ada', 'unsure', 'old', 'x=1',
+                 'Explain', 'resnet18', 'pretrained', 'sample:chelsea', 'gradcam', 285,
+                 'Egyptian cat', X'', '{}');""")
+    store = ReviewStore(f"sqlite:///{path}")
+    assert [r.note for r in store.find()] == ["old"]
+    store.add(review())
+    assert store.add(review()).id == store.find()[0].id and store.count() == 2

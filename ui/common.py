@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import numpy as np
 import streamlit as st
@@ -45,7 +46,16 @@ from explain.embedding import (
     pixel_vectors,
     warm_up_umap,
 )
-from explain.metrics import FILLS, Curves, faithfulness, pointing_game, random_map_curves
+from explain.metrics import (
+    FILLS,
+    Curves,
+    SanityCheck,
+    chance_of_hit,
+    faithfulness,
+    pointing_game,
+    random_map_curves,
+    randomization_check,
+)
 from explain.occlusion import BASELINES
 from explain.render import COLORMAPS, npy_bytes, overlay, png_bytes, topk_figure
 from explain.samples import SAMPLES, sample_image
@@ -61,7 +71,11 @@ from models import (
     backbone_names,
     get_spec,
 )
-from reviews import ReviewStore
+from reviews import Review, ReviewError, ReviewStore
+from ui import limits
+from ui.text import LONG, plain, quoted
+
+log = logging.getLogger("cnn_lens")
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"]
 
@@ -121,7 +135,8 @@ class Param:
 
 PARAMS: dict[str, Param] = {
     "backbone": Param(DEFAULT_BACKBONE, _choice(backbone_names())),
-    "weights": Param(PRETRAINED, _choice((PRETRAINED, UNTRAINED))),  # no checkpoint in a link
+    # "checkpoint": the link was taken on an uploaded checkpoint, which it cannot carry
+    "weights": Param(PRETRAINED, _choice((PRETRAINED, UNTRAINED, CHECKPOINT))),
     "sample": Param("chelsea", _choice(SAMPLES)),
     "class": Param(-1, _number(int, -1, 100_000)),  # -1: the top prediction
     "method": Param("gradcam", _choice(METHODS)),
@@ -169,24 +184,37 @@ def put(name: str, value) -> None:
     st.session_state[key(name)] = value
 
 
+_run = threading.local()  # per script thread (each session's run has its own): the notes slot
+
+
 def note(text: str) -> None:
+    """A note about the link, shown at once at the top of the page. ``text`` is Markdown:
+    values from the link go through ``plain``/``quoted`` first."""
     st.session_state.setdefault("_notes", []).append(text)
+    show_notes(getattr(_run, "notes", None))
 
 
 def seed_from_url() -> None:
-    """Once per session: take the link's parameters that are valid, note the rest."""
+    """Once per session: take the link's parameters that are valid, note the rest. Values
+    that can only be checked against the model (a layer) are checked by ``ensure_choice`` on
+    this same run; after it, a choice that stops fitting is reset without a note."""
     if st.session_state.get("_seeded"):
+        st.session_state.pop("_from_link", None)
         return
     st.session_state["_seeded"] = True
+    from_link = set()
     for name, text in st.query_params.to_dict().items():
         param = PARAMS.get(name)
         if param is None:
-            note(f"unknown parameter {name!r}")
+            note(f"unknown parameter {quoted(name)}")
             continue
         try:
             put(name, param.parse(text))
         except (TypeError, ValueError):
-            note(f"{name}={text!r} is not valid")
+            note(f"{plain(name)} = {quoted(text)} is not valid")
+        else:
+            from_link.add(name)
+    st.session_state["_from_link"] = from_link
     if get("index") is not None:  # a link to one image of a dataset
         st.session_state["source"] = "dataset"
 
@@ -213,13 +241,16 @@ def _stash_upload(widget_key: str) -> None:
         stash[widget_key] = (upload.name, upload.getvalue())
 
 
-def uploaded(label: str, widget_key: str, types: list[str]) -> tuple[str, bytes] | None:
-    """A file uploader whose file survives page switches: (name, bytes) or None."""
-    st.file_uploader(label, type=types, key=widget_key, on_change=_stash_upload,
-                     args=(widget_key,))
+def uploaded(label: str, widget_key: str, types: list[str],
+             max_bytes: int) -> tuple[str, bytes] | None:
+    """A file uploader whose file survives page switches: (name, bytes) or None. The uploader
+    states and enforces ``max_bytes`` (the loader's own limit, from ``limits``)."""
+    st.file_uploader(f"{label}, up to {limits.size(max_bytes)}", type=types, key=widget_key,
+                     on_change=_stash_upload, args=(widget_key,),
+                     max_upload_size=limits.upload_mb(max_bytes))
     kept = st.session_state.get("_uploads", {}).get(widget_key)
     if kept is not None and st.session_state.get(widget_key) is None:
-        st.caption(f"Using {kept[0]}, uploaded earlier.")
+        st.caption(f"Using {plain(kept[0])}, uploaded earlier.")
     return kept
 
 
@@ -235,18 +266,25 @@ def write_url() -> None:
         st.query_params.from_dict(values)
 
 
-def show_notes() -> None:
-    notes = st.session_state.pop("_notes", [])
-    if notes:
-        st.info("Ignored from the link: " + "; ".join(notes) + ".")
+def show_notes(slot, last: bool = False) -> None:
+    """The notes so far, in ``slot`` at the top of the page. They are dropped when the run
+    that drew them ends (``last``); a run that a rerun interrupts (the browser's first runs
+    often are) raises in the drawing and leaves them to the next run."""
+    notes = st.session_state.get("_notes")
+    if notes and slot is not None:
+        slot.info("Ignored from the link: " + "; ".join(notes) + ".")
+    if last:
+        st.session_state.pop("_notes", None)
 
 
 def ensure_choice(name: str, options, default=None) -> None:
-    """Before drawing a select widget: its state must be one of ``options``."""
+    """Before drawing a select widget: its state must be one of ``options``. A value the link
+    gave is noted when it does not fit; one the user chose before changing the model is
+    replaced silently."""
     current = st.session_state.get(key(name), PARAMS[name].default)
     if current not in options:
-        if current is not None and current != PARAMS[name].default:
-            note(f"{name}={current!r} does not fit this model")
+        if name in st.session_state.get("_from_link", ()):
+            note(f"{plain(name)} = {quoted(current)} does not fit this model")
         put(name, default if default is not None else options[0])
     else:
         st.session_state.setdefault(key(name), current)
@@ -277,8 +315,8 @@ class View:
 
     @property
     def model_key(self) -> tuple:
-        b = self.backbone
-        return (b.name, b.weights, b.weights_id, str(b.device))
+        """The model's identity (weights and class names): every cached result is keyed by it."""
+        return self.backbone.identity
 
 
 NAVIGATION = [
@@ -300,33 +338,56 @@ def navigation() -> None:
         st.sidebar.page_link(path, label=label, icon=icon)
 
 
+UNEXPECTED = ("Something went wrong on the server (the details are in its log). Your choices "
+              "are kept: try another option, image or model.")
+
+
 @contextmanager
 def page(title: str, need_image: bool = True) -> Iterator[View]:
-    """One view: the shared frame, then the page body. Whatever happens in the body, the user
-    sees a message, never a traceback, and the link keeps the state."""
+    """One view: the shared frame, then the page body. Whatever happens in the frame or the
+    body, the user sees a message in the main area, never a traceback or an exception's text,
+    and the link keeps the state. Notes about the link appear at the top, on this run."""
     st.set_page_config(page_title=f"{title} · CNN Lens", page_icon=":mag:", layout="wide")
     _warm_umap()
+    notes = _run.notes = st.empty()
+    show_notes(notes)  # left by a run that was interrupted
     try:
-        yield frame(need_image)
-    except Exception as exc:  # the last line of defence; the known errors are handled in place
-        logging.getLogger("cnn_lens").exception("page %s failed", title)
-        st.error(f"Something went wrong ({type(exc).__name__}: {exc}). Your choices are kept: "
-                 "try another option, image or model.")
+        try:
+            view = frame(need_image)
+        except Exception:
+            log.exception("the frame of page %s failed", title)
+            st.error(UNEXPECTED)
+            st.stop()
+        try:
+            yield view
+        except Exception:  # the last line of defence; the known errors are handled in place
+            log.exception("page %s failed", title)
+            st.error(UNEXPECTED)
     finally:
+        show_notes(notes, last=True)
         write_url()
+
+
+def problem(slot, text: str, kind: str = "error") -> None:
+    """A problem the user can act on, in ``slot`` (``st`` for the main area). ``text`` is plain
+    text (an exception's message may quote a file's name or content): it is escaped."""
+    getattr(slot, kind)(plain(text, LONG))
 
 
 def frame(need_image: bool = True) -> View:
     """Draw the sidebar (navigation, model, weights, image) and return the view; stop the page
-    with a clear message when the model or the image it needs cannot be used (the sidebar stays
-    usable)."""
+    with a clear message in the main area (repeated in the sidebar) when the model or the
+    image it needs cannot be used. The sidebar stays usable."""
     keep_state()
     seed_from_url()
     navigation()
     with st.sidebar:
-        backbone = _model_picker()
-        picked = _image_picker()
-    show_notes()
+        backbone, model_problem = _model_picker()
+        picked, image_problem = _image_picker()
+    for message in (model_problem, image_problem if need_image or picked is not None else None):
+        if message is not None:
+            kind, text = message
+            problem(st, text, kind)
     if backbone is None:
         st.stop()
     if backbone.untrained:
@@ -340,7 +401,10 @@ def frame(need_image: bool = True) -> View:
     return View(backbone, image, image_key, title)
 
 
-def _model_picker() -> Backbone | None:
+Problem = tuple[str, str] | None  # (kind: "error" or "info", plain text)
+
+
+def _model_picker() -> tuple[Backbone | None, Problem]:
     st.header("Model")
     names = backbone_names()
     ensure_choice("backbone", names)
@@ -351,30 +415,36 @@ def _model_picker() -> Backbone | None:
               UNTRAINED: "Untrained (random)"}
     st.radio("Weights", choices, key="weights_choice", format_func=labels.__getitem__)
     weights = st.session_state["weights_choice"]
-    put("weights", weights if weights != CHECKPOINT else PRETRAINED)
+    put("weights", weights)  # a link says "checkpoint", and that it cannot carry the file
     checkpoint = class_names = None
     if weights == CHECKPOINT:
         upload = uploaded("Checkpoint (state dict, .pt/.pth)", "checkpoint_file",
-                          ["pt", "pth", "bin"])
+                          ["pt", "pth", "bin"], limits.CHECKPOINT_BYTES)
         names = uploaded("Class names (optional: .txt one per line, or .json)",
-                         "class_names_file", ["txt", "json"])
+                         "class_names_file", ["txt", "json"], limits.CLASS_NAMES_BYTES)
         if upload is None:
-            st.info("Upload a state dict of the chosen architecture to explain your own model.")
-            return None
+            if "weights" in st.session_state.get("_from_link", ()):
+                text = ("This link was taken while viewing an uploaded checkpoint, which a link "
+                        "cannot carry. Upload the same checkpoint (and its class names) in the "
+                        "sidebar to see this view.")
+            else:
+                text = "Upload a state dict of the chosen architecture to explain your own model."
+            st.info(text)
+            return None, ("info", text)
         checkpoint = upload[1]
         class_names = names[1] if names is not None else None
     try:
         with st.spinner("Loading the model..."):
             backbone = model_cache().get(get("backbone"), weights, checkpoint=checkpoint,
                                          class_names=class_names)
-    except (ModelError, ValueError) as exc:
-        st.error(str(exc))
-        return None
+    except ModelError as exc:
+        problem(st, str(exc))
+        return None, ("error", str(exc))
     st.caption(f"Device: **{backbone.device}** · {backbone.num_classes} classes")
-    return backbone
+    return backbone, None
 
 
-def _image_picker() -> tuple[Image.Image, str, str] | None:
+def _image_picker() -> tuple[tuple[Image.Image, str, str] | None, Problem]:
     st.header("Image")
     st.session_state.setdefault("source", "sample")
     sources = {"sample": "Sample photo", "upload": "Upload", "dataset": "Dataset image"}
@@ -384,39 +454,41 @@ def _image_picker() -> tuple[Image.Image, str, str] | None:
         ensure_choice("sample", list(SAMPLES))
         sample_id = st.selectbox("Sample photo", list(SAMPLES), key=key("sample"),
                                  format_func=lambda s: SAMPLES[s].title)
-        return sample_image(sample_id), f"sample:{sample_id}", SAMPLES[sample_id].title
+        return (sample_image(sample_id), f"sample:{sample_id}", SAMPLES[sample_id].title), None
     if st.session_state["source"] == "dataset":
         return _dataset_image()
-    upload = uploaded("Your image", "image_file", UPLOAD_TYPES)
+    upload = uploaded("Your image", "image_file", UPLOAD_TYPES, limits.IMAGE_BYTES)
     if upload is None:
-        st.info("Choose an image file (PNG, JPEG, WebP, BMP, GIF or TIFF).")
-        return None
+        text = "Choose an image file (PNG, JPEG, WebP, BMP, GIF or TIFF) in the sidebar."
+        st.info(text)
+        return None, ("info", text)
     name, data = upload
     try:
         image = load_image(data)
     except ExplainError as exc:
-        st.error(f"This image cannot be used: {exc}")
-        return None
-    return image, "upload:" + hashlib.sha256(data).hexdigest(), name
+        text = f"The image {name} cannot be used: {exc}"
+        problem(st, text)
+        return None, ("error", text)
+    return (image, "upload:" + hashlib.sha256(data).hexdigest(), name), None
 
 
-def _dataset_image() -> tuple[Image.Image, str, str] | None:
+def _dataset_image() -> tuple[tuple[Image.Image, str, str] | None, Problem]:
     """One image of a bundled dataset or a server folder, by its index (links use it)."""
     choice = get("dataset")
     try:
         dataset = (bundled(choice) if choice in BUNDLED else
                    _store_get(("folder", choice), lambda: from_folder(choice[7:])))
     except DatasetError as exc:
-        st.error(str(exc))
-        return None
+        problem(st, str(exc))
+        return None, ("error", str(exc))
     ensure_value("index")
     if st.session_state[key("index")] is None or st.session_state[key("index")] >= len(dataset):
         put("index", 0)
-    index = st.number_input(f"Image of {dataset.title} (0-{len(dataset) - 1})", 0,
+    index = st.number_input(f"Image of {plain(dataset.title)} (0-{len(dataset) - 1})", 0,
                             len(dataset) - 1, step=1, key=key("index"))
     label = dataset.classes[int(dataset.labels[index])]
     return (dataset.image(index), f"dataset:{dataset.digest}:{index}",
-            f"{dataset.title} #{index} (labelled {label})")
+            f"{dataset.title} #{index} (labelled {label})"), None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -508,6 +580,16 @@ def cached_visualization(view: View, target: int, options: tuple, progress=None,
                                 **dict(options)))
 
 
+def occlusion_options() -> None:
+    """Occlusion's window, stride and baseline (in the link: Explain and Compare share them)."""
+    for name in ("window", "stride", "baseline"):
+        ensure_value(name)
+    a, b, c = st.columns(3)
+    a.slider("Window (px of the 224 input)", 8, 112, step=4, key=key("window"))
+    b.slider("Stride (px)", 4, 112, step=2, key=key("stride"))
+    c.selectbox("Baseline", ["grey", "black", "white", "mean"], key=key("baseline"))
+
+
 def method_options(view: View, method: str) -> tuple:
     """The options of ``method`` as the link state holds them (hashable, for caching)."""
     if "gradcam" in method:
@@ -539,7 +621,7 @@ def run_explanation(view: View, method: str, target: int | None, slot=None) -> E
     try:
         result = cached_explanation(view, method, target, options, progress)
     except ExplainError as exc:
-        slot.warning(str(exc))
+        problem(slot, str(exc), "warning")
         return None
     except Cancelled:
         slot.info("Stopped.")
@@ -590,7 +672,7 @@ def target_picker(view: View) -> tuple[int | None, list[Prediction]]:
     chosen = get("class")
     left, right = st.columns([2, 3])
     with left:
-        st.image(view.image, caption=f"{view.image_title} · {view.image.width}x{view.image.height}",
+        st.image(view.image, caption=f"{plain(view.image_title)} · {view.image.width}x{view.image.height}",
                  width="stretch")
     with right:
         st.plotly_chart(topk_figure(top, top[0].index if chosen == TOP else chosen),
@@ -666,10 +748,10 @@ def dataset_picker() -> Dataset | None:
               "samples": "The sample photos", "zip": "Upload a zip (class_name/image.jpg)"}
     left, right = st.columns([3, 2])
     choice = left.selectbox("Dataset", options, key=key("dataset"),
-                            format_func=lambda o: titles.get(o, f"Server folder {o[7:]}"))
+                            format_func=lambda o: titles.get(o, f"Server folder {o[7:]}"))  # plain text
     try:
         if choice == "zip":
-            upload = uploaded("Dataset zip", "dataset_zip", ["zip"])
+            upload = uploaded("Dataset zip", "dataset_zip", ["zip"], limits.ZIP_BYTES)
             if upload is None:
                 st.info("Upload a zip with one folder of images per class.")
                 return None
@@ -680,7 +762,7 @@ def dataset_picker() -> Dataset | None:
         else:
             dataset = bundled(choice)
     except DatasetError as exc:
-        st.error(str(exc))
+        problem(st, str(exc))
         return None
     if dataset.skipped:
         with st.expander(f"{len(dataset.skipped)} files were skipped"):
@@ -694,7 +776,8 @@ def dataset_picker() -> Dataset | None:
                           "computed once and kept on disk.")
         dataset = dataset.subset(get("per_class"))
     st.caption(f"{len(dataset)} images in {len(dataset.classes)} classes: "
-               + ", ".join(dataset.classes[:12]) + ("..." if len(dataset.classes) > 12 else ""))
+               + ", ".join(plain(c, 40) for c in dataset.classes[:12])
+               + ("..." if len(dataset.classes) > 12 else ""))
     return dataset
 
 
@@ -733,7 +816,7 @@ def features_for(view: View, dataset: Dataset, layer: str) -> Features | None:
         return feature_store().get(run_key, lambda: extract_features(
             view.backbone, dataset, layer, progress=progress))
     except ExplainError as exc:
-        st.warning(str(exc))
+        problem(st, str(exc), "warning")
         return None
     finally:
         progress.done()
@@ -759,7 +842,7 @@ def assessment_for(view: View, dataset: Dataset, features: Features) -> Assessme
         result = result_store().get(("assess", features.key), lambda: assess(
             features, dataset, view.backbone.categories))
     except ExplainError as exc:
-        st.info(f"No predictions for this dataset: {exc}")
+        problem(st, f"No predictions for this dataset: {exc}", "info")
         return None
     board = accuracy_board().setdefault(dataset.digest, {})
     weights = "" if view.backbone.weights == PRETRAINED else f" ({view.backbone.weights})"
@@ -842,8 +925,69 @@ def object_box(view: View) -> tuple[int, int, int, int] | None:
         return tuple(int(v) for v in values) if values != [0, 0, w, h] else None
 
 
-def hit_or_miss(result: Explanation, box) -> bool:
-    return pointing_game(result.heatmap, box)
+@dataclass(frozen=True)
+class Pointing:
+    """The pointing game for one map, with the hit rate of chance for its box."""
+
+    hit: bool
+    chance: float  # the share of the image the box (with tolerance) covers
+    box: tuple[int, int, int, int]
+
+    @property
+    def informative(self) -> bool:
+        return self.chance <= 0.5
+
+    @property
+    def score(self) -> str:
+        return ("hit" if self.hit else "miss") + ("" if self.informative else " (not informative)")
+
+    @property
+    def chance_text(self) -> str:
+        text = (f"the object's box {self.box} (15 px tolerance) covers {self.chance:.0%} of "
+                f"the image, so a map that points at random hits {self.chance:.0%} of the time")
+        return text + ("" if self.informative else ": more than half, so a hit says little")
+
+    @property
+    def text(self) -> str:
+        where = self.chance_text
+        if not self.informative:
+            return (f"**Pointing game: not informative** (the map's maximum "
+                    f"{'falls' if self.hit else 'does not fall'} inside the box): {where}.")
+        return (f"**Pointing game: {'hit' if self.hit else 'miss'}.** The map's maximum "
+                f"{'falls' if self.hit else 'does not fall'} inside the object's box; {where}.")
+
+
+def pointing_summary(view: View, result: Explanation, box) -> Pointing | None:
+    if box is None:
+        return None
+    return Pointing(pointing_game(result.heatmap, box),
+                    chance_of_hit(box, (view.image.height, view.image.width)), tuple(box))
+
+
+def _sanity_key(view: View, result: Explanation) -> tuple:
+    return ("sanity", view.model_key, view.image_key, result.method, result.target,
+            method_options(view, result.method))
+
+
+def sanity_requested(view: View, result: Explanation) -> bool:
+    """Whether this session asked for the check of this view (its expander stays open)."""
+    return _sanity_key(view, result) in st.session_state.get("_sanity_asked", ())
+
+
+def sanity_check(view: View, result: Explanation) -> SanityCheck | None:
+    """The cascading randomization check of this view's map: kept (for every session) once it
+    was asked for, so later reruns of the page still show it; a button until then."""
+    run_key = _sanity_key(view, result)
+    check = result_store().peek(run_key)
+    if check is None:
+        if not st.button("Run the sanity check", key="sanity"):
+            return None
+        st.session_state.setdefault("_sanity_asked", set()).add(run_key)
+        options = dict(method_options(view, result.method))
+        with st.spinner("Randomizing the model block by block..."):
+            check = result_store().get(run_key, lambda: randomization_check(
+                view.backbone, view.image, result.method, result.target, **options))
+    return check
 
 
 @st.cache_resource
@@ -851,5 +995,44 @@ def review_store():
     return ReviewStore()
 
 
+BASE_URL_ENV = "CNN_LENS_BASE_URL"
+
+
+def base_url() -> str:
+    """Where the app's pages live, for links that leave the app (an exported report):
+    ``CNN_LENS_BASE_URL`` when set (a proxy's public address), else the address this page was
+    served from. Ends with "/"; "" when neither is known."""
+    configured = os.environ.get(BASE_URL_ENV, "").strip()
+    if configured.startswith(("http://", "https://")):
+        return configured.rstrip("/") + "/"
+    parts = urlsplit(st.context.url or "")
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return ""
+    prefix = (st.get_option("server.baseUrlPath") or "").strip("/")
+    return f"{parts.scheme}://{parts.netloc}/" + (f"{prefix}/" if prefix else "")
+
+
 def link_query() -> str:
     return urlencode(st.query_params.to_dict())
+
+
+def save_review(review: Review) -> tuple[Review, str]:
+    """Save ``review`` once: the first save of a view in this session adds it (the store returns
+    the stored one for an identical review, so a double click adds nothing); a later save of the
+    same view with an edited form updates that review. Returns it and what happened."""
+    saved = st.session_state.setdefault("_saved_reviews", {})
+    view = (review.page, review.link, review.image_hash, review.backbone, review.weights)
+    store = review_store()
+    earlier = saved.get(view)
+    if earlier is not None:
+        try:
+            store.get(earlier)
+        except ReviewError:  # deleted meanwhile: save it anew
+            saved.pop(view)
+        else:
+            return store.update(earlier, author=review.author, verdict=review.verdict,
+                                note=review.note, scores=review.scores,
+                                thumbnail=review.thumbnail), "Updated"
+    stored = store.add(review)
+    saved[view] = stored.id
+    return stored, "Saved as"

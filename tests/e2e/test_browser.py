@@ -1,117 +1,8 @@
-"""The dashboard in a real browser: Debian's Chromium driven by Playwright against
-`streamlit run app.py` on a free loopback port. Screenshots go to test-output/screenshots/."""
+"""Every page of the dashboard in a real browser (fixtures in conftest.py)."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
-
-import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-SHOTS = ROOT / "test-output" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-# As root in a closed network: no sandbox, and none of Chromium's background connections.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--disable-dev-shm-usage"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server():
-    port = free_port()
-    log = (ROOT / "test-output").joinpath("streamlit.log")
-    log.parent.mkdir(exist_ok=True)
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-             "--server.address", "127.0.0.1", "--server.headless", "true",
-             "--server.fileWatcherType", "none"],
-            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "CNN_LENS_DEVICE": "cpu"},
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.time() + 90
-            while True:
-                try:
-                    with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
-                        if reply.read() == b"ok":
-                            break
-                except OSError:
-                    pass
-                if proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError(f"streamlit did not start; see {log}")
-                time.sleep(0.5)
-            yield url
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium package")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture()
-def page(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(120_000)
-    yield page
-    context.close()
-
-
-def nav(page, name: str):
-    return page.locator("[data-testid=stSidebar]").get_by_role("link", name=name, exact=True)
-
-
-def selected(page, label: str) -> str:
-    """The value a select box shows (it is the value of its search input)."""
-    box = page.locator("[data-testid=stSelectbox]").filter(has_text=label).first
-    return box.locator("input").input_value()
-
-
-def captions(page) -> list[str]:
-    return page.locator("[data-testid=stImageCaption]").all_inner_texts()
-
-
-def wait_for_caption(page, start: str, count: int = 1) -> None:
-    page.wait_for_function(
-        """([start, count]) => [...document.querySelectorAll('[data-testid=stImageCaption]')]
-               .filter(e => e.innerText.startsWith(start)).length >= count""",
-        arg=[start, count])
-
-
-def assert_no_error(page) -> None:
-    page.wait_for_timeout(300)  # let the last deltas land
-    assert page.locator("[data-testid=stException]").count() == 0
-    errors = page.locator("[data-testid=stAlertContentError]").all_inner_texts()
-    assert not errors, errors
-    assert "Traceback" not in page.inner_text("body")
-
-
-def shot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+from tests.e2e.helpers import assert_no_error, captions, nav, selected, shot, wait_for_caption
 
 
 def test_walk_every_page_and_run_gradcam(server, page):
@@ -160,7 +51,7 @@ def test_shared_link_restores_the_view(server, page):
               "&class=968&alpha=0.8&cmap=inferno")
     wait_for_caption(page, "Saliency for “cup”")
     assert_no_error(page)
-    assert selected(page, "Backbone") == "EfficientNet-Lite0 (ImageNet, offline)"
+    assert selected(page, "Backbone") == "EfficientNet-Lite0 (offline)"
     assert selected(page, "Sample photo") == "Espresso"
     assert selected(page, "Method") == "Saliency"
     assert selected(page, "Explain class") == "968: cup"
@@ -172,7 +63,7 @@ def test_bad_link_and_not_applicable_show_messages(server, page):
     page.goto(f"{server}/Explain?backbone=vgg16&weights=untrained&method=cam&sample=../../x")
     page.get_by_text("CAM does not apply to VGG-16").wait_for()
     body = page.inner_text("body")
-    assert "Untrained weights" in body and "sample='../../x' is not valid" in body
+    assert "Untrained weights" in body and "sample = “../../x” is not valid" in body
     assert_no_error(page)
     shot(page, "8-not-applicable")
 

@@ -86,7 +86,7 @@ def test_folder_under_the_root_only(tmp_path):
     dataset = from_folder("insects", root)
     assert dataset.classes == ("ants", "bees") and len(dataset) == 2
     for escape in ("../secret", "/etc", "insects/../../secret"):
-        with pytest.raises(DatasetError, match="outside the data folder"):
+        with pytest.raises(DatasetError, match="outside the server's data folder"):
             from_folder(escape, root)
     with pytest.raises(DatasetError, match="no folder"):
         from_folder("missing", root)

@@ -1,6 +1,7 @@
 """Bad and unusual images: a correct explanation of the normalised image, or one ImageError."""
 
 import io
+import re
 
 import numpy as np
 import pytest
@@ -41,11 +42,28 @@ def test_tiny_image():
         load_image(encode(Image.new("RGB", (1, 1)), "PNG"))
 
 
-def test_decompression_bomb():
-    bomb = encode(Image.new("1", (12_000, 9_000)), "PNG")  # 108 megapixels in a few kB
+@pytest.mark.parametrize(("size", "message"), [
+    ((8_000, 8_000), "8000x8000 pixels (64 megapixels); CNN Lens accepts up to 50 megapixels"),
+    ((12_000, 9_000), "12000x9000 pixels (108 megapixels); CNN Lens accepts up to 50"),
+    ((15_000, 15_000), "more than 179 megapixels; CNN Lens accepts up to 50 megapixels"),
+])
+def test_too_many_pixels_names_the_limit_and_the_size(size, message):
+    """Checked on the header, before decoding: never "damaged", never Pillow's own warning."""
+    bomb = encode(Image.new("1", size), "PNG")  # bilevel: megapixels in a few kB
     assert len(bomb) < 200_000
-    with pytest.raises(ImageError, match="megapixels|too large"):
+    with pytest.raises(ImageError, match=re.escape(message)):
         load_image(bomb)
+
+
+def test_too_many_bytes_names_the_limit_and_the_size(tmp_path):
+    big = tmp_path / "big.png"
+    with big.open("wb") as f:
+        f.truncate(60 << 20)
+    with pytest.raises(ImageError, match=re.escape("The file is 60.0 MB; CNN Lens accepts images "
+                                                   "up to 50 MB.")):
+        load_image(big)
+    with pytest.raises(ImageError, match="60.0 MB"):
+        load_image(b"\x00" * (60 << 20))
 
 
 def test_missing_file(tmp_path):

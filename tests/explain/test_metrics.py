@@ -3,11 +3,14 @@
 import numpy as np
 import pytest
 import torch
+from PIL import Image
+from torch import nn
 
 from explain import explain
 from explain.metrics import (
     blurred,
     cascade,
+    chance_of_hit,
     deletion_insertion,
     faithfulness,
     pointing_game,
@@ -60,8 +63,10 @@ def test_randomization_destroys_gradcam_and_leaves_the_cached_model_alone(lite, 
     check = randomization_check(lite, chelsea, "gradcam", max_steps=4)
     assert_same_state(before, model_state(lite.model))
     assert check.stages[0] == "_fc" and len(check.maps) == 4 == len(check.spearman)
-    assert check.spearman[-1] < 0.5 and not check.flagged
-    assert min(check.spearman) < 0.5 and max(check.ssim) <= 1.0
+    # randomized down to the stem, the map is gone (all zero) or uncorrelated
+    assert (check.vanished[-1] or check.spearman[-1] < 0.5) and not check.flagged
+    assert any(gone or rho < 0.5 for gone, rho in zip(check.vanished, check.spearman, strict=True))
+    assert max(check.ssim) <= 1.0
     assert cascade(lite)[:3] == ["_fc", "_blocks.15", "_blocks.14"]
 
 
@@ -77,3 +82,48 @@ def test_pointing_game_hits_where_the_model_is_right(lite):
     assert right == ["chelsea", "coffee", "motorcycle", "camera", "china", "flower"]
     assert not pointing_game(np.eye(50)[::-1], (0, 0, 10, 10), tolerance=0)
     assert pointing_game(np.eye(50), (0, 0, 10, 10), tolerance=0)
+
+
+def test_a_map_that_vanishes_is_reported_as_such_not_as_a_correlation_of_zero():
+    """Grad-CAM of conv -> ReLU -> GAP -> linear is ReLU(w_c A): once the classifier is
+    re-initialised with a negative weight for the class, the map is all zero."""
+    import dataclasses
+
+    from models import load_backbone
+
+    torch.manual_seed(0)
+    base = load_backbone("resnet18", "untrained")
+
+    class Tiny(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layer4 = nn.Conv2d(3, 1, 3, padding=1)
+            self.fc = nn.Linear(1, 2)
+
+        def forward(self, x):
+            return self.fc(torch.relu(self.layer4(x)).mean(dim=(2, 3)))
+
+    model = Tiny().eval().requires_grad_(False)
+    with torch.no_grad():
+        model.layer4.weight.fill_(0.1)
+        model.layer4.bias.fill_(20.0)  # A > 0 everywhere: ReLU(w A) is 0 wherever w < 0
+        model.fc.weight.copy_(torch.tensor([[1.0], [-1.0]]))
+    tiny = dataclasses.replace(base, model=model, categories=("a", "b"))
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 32, 3), np.uint8))
+    outcomes = set()
+    for seed in range(6):  # the reset classifier weight for class 0 is U(-1, 1): both signs
+        check = randomization_check(tiny, image, "gradcam", target=0, seed=seed)
+        assert check.stages[0] == "fc"
+        if check.vanished[0]:
+            assert not check.maps[0].any() and np.isnan(check.spearman[0])
+        else:
+            assert not np.isnan(check.spearman[0])
+        outcomes.add(check.vanished[0])
+    assert outcomes == {True, False}
+
+
+def test_chance_of_hit_is_the_share_the_grown_box_covers():
+    assert chance_of_hit((0, 0, 99, 99), (100, 100)) == 1.0
+    assert chance_of_hit((40, 40, 59, 59), (100, 100), tolerance=0) == 0.04
+    assert chance_of_hit((40, 40, 59, 59), (100, 100), tolerance=10) == 0.16
+    assert chance_of_hit((0, 0, 9, 9), (100, 100), tolerance=10) == 0.04  # clipped at the edge

@@ -26,14 +26,17 @@ def test_offline_default_knows_the_photos(lite, chelsea, coffee):
     assert not lite.untrained and lite.weights == "pretrained"
 
 
-def test_torchvision_weights_missing_is_one_clear_error(tmp_path, monkeypatch):
+def test_torchvision_weights_missing_is_one_clear_error(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     with pytest.raises(WeightsUnavailable) as info:
         load_backbone("resnet18")
     message = str(info.value)
     expected_folder = tmp_path / "hub" / "checkpoints"
-    assert "resnet18-f37072fd.pth" in message and str(expected_folder) in message
-    assert "not on this machine" in message and "untrained" in message
+    assert "resnet18-f37072fd.pth" in message and "not on this server" in message
+    assert "untrained" in message and "README" in message
+    # the server's path and the raw exception go to the log, not to the user
+    assert str(tmp_path) not in message and "Errno" not in message and "urlopen" not in message
+    assert str(expected_folder) in caplog.text
 
 
 def test_damaged_cached_weights(tmp_path, monkeypatch):

@@ -1,0 +1,66 @@
+"""The trust section through the real pages: a review saved once, then updated; a sanity check
+that stays; a pointing game that says when it cannot tell; a Compare table without holes."""
+
+from __future__ import annotations
+
+from tests.app.helpers import COMPARE, EXPLAIN, app, texts
+from ui import common
+
+
+def save(at, note: str) -> str:
+    at.text_input(key="review_author").set_value("Ada")
+    at.text_area(key="review_note").set_value(note)
+    at.button(key="FormSubmitter:review_form-Save review").click().run()
+    assert not at.exception
+    return texts(at.success)[-1]
+
+
+def test_saving_twice_stores_one_review_and_an_edit_updates_it():
+    store = common.review_store()
+    at = app(EXPLAIN, sample="rocket")
+    before = store.count()
+    first = save(at, "points at the rocket")
+    number = int(first.split("#")[1].rstrip("."))
+    assert first == f"Saved as review #{number}."
+    assert save(at, "points at the rocket") == f"Updated review #{number}."  # unchanged: no new row
+    at.run()  # a rerun saves nothing either
+    assert store.count() == before + 1
+    assert save(at, "points at the rocket and its tower") == f"Updated review #{number}."
+    assert store.count() == before + 1 and store.get(number).note.endswith("and its tower")
+
+    other = app(EXPLAIN, sample="rocket")  # another session saving the very same review
+    at_other = save(other, "points at the rocket and its tower")
+    assert at_other == f"Saved as review #{number}." and store.count() == before + 1
+
+
+def test_the_sanity_check_stays_after_a_rerun():
+    at = app(EXPLAIN, sample="coffee", method="saliency")
+    at.button(key="sanity").click().run()
+    assert not at.exception
+    shown = [c for image in at.get("image") for c in image.captions]
+    stages = [c for c in shown if c.startswith("down to ")]
+    assert stages and all("ρ = " in c or "vanished" in c for c in stages)
+    at.slider(key="p_alpha").set_value(0.3).run()  # an unrelated change
+    again = [c for image in at.get("image") for c in image.captions if c.startswith("down to ")]
+    assert again == stages
+    assert any("depends on the model's weights" in s for s in texts(at.success))
+
+
+def test_the_pointing_game_says_its_chance_and_when_it_cannot_tell():
+    at = app(EXPLAIN)  # the cat's face: 46% of the photo with the tolerance
+    verdict = next(m for m in texts(at.markdown) if m.startswith("**Pointing game"))
+    assert verdict.startswith("**Pointing game: hit.**") and "covers 46% of the image" in verdict
+    at = app(EXPLAIN, sample="motorcycle")  # the motorcycle fills 68% of its photo
+    verdict = next(m for m in texts(at.markdown) if m.startswith("**Pointing game"))
+    assert verdict.startswith("**Pointing game: not informative**") and "68%" in verdict
+
+
+def test_compare_has_no_empty_cell_and_names_its_occlusion_settings():
+    at = app(COMPARE, window=56, stride=28, baseline="black", sample="coffee")
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert not table.isna().any().any(), table
+    assert table.iloc[-1]["pointing game"] == "hits 37% of the time"
+    shown = [c for image in at.get("image") for c in image.captions]
+    assert any(c.endswith("window 56 px, stride 28 px, black baseline") for c in shown)
+    assert at.slider(key="p_window").value == 56  # the options are on this page too

@@ -1,0 +1,150 @@
+"""What a user clicks and what a crafted link or file does, in a real browser: no foreign link
+or image in the page, a confusion-matrix cell click, a layout without overlaps, Stop that keeps
+the picture, exported links that work, a sidebar that shows names whole."""
+
+from __future__ import annotations
+
+import io
+from urllib.parse import quote, urlsplit
+
+from PIL import Image
+
+from tests.e2e.helpers import assert_no_error, shot, wait_for_caption
+
+HOSTILE_LINK = ("/Explain?method=" + quote("[Session expired - click here](https://example.com/login)")
+                + "&sample=" + quote("![x](https://example.com/p.png)") + "&cmap=__class__"
+                + "&layer=" + quote("<img src=https://example.com/q.png>") + "&class="
+                + quote("javascript:alert(1)") + "&" + quote("<a href=//example.com>x</a>") + "=1")
+
+
+def foreign(page, server: str) -> list[str]:
+    """Links and images in the page that point anywhere but this server (or inline data)."""
+    origin = "{0.scheme}://{0.netloc}".format(urlsplit(server))
+    refs = page.evaluate("""() => [
+        ...[...document.querySelectorAll('a[href]')].map(a => a.href),
+        ...[...document.querySelectorAll('img[src]')].map(i => i.src),
+        ...[...document.querySelectorAll('image')].map(i => i.href.baseVal || '')]""")
+    return [r for r in refs if r and not r.startswith((origin, "data:", "blob:"))]
+
+
+def test_a_crafted_link_puts_no_markup_into_the_page(server, page):
+    page.goto(server + HOSTILE_LINK)
+    wait_for_caption(page, "Grad-CAM for “Egyptian cat”")
+    note = page.locator("[data-testid=stAlertContentInfo]").filter(has_text="Ignored from the link")
+    note.wait_for()
+    text = note.inner_text().replace("\u200b", "")  # the zero-width space that stops autolinks
+    assert "[Session expired - click here](https://example.com/login)" in text
+    assert "![x](https://example.com/p.png)" in text and "__class__" in text
+    assert "<img src=https://example.com/q.png>" in text and "javascript:alert(1)" in text
+    assert note.locator("a, img, strong, em").count() == 0
+    page.wait_for_timeout(500)
+    assert foreign(page, server) == []
+    assert_no_error(page)
+    shot(page, "20-crafted-link")
+
+
+def test_an_uploaded_file_name_is_plain_text(server, page):
+    page.goto(server + "/Explain")
+    wait_for_caption(page, "Grad-CAM for")
+    page.locator("[data-testid=stSidebar]").get_by_text("Upload", exact=True).click()
+    photo = io.BytesIO()
+    Image.new("RGB", (300, 200), (30, 120, 200)).save(photo, format="PNG")
+    name = "![x](https%3A//example.com/p.png)<a href='https://example.com'>x</a>.png"
+    page.locator("[data-testid=stSidebar] input[type=file]").set_input_files(
+        files=[{"name": name, "mimeType": "image/png", "buffer": photo.getvalue()}])
+    wait_for_caption(page, "![x](https%3A//example.com/p.png)")
+    page.wait_for_timeout(500)
+    assert foreign(page, server) == []
+    assert_no_error(page)
+
+
+def test_clicking_a_confusion_matrix_cell_lists_its_images(server, page):
+    page.goto(server + "/Errors?per_class=10&dataset=animal_mnist")
+    chart = page.locator("[data-testid=stPlotlyChart] .js-plotly-plot").first
+    chart.locator(".main-svg").first.wait_for()
+    page.get_by_text("classified by a 10-nearest-neighbour probe").wait_for()
+    page.wait_for_timeout(1000)
+    row, col = 4, 4  # true dog, predicted dog: a cell that holds images
+    x, y = chart.evaluate("""(gd, [row, col]) => {
+        const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+        const box = gd.getBoundingClientRect();
+        return [box.left + xa._offset + xa.l2p(col), box.top + ya._offset + ya.l2p(row)];
+    }""", [row, col])
+    page.mouse.click(x, y)
+    heading = page.get_by_role("heading", name="True dog, predicted dog")
+    heading.wait_for()
+    assert "cell=4%2C4" in page.url or "cell=4,4" in page.url
+    images = page.locator("[data-testid=stImageCaption]")
+    images.first.wait_for()
+    assert page.get_by_role("link", name="Explain").count() >= images.count()  # each opens
+    assert_no_error(page)
+    shot(page, "21-errors-cell-clicked")
+
+
+def test_the_clicked_point_pictures_do_not_overlap(server, page):
+    page.goto(server + "/Embedding_map?per_class=10&proj=pca&point=3")
+    wait_for_caption(page, "Grad-CAM for")
+    wait_for_caption(page, "the image")
+    page.wait_for_timeout(500)
+    boxes = page.evaluate("""() => [...document.querySelectorAll('[data-testid=stImage]')]
+        .filter(e => e.innerText.includes('Grad-CAM for') || e.innerText.includes('·')
+                     || e.innerText.includes('the image'))
+        .map(e => { const r = e.getBoundingClientRect();
+                    return [r.left, r.top, r.right, r.bottom, e.innerText]; })""")
+    assert len(boxes) >= 3, boxes
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            overlap = min(a[2], b[2]) - max(a[0], b[0]) > 1 and min(a[3], b[3]) - max(a[1], b[1]) > 1
+            assert not overlap, (a, b)
+    shot(page, "22-embedding-point")
+
+
+def test_stop_keeps_the_class_picture(server, page):
+    page.goto(server + "/Class_visualization?steps=512&viz_class=1")
+    page.get_by_role("button", name="Generate").click()
+    wait_for_caption(page, "step 32 of 512")
+    page.get_by_role("button", name="Stop").click()
+    wait_for_caption(page, "“goldfish”: stopped at step")
+    caption = next(c for c in page.locator("[data-testid=stImageCaption]").all_inner_texts()
+                   if "stopped at step" in c)
+    step = int(caption.split("stopped at step ")[1].split()[0])
+    assert 32 <= step < 512
+    image = page.locator("[data-testid=stImage] img").first
+    assert image.evaluate("img => img.complete && img.naturalWidth") == 224
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download PNG").click()
+    assert download.value.suggested_filename == f"efficientnet_lite0-class-1-step-{step}.png"
+    assert "Choose a class and press Generate" not in page.inner_text("body")
+    assert_no_error(page)
+    shot(page, "23-class-visualization-stopped")
+
+
+def test_the_exported_report_links_back_to_this_server(server, page, tmp_path):
+    from reviews import VERDICTS, Review, ReviewStore
+
+    ReviewStore().add(Review(author="report-link", verdict=VERDICTS[0], note="link check",
+                             link="sample=coffee&method=gradcam", backbone="efficientnet_lite0",
+                             weights="pretrained", image_hash="sample:coffee", method="gradcam",
+                             target=967, target_name="espresso"))
+    page.goto(server + "/Reviews")
+    page.get_by_text("link check", exact=True).wait_for()
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download these reviews as HTML").click()
+    report = tmp_path / "report.html"
+    download.value.save_as(report)
+    html = report.read_text(encoding="utf-8")
+    assert f"href='{server}/Explain?sample=coffee&amp;method=gradcam'" in html
+    page.goto(report.as_uri())
+    link = page.locator(".review", has_text="link check").get_by_role("link", name="open this view")
+    link.click()  # from the downloaded file, back into the app
+    wait_for_caption(page, "Grad-CAM for “espresso”")
+    assert_no_error(page)
+
+
+def test_the_sidebar_shows_the_backbone_and_photo_names_whole(server, page):
+    page.goto(server)
+    wait_for_caption(page, "Cat (Chelsea)")
+    cut = page.evaluate("""() => [...document.querySelectorAll(
+            '[data-testid=stSidebar] [data-testid=stSelectbox] input')]
+        .filter(i => i.scrollWidth > i.clientWidth + 1).map(i => i.value)""")
+    assert cut == []
