@@ -5,12 +5,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
 
-.PHONY: run test lint bench setup setup-dev browser clean
+.PHONY: run test lint bench setup setup-dev browser postgres clean
 
 run: setup
-	$(PY) -m streamlit run app.py --server.headless true --server.port $(PORT)
+	$(PY) -m ui.serve --server.headless true --server.port $(PORT)
 
-test: setup-dev browser
+test: setup-dev browser postgres
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 
@@ -20,6 +20,7 @@ lint: setup-dev
 bench: setup
 	$(PY) bench/bench_explain.py
 	$(PY) bench/bench_embedding.py
+	$(PY) bench/load.py --sessions 20 50 --rounds 2 --json test-output/load.json
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +45,14 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
 	  $$sudo apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium fonts-dejavu-core; \
+	fi
+
+# The review tests start Debian's PostgreSQL themselves, in a temporary data directory (tests/pg.py).
+postgres:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
+	  $$sudo apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq postgresql; \
 	fi
 
 clean:

@@ -2,7 +2,8 @@
 
 import streamlit as st
 
-from ui import common
+from explain.render import topk_figure
+from ui import frame, results
 from ui.text import plain
 
 VIEWS = {
@@ -19,7 +20,7 @@ VIEWS = {
     "pages/8_Reviews.py": "What the team concluded about the model's reasons; HTML reports.",
 }
 
-with common.page("Home") as view:
+with frame.page("Home") as view:
     st.title("CNN Lens")
     st.markdown("See **why** an image classifier predicts what it does. Pick a backbone and an "
                 "image in the sidebar, then a view. Every view's state is in the address bar: "
@@ -28,9 +29,9 @@ with common.page("Home") as view:
     with left:
         st.image(view.image, width="stretch", caption=plain(view.image_title))
     with right:
-        top = common.predictions(view)
-        st.plotly_chart(common.topk_figure(top, top[0].index), key="home_topk",
+        top = results.predictions(view)
+        st.plotly_chart(topk_figure(top, top[0].index), key="home_topk",
                         config={"displaylogo": False})
-    for path, label, icon in common.NAVIGATION[1:]:
+    for path, label, icon in frame.NAVIGATION[1:]:
         st.page_link(path, label=label, icon=icon)
         st.caption(VIEWS[path])

@@ -59,6 +59,16 @@ def npy_bytes(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def _plotly():
+    """plotly.graph_objects, imported after pandas: plotly asks sys.modules whether pandas is
+    loaded, and a pandas that another thread is still importing is visible there half done
+    (an import statement, unlike that lookup, waits for the other thread to finish)."""
+    import pandas  # noqa: F401
+    import plotly.graph_objects as go
+
+    return go
+
+
 def label(text: object, limit: int = 80) -> str:
     """``text`` for a plotly label or hover text. Plotly renders a subset of HTML there (links
     included), and class names, folder names and file names come from users' files: they are
@@ -73,7 +83,7 @@ def topk_figure(predictions, selected: int | None = None):
 
     Each bar carries its class index as ``customdata`` so a click can re-target explanations.
     """
-    import plotly.graph_objects as go
+    go = _plotly()
 
     preds = list(reversed(predictions))
     colors = ["#e4572e" if p.index == selected else "#4c78a8" for p in preds]
@@ -91,7 +101,7 @@ def topk_figure(predictions, selected: int | None = None):
 
 def map_figure(raw: np.ndarray, title: str = ""):
     """A signed (h, w) map as a plotly heatmap, diverging around zero (red: for the class)."""
-    import plotly.graph_objects as go
+    go = _plotly()
 
     limit = float(np.abs(raw).max()) or 1.0
     fig = go.Figure(go.Heatmap(z=raw, colorscale="RdBu", reversescale=True, zmid=0,
@@ -116,7 +126,7 @@ def embedding_figure(points: np.ndarray, groups: np.ndarray, names: list[str], h
                      title: str = "", selected: int | None = None):
     """A WebGL scatter of a 2-D map (10,000 points stay fluid): one trace per group, so the
     legend toggles groups; ``customdata`` holds each point's row for selection."""
-    import plotly.graph_objects as go
+    go = _plotly()
 
     fig = go.Figure()
     hover = np.asarray([label(h, 300) for h in hover], dtype=object)
@@ -146,7 +156,7 @@ def confusion_figure(matrix: np.ndarray, classes: list[str]):
 
     Plotly heatmaps take no selection, so every cell also carries an invisible square marker
     (a scatter point, which does) whose ``customdata`` is ``[row, column]``."""
-    import plotly.graph_objects as go
+    go = _plotly()
 
     n = len(classes)
     names = [label(c, 40) for c in classes]
@@ -174,7 +184,7 @@ def confusion_figure(matrix: np.ndarray, classes: list[str]):
 
 def accuracy_figure(rows: list[tuple[str, float]]):
     """k-NN accuracies of feature sets (label, accuracy) as horizontal bars."""
-    import plotly.graph_objects as go
+    go = _plotly()
 
     fig = go.Figure(go.Bar(x=[a for _, a in rows], y=[label(n) for n, _ in rows], orientation="h",
                            text=[f"{a:.1%}" for _, a in rows], textposition="auto",
@@ -188,7 +198,7 @@ def accuracy_figure(rows: list[tuple[str, float]]):
 def curves_figure(curves: dict, kind: str):
     """Deletion or insertion curves (``kind``) of several maps: probability against the share of
     pixels removed or revealed, the area under each in the legend."""
-    import plotly.graph_objects as go
+    go = _plotly()
 
     fig = go.Figure()
     for g, (name, c) in enumerate(curves.items()):

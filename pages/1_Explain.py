@@ -7,8 +7,8 @@ from PIL import Image
 from explain import METHODS, TITLES
 from explain.render import colorize, curves_figure, map_figure, png_bytes, raw_picture
 from reviews import VERDICTS, Review, ReviewError
-from ui import common
-from ui.text import plain
+from ui import frame, links, results, trust, widgets
+from ui.text import plain, problem
 
 ABOUT = {
     "cam": "Class Activation Mapping: the classifier's weights for the class applied to the last "
@@ -24,28 +24,28 @@ ABOUT = {
                  "averaged over the windows covering each pixel. Red: covering it hurts the class.",
 }
 
-with common.page("Explain") as view:
-    target, top = common.target_picker(view)
+with frame.page("Explain") as view:
+    target, top = widgets.target_picker(view)
     st.divider()
 
     methods = list(METHODS)
-    common.ensure_choice("method", methods)
+    links.ensure_choice("method", methods)
     left, right = st.columns([1, 2])
-    method = left.selectbox("Method", methods, key=common.key("method"), format_func=TITLES.get)
+    method = left.selectbox("Method", methods, key=links.key("method"), format_func=TITLES.get)
     with right:
         if "gradcam" in method:
             layers = view.backbone.layers
-            common.ensure_choice("layer", layers, default=view.backbone.spec.gradcam_layer)
-            st.selectbox("Layer (type to search)", layers, key=common.key("layer"))
+            links.ensure_choice("layer", layers, default=view.backbone.spec.gradcam_layer)
+            st.selectbox("Layer (type to search)", layers, key=links.key("layer"))
         elif method == "occlusion":
-            common.occlusion_options()
-    alpha, cmap = common.display_options()
+            widgets.occlusion_options()
+    alpha, cmap = widgets.display_options()
     st.caption(ABOUT[method])
 
-    result = common.run_explanation(view, method, target)
+    result = results.run_explanation(view, method, target)
     if result is not None:
         name = view.backbone.categories[result.target]
-        picture = common.overlay_of(view, result, alpha, cmap)
+        picture = widgets.overlay_of(view, result, alpha, cmap)
         left, right = st.columns(2)
         left.image(picture, width="stretch",
                    caption=f"{TITLES[method]} for “{plain(name)}” (p = {result.probability:.1%}) · "
@@ -57,28 +57,41 @@ with common.page("Explain") as view:
             else:
                 st.plotly_chart(map_figure(result.raw, "Raw map (model resolution)"),
                                 key="raw_map", config={"displaylogo": False})
-        common.downloads(result, picture, f"{view.backbone.name}-{method}-{result.target}")
+        widgets.downloads(result, picture, f"{view.backbone.name}-{method}-{result.target}")
 
     if result is not None:
         st.divider()
         st.markdown("#### Can this map be trusted?")
-        steps, fill = common.curve_options()
-        curves = {TITLES[method]: common.curves_for(view, result, steps, fill),
-                  "random map": common.random_curves_for(view, result.target, steps, fill)}
-        a, b = st.columns(2)
-        a.plotly_chart(curves_figure(curves, "deletion"), key="deletion_chart",
-                       config={"displaylogo": False})
-        b.plotly_chart(curves_figure(curves, "insertion"), key="insertion_chart",
-                       config={"displaylogo": False})
-        st.caption("Pixels are removed (deletion) or revealed (insertion) in the order of the map. "
-                   "A faithful map makes the probability fall fast when deleting (small area) and "
-                   "rise fast when inserting (large area), better than the dotted random map.")
-        box = common.object_box(view)
-        pointing = common.pointing_summary(view, result, box)
+        steps, fill = trust.curve_options()
+
+        def known_curves() -> dict | None:  # the map's and the random map's, once both exist
+            ours = trust.curves_soon(view, result, steps, fill)
+            random = trust.random_curves_soon(view, result.target, steps, fill)
+            return None if ours is None or random is None else {TITLES[method]: ours,
+                                                                 "random map": random}
+
+        def curves_section() -> None:
+            curves = known_curves()
+            if curves is None:
+                st.caption("Computing the deletion and insertion curves (after everyone's maps)...")
+                return
+            a, b = st.columns(2)
+            a.plotly_chart(curves_figure(curves, "deletion"), key="deletion_chart",
+                           config={"displaylogo": False})
+            b.plotly_chart(curves_figure(curves, "insertion"), key="insertion_chart",
+                           config={"displaylogo": False})
+            st.caption("Pixels are removed (deletion) or revealed (insertion) in the order of the "
+                       "map. A faithful map makes the probability fall fast when deleting (small "
+                       "area) and rise fast when inserting (large area), better than the dotted "
+                       "random map.")
+
+        trust.later(curves_section, ready=lambda: known_curves() is not None)
+        box = trust.object_box(view)
+        pointing = trust.pointing_summary(view, result, box)
         if pointing is not None:
             st.markdown(pointing.text)
         with st.expander("Sanity check: does the map change when the model is destroyed?",
-                         expanded=common.sanity_requested(view, result)):
+                         expanded=trust.sanity_requested(view, result)):
             st.caption("Cascading randomization (Adebayo et al., 2018): the model's blocks are "
                        "re-initialised from the top down on a private copy, and the map is "
                        "recomputed after each. A map that stays the same does not explain the "
@@ -86,7 +99,7 @@ with common.page("Explain") as view:
             if method == "occlusion":
                 st.info("Run it on a faster method: occlusion would be recomputed at every step.")
             else:
-                check = common.sanity_check(view, result)
+                check = trust.sanity_check(view, result)
                 if check is not None:
                     cols = st.columns(len(check.maps) + 1)
                     cols[0].image(colorize(check.original, cmap), caption="original",
@@ -115,22 +128,24 @@ with common.page("Explain") as view:
                 note = st.text_area("Note", key="review_note")
                 saved = st.form_submit_button("Save review")
             if saved:
-                scores = {"deletion_auc": curves[TITLES[method]].deletion_auc,
-                          "insertion_auc": curves[TITLES[method]].insertion_auc,
-                          "probability": result.probability}
+                scores = {"probability": result.probability}
+                curves = known_curves()
+                if curves is not None:
+                    scores.update(deletion_auc=curves[TITLES[method]].deletion_auc,
+                                  insertion_auc=curves[TITLES[method]].insertion_auc)
                 if pointing is not None:
                     scores["pointing_game"] = pointing.score
                 thumb = Image.fromarray(picture)
                 thumb.thumbnail((240, 240))
                 try:
-                    stored, how = common.save_review(Review(
-                        author=author, verdict=verdict, note=note, link=common.link_query(),
+                    stored, how = trust.save_review(Review(
+                        author=author, verdict=verdict, note=note, link=links.link_query(),
                         backbone=view.backbone.name, weights=view.backbone.weights,
                         image_hash=view.image_key, method=method, target=result.target,
                         target_name=name, page="Explain", thumbnail=png_bytes(np.asarray(thumb)),
                         scores=scores))
                 except ReviewError as exc:
-                    common.problem(st, str(exc), "warning")
+                    problem(st, str(exc), "warning")
                 else:
                     st.success(f"{how} review #{stored.id}.")
                     st.page_link("pages/8_Reviews.py", label="See all reviews")

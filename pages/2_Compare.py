@@ -4,68 +4,89 @@ import streamlit as st
 
 from explain import METHODS, TITLES
 from explain.render import raw_picture
-from ui import common
+from ui import frame, results, trust, widgets
 from ui.text import plain
 
-with common.page("Compare") as view:
-    target, top = common.target_picker(view)
+with frame.page("Compare") as view:
+    target, top = widgets.target_picker(view)
     st.divider()
-    alpha, cmap = common.display_options()
+    alpha, cmap = widgets.display_options()
     with st.expander("Occlusion's window, stride and baseline (shared with the Explain page)"):
-        common.occlusion_options()
+        widgets.occlusion_options()
 
     columns = st.columns(3)
-    results = {}
+    made = {}
     for i, method in enumerate(METHODS):
         with columns[i % 3]:
             st.subheader(TITLES[method])
             cell = st.container()
-            result = common.run_explanation(view, method, target, slot=cell)
+            result = results.run_explanation(view, method, target, slot=cell)
             if result is not None:
-                results[method] = result
-                picture = common.overlay_of(view, result, alpha, cmap)
+                made[method] = result
+                picture = widgets.overlay_of(view, result, alpha, cmap)
                 # pixel-level gradients are shown as the signed gradient picture (an overlay of
                 # their sparse peaks reads as a wash of the colour map's low end)
                 shown = raw_picture(result.raw) if result.raw.ndim == 3 else picture
                 settings = ""
                 if method == "occlusion":
-                    options = dict(common.method_options(view, method))
+                    options = dict(results.method_options(view, method))
                     settings = (f" · window {options['window']} px, stride {options['stride']} px, "
                                 f"{options['baseline']} baseline")
                 cell.image(shown, width="stretch",
                            caption=f"{plain(view.backbone.categories[result.target])} · "
                                    f"p = {result.probability:.1%} · {result.seconds:.2f} s{settings}")
-                common.downloads(result, picture, f"{view.backbone.name}-{method}-{result.target}",
+                widgets.downloads(result, picture, f"{view.backbone.name}-{method}-{result.target}",
                                  slot=cell)
 
-    if results:
+    if made:
         st.divider()
         st.markdown("#### Which map is most faithful to the model, for this image?")
-        steps, fill = common.curve_options()
-        box = common.object_box(view)
-        rows = []
+        steps, fill = trust.curve_options()
+        box = trust.object_box(view)
+        target_class = next(iter(made.values())).target
         pointing = None
-        for method, result in results.items():
-            curves = common.curves_for(view, result, steps, fill)
-            row = {"method": TITLES[method], "deletion AUC (lower is better)": curves.deletion_auc,
-                   "insertion AUC (higher is better)": curves.insertion_auc}
-            pointing = common.pointing_summary(view, result, box)
-            if pointing is not None:
-                row["pointing game"] = pointing.score
-            rows.append(row)
-        target_class = next(iter(results.values())).target
-        reference = common.random_curves_for(view, target_class, steps, fill)
-        rows.sort(key=lambda r: r["deletion AUC (lower is better)"] -
-                  r["insertion AUC (higher is better)"])
-        random_row = {"method": "random map (reference)",
-                      "deletion AUC (lower is better)": reference.deletion_auc,
-                      "insertion AUC (higher is better)": reference.insertion_auc}
-        if pointing is not None:
-            random_row["pointing game"] = f"hits {pointing.chance:.0%} of the time"
-        rows.append(random_row)
-        st.dataframe(rows, hide_index=True, key="ranking",
-                     column_config={k: st.column_config.NumberColumn(format="%.3f") for k in (
-                         "deletion AUC (lower is better)", "insertion AUC (higher is better)")})
+        for result in made.values():
+            pointing = trust.pointing_summary(view, result, box)
+
+        def scored() -> tuple[dict, object]:  # the curves that exist so far, and the baseline
+            return ({m: trust.curves_soon(view, r, steps, fill) for m, r in made.items()},
+                    trust.random_curves_soon(view, target_class, steps, fill))
+
+        def ranking() -> None:  # filled progressively: each method's row once its curves exist
+            curves, reference = scored()
+            rows = []
+            for method, result in made.items():
+                row = {"method": TITLES[method],
+                       "deletion AUC (lower is better)": None if curves[method] is None
+                       else curves[method].deletion_auc,
+                       "insertion AUC (higher is better)": None if curves[method] is None
+                       else curves[method].insertion_auc}
+                if box is not None:
+                    row["pointing game"] = trust.pointing_summary(view, result, box).score
+                rows.append(row)
+            done = [r for r in rows if r["deletion AUC (lower is better)"] is not None]
+            done.sort(key=lambda r: r["deletion AUC (lower is better)"] -
+                      r["insertion AUC (higher is better)"])
+            rows = done + [r for r in rows if r["deletion AUC (lower is better)"] is None]
+            if reference is not None:
+                random_row = {"method": "random map (reference)",
+                              "deletion AUC (lower is better)": reference.deletion_auc,
+                              "insertion AUC (higher is better)": reference.insertion_auc}
+                if pointing is not None:
+                    random_row["pointing game"] = f"hits {pointing.chance:.0%} of the time"
+                rows.append(random_row)
+            if len(done) < len(made) or reference is None:
+                st.caption(f"Computing the curves: {len(done)} of {len(made)} methods scored...")
+            st.dataframe(rows, hide_index=True, key="ranking",
+                         column_config={k: st.column_config.NumberColumn(format="%.3f") for k in (
+                             "deletion AUC (lower is better)",
+                             "insertion AUC (higher is better)")})
+
+        def all_scored() -> bool:
+            curves, reference = scored()
+            return reference is not None and all(c is not None for c in curves.values())
+
+        trust.later(ranking, ready=all_scored)
         st.caption("Ranked by insertion minus deletion area. Deletion removes the pixels the map "
                    "calls most important first: a faithful map makes the class probability drop "
                    "at once (small area). Insertion reveals them first on a blurred image: the "

@@ -4,10 +4,11 @@ import streamlit as st
 
 from explain import Cancelled, ExplainError
 from explain.render import png_bytes
-from ui import common
-from ui.text import plain
+from serving.scheduler import Busy, Stopped
+from ui import frame, links, results
+from ui.text import plain, problem
 
-with common.page("Class visualization", need_image=False) as view:
+with frame.page("Class visualization", need_image=False) as view:
     categories = view.backbone.categories
     st.subheader("Class visualization")
     st.caption("Starting from noise (or a blank image), the picture is changed step by step to raise "
@@ -16,52 +17,57 @@ with common.page("Class visualization", need_image=False) as view:
                "the model looks for.")
 
     classes = list(range(len(categories)))
-    common.ensure_choice("viz_class", classes, default=categories.index("goldfish")
+    links.ensure_choice("viz_class", classes, default=categories.index("goldfish")
                          if "goldfish" in categories else 0)
     for name in ("steps", "seed", "jitter"):
-        common.ensure_value(name)
-    common.ensure_choice("start", ["noise", "blank"])
+        links.ensure_value(name)
+    links.ensure_choice("start", ["noise", "blank"])
     left, right = st.columns([2, 3])
     with left:
-        target = st.selectbox("Class (type to search)", classes, key=common.key("viz_class"),
+        target = st.selectbox("Class (type to search)", classes, key=links.key("viz_class"),
                               format_func=lambda i: f"{i}: {categories[i]}")  # plain text
-        st.slider("Steps", 8, 512, step=8, key=common.key("steps"))
-        st.slider("Regularisation strength (random shift, px)", 0, 32, key=common.key("jitter"))
+        st.slider("Steps", 8, 512, step=8, key=links.key("steps"))
+        st.slider("Regularisation strength (random shift, px)", 0, 32, key=links.key("jitter"))
         a, b = st.columns(2)
-        a.number_input("Seed", 0, 2**31 - 1, step=1, key=common.key("seed"))
-        b.radio("Start from", ["noise", "blank"], key=common.key("start"), horizontal=True)
+        a.number_input("Seed", 0, 2**31 - 1, step=1, key=links.key("seed"))
+        b.radio("Start from", ["noise", "blank"], key=links.key("start"), horizontal=True)
         generate = st.button("Generate", type="primary")
 
-    options = (("steps", common.get("steps")), ("seed", common.get("seed")),
-               ("start", common.get("start")), ("jitter", float(common.get("jitter"))))
+    options = (("steps", links.get("steps")), ("seed", links.get("seed")),
+               ("start", links.get("start")), ("jitter", float(links.get("jitter"))))
     run_key = (view.model_key, target, options)
-    results = st.session_state.setdefault("viz_results", {})
+    pictures = st.session_state.setdefault("viz_results", {})
     # the latest picture of a run, kept while it runs: Stop reruns the page (which ends the
     # run), and the picture so far stays on screen, marked as stopped, and downloadable
     partial = st.session_state.setdefault("viz_partial", {})
-    steps = common.get("steps")
+    steps = links.get("steps")
     stem = f"{view.backbone.name}-class-{target}"
-
-    def show_preview(step: int, image) -> None:
-        partial[run_key] = (step, image)
-        picture.image(image, caption=f"step {step} of {steps}", width=360)
 
     with right:
         picture = st.empty()
         if generate:
             st.session_state.pop("stopped", None)
             partial.pop(run_key, None)
-            progress = common.ProgressWithStop(st.container(), run_key, "Optimising")
+            progress = results.ProgressWithStop(st.container(), run_key, "Optimising")
+
+            def show(job) -> None:  # the worker's steps and its latest picture, as they come
+                progress(job)
+                shot = job.shared.get("preview")
+                if shot is not None and partial.get(run_key, (None,))[0] != shot[0]:
+                    partial[run_key] = shot
+                    picture.image(shot[1], caption=f"step {shot[0]} of {steps}", width=360)
+
             try:
-                results[run_key] = common.cached_visualization(view, target, options, progress,
-                                                               show_preview)
-            except Cancelled:
+                pictures[run_key] = results.cached_visualization(view, target, options, show,
+                                                                 where=st.empty())
+            except (Cancelled, Stopped):
                 st.session_state["stopped"] = run_key
-            except ExplainError as exc:
-                common.problem(st, str(exc), "warning")
+            except (ExplainError, Busy) as exc:
+                problem(st, str(exc), "warning")
             finally:
                 progress.done()
-        result = results.get(run_key)
+        result = pictures.get(run_key) or results.result_store().peek(
+            results.visualization_key(view, target, options))
         if result is not None:
             partial.pop(run_key, None)
             picture.image(result.image, width=360,

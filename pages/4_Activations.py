@@ -4,22 +4,22 @@ import streamlit as st
 
 from explain import ExplainError
 from explain.render import map_figure, npy_bytes, overlay, png_bytes
-from ui import common
+from ui import frame, links, results, widgets
 
-with common.page("Activations") as view:
+with frame.page("Activations") as view:
     backbone = view.backbone
     st.subheader("Activations")
     layers = backbone.layers
-    common.ensure_choice("act_layer", layers, default=backbone.spec.gradcam_layer)
-    common.ensure_value("topk")
+    links.ensure_choice("act_layer", layers, default=backbone.spec.gradcam_layer)
+    links.ensure_value("topk")
     left, right = st.columns([3, 2])
     layer = left.selectbox("Layer (named stages first, then every convolution; type to search)",
-                           layers, key=common.key("act_layer"))
-    right.slider("Channels shown", 4, 32, step=4, key=common.key("topk"))
-    alpha, cmap = common.display_options()
+                           layers, key=links.key("act_layer"))
+    right.slider("Channels shown", 4, 32, step=4, key=links.key("topk"))
+    alpha, cmap = widgets.display_options()
 
     try:
-        report = common.cached_activations(view, layer)
+        report = results.cached_activations(view, layer)
     except ExplainError as exc:
         st.warning(str(exc))
         st.stop()
@@ -27,9 +27,9 @@ with common.page("Activations") as view:
     channels = report.maps.shape[0]
     st.caption(f"Layer {layer}: {channels} channels of {report.maps.shape[1]}x{report.maps.shape[2]}. "
                "Channels are ranked by their mean activation on this image.")
-    chosen = common.get("channel")
+    chosen = links.get("channel")
     if chosen is not None and not 0 <= chosen < channels:
-        common.put("channel", None)
+        links.put("channel", None)
         chosen = None
 
     if chosen is not None:
@@ -47,16 +47,16 @@ with common.page("Activations") as view:
         y.download_button("Raw map .npy", npy_bytes(report.maps[chosen]), f"{stem}.npy",
                           "application/octet-stream", on_click="ignore")
         if st.button("Close"):
-            common.put("channel", None)
+            links.put("channel", None)
             st.rerun()
 
-    top = report.top(common.get("topk"))
+    top = report.top(links.get("topk"))
     grid = st.columns(4)
     for i, (channel, score) in enumerate(top):
         with grid[i % 4]:
             st.image(overlay(view.image, report.mask(channel), alpha, cmap), width="stretch",
                      caption=f"#{i + 1}: channel {channel} · mean {score:.3f}")
-            st.button("Enlarge", key=f"enlarge_{channel}", on_click=common.put,
+            st.button("Enlarge", key=f"enlarge_{channel}", on_click=links.put,
                       args=("channel", channel))
 
     st.markdown("#### Mean activation over all channels")

@@ -6,40 +6,45 @@ import streamlit as st
 from explain import ExplainError, explain
 from explain.embedding import PROJECTIONS, cached_projection, nearest
 from explain.render import accuracy_figure, embedding_figure, overlay
-from ui import common
-from ui.text import plain
+from serving.scheduler import Busy
+from ui import data, frame, links, results, warm
+from ui.text import plain, problem
 
 TITLES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
 
-with common.page("Embedding map", need_image=False) as view:
+with frame.page("Embedding map", need_image=False) as view:
     st.subheader("Embedding map")
-    dataset, layer, features = common.dataset_features(view)
-    assessment = common.assessment_for(view, dataset, features)
+    dataset, layer, features = data.dataset_features(view)
+    assessment = data.assessment_for(view, dataset, features)
 
     for name in ("perplexity", "n_neighbors", "min_dist", "seed"):
-        common.ensure_value(name)
-    common.ensure_choice("proj", list(PROJECTIONS))
-    common.ensure_choice("color", ["label", "prediction", "correct"])
+        links.ensure_value(name)
+    links.ensure_choice("proj", list(PROJECTIONS))
+    links.ensure_choice("color", ["label", "prediction", "correct"])
     a, b, c, d = st.columns([2, 3, 3, 2])
-    method = a.radio("Map", list(PROJECTIONS), key=common.key("proj"), format_func=TITLES.get)
+    method = a.radio("Map", list(PROJECTIONS), key=links.key("proj"), format_func=TITLES.get)
     if method == "tsne":
-        b.slider("Perplexity", 5, 100, key=common.key("perplexity"))
+        b.slider("Perplexity", 5, 100, key=links.key("perplexity"))
     elif method == "umap":
-        b.slider("Neighbours (n_neighbors)", 2, 100, key=common.key("n_neighbors"))
-        c.slider("Minimum distance (min_dist)", 0.0, 0.99, step=0.01, key=common.key("min_dist"))
-    d.number_input("Seed", 0, 2**31 - 1, step=1, key=common.key("seed"))
-    color = st.radio("Colour by", ["label", "prediction", "correct"], key=common.key("color"),
+        b.slider("Neighbours (n_neighbors)", 2, 100, key=links.key("n_neighbors"))
+        c.slider("Minimum distance (min_dist)", 0.0, 0.99, step=0.01, key=links.key("min_dist"))
+    d.number_input("Seed", 0, 2**31 - 1, step=1, key=links.key("seed"))
+    color = st.radio("Colour by", ["label", "prediction", "correct"], key=links.key("color"),
                      horizontal=True, format_func={"label": "true class",
                                                    "prediction": "predicted class",
                                                    "correct": "right or wrong"}.get)
 
+    if method == "umap" and not warm.umap_ready.is_set():
+        with st.spinner("UMAP is compiling its code (once after each server start, about half a "
+                        "minute)..."):
+            warm.umap_ready.wait()
     with st.spinner(f"Computing the {TITLES[method]} map of {len(dataset)} points..."):
         try:
             points, was_cached = cached_projection(
-                features, method, seed=common.get("seed"), perplexity=common.get("perplexity"),
-                n_neighbors=common.get("n_neighbors"), min_dist=common.get("min_dist"))
+                features, method, seed=links.get("seed"), perplexity=links.get("perplexity"),
+                n_neighbors=links.get("n_neighbors"), min_dist=links.get("min_dist"))
         except ExplainError as exc:
-            common.problem(st, str(exc), "warning")
+            problem(st, str(exc), "warning")
             st.stop()
 
     classes = list(dataset.classes)
@@ -56,14 +61,14 @@ with common.page("Embedding map", need_image=False) as view:
              f"{classes[predicted[i]] if predicted[i] >= 0 else '-'} · model says: "
              f"{categories[features.predicted[i]]} ({features.confidence[i]:.0%})"
              for i in range(len(dataset))]
-    chosen = common.get("point")
+    chosen = links.get("point")
     if chosen is not None and chosen >= len(dataset):
         chosen = None
 
     def picked() -> None:
         points_ = st.session_state["map_chart"].selection.points
         if points_:
-            common.put("point", int(points_[0]["customdata"]))
+            links.put("point", int(points_[0]["customdata"]))
 
     left, right = st.columns([3, 2])
     with left:
@@ -83,9 +88,9 @@ with common.page("Embedding map", need_image=False) as view:
         with right:
             st.metric("k-NN accuracy of these features", f"{assessment.accuracy:.1%}"
                       if assessment.source == "probe" else f"{assessment.accuracy:.1%} (model head)")
-            board = common.accuracy_board().get(dataset.digest, {})
+            board = data.accuracy_board().get(dataset.digest, {})
             rows = sorted(board.items(), key=lambda r: -r[1])
-            rows.append((f"raw pixels ({len(dataset)} images)", common.pixel_accuracy(dataset)))
+            rows.append((f"raw pixels ({len(dataset)} images)", data.pixel_accuracy(dataset)))
             st.plotly_chart(accuracy_figure(rows), key="accuracy_chart",
                             config={"displaylogo": False})
             st.caption("Cross-validated 10-NN accuracy, for every backbone and layer computed on "
@@ -100,20 +105,22 @@ with common.page("Embedding map", need_image=False) as view:
         # each picture fills its own column: a fixed width wider than a narrow column would
         # spill over the next one
         a, b, c = st.columns([1, 1, 3])
-        a.image(common.thumbnail(dataset, chosen, 224), caption="the image", width="stretch")
+        a.image(data.thumbnail(dataset, chosen, 224), caption="the image", width="stretch")
         try:
-            cam = explain(view.backbone, image, "gradcam")
+            cam = results.compute(("point-gradcam", view.model_key, dataset.digest, chosen),
+                                  lambda job: explain(view.backbone, image, "gradcam"),
+                                  slot="point", where=b.empty())
             b.image(overlay(image, cam.heatmap, 0.5, "jet"), width="stretch",
                     caption=f"Grad-CAM for “{plain(categories[cam.target])}”")
-        except ExplainError as exc:
-            common.problem(b, str(exc), "warning")
+        except (ExplainError, Busy) as exc:
+            problem(b, str(exc), "warning")
         indices, distances = nearest(features, features.vectors[chosen], 8, exclude=chosen)
         with c:
             st.caption("Nearest neighbours (cosine distance)")
             grid = st.columns(4)
             for n, (i, dist) in enumerate(zip(indices, distances, strict=True)):
-                grid[n % 4].image(common.thumbnail(dataset, int(i)), width="stretch",
+                grid[n % 4].image(data.thumbnail(dataset, int(i)), width="stretch",
                                   caption=f"{plain(classes[labels[i]])} · {dist:.3f}")
-        link = common.explain_link(dataset, chosen)
+        link = data.explain_link(dataset, chosen)
         if link:
             st.link_button("Open in Explain", link)

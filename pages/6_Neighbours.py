@@ -4,21 +4,22 @@ import streamlit as st
 
 from explain import ExplainError
 from explain.embedding import METRICS, image_features, nearest
-from ui import common
-from ui.text import plain
+from serving.scheduler import Busy
+from ui import data, frame, links, results
+from ui.text import plain, problem
 
-with common.page("Nearest neighbours", need_image=False) as view:
+with frame.page("Nearest neighbours", need_image=False) as view:
     st.subheader("Nearest neighbours")
-    dataset, layer, features = common.dataset_features(view)
-    common.ensure_value("k")
-    common.ensure_choice("metric", list(METRICS))
+    dataset, layer, features = data.dataset_features(view)
+    links.ensure_value("k")
+    links.ensure_choice("metric", list(METRICS))
     st.session_state.setdefault("nn_query", "image")
     a, b, c = st.columns([3, 2, 2])
     query_kind = a.radio("Query", ["image", "dataset"], key="nn_query", horizontal=True,
                          format_func={"image": "the sidebar's image",
                                       "dataset": "an image of the dataset"}.get)
-    b.slider("How many", 1, 50, key=common.key("k"))
-    c.radio("Distance", list(METRICS), key=common.key("metric"), horizontal=True)
+    b.slider("How many", 1, 50, key=links.key("k"))
+    c.radio("Distance", list(METRICS), key=links.key("metric"), horizontal=True)
 
     exclude = None
     if query_kind == "dataset":
@@ -33,12 +34,14 @@ with common.page("Nearest neighbours", need_image=False) as view:
     else:
         query_image, query_title = view.image, view.image_title
         try:
-            vector = image_features(view.backbone, view.image, layer)
-        except ExplainError as exc:
-            common.problem(st, str(exc), "warning")
+            vector = results.compute(
+                ("image-features", view.model_key, view.image_key, layer),
+                lambda job: image_features(view.backbone, view.image, layer), slot="query")
+        except (ExplainError, Busy) as exc:
+            problem(st, str(exc), "warning")
             st.stop()
 
-    indices, distances = nearest(features, vector, common.get("k"), common.get("metric"),
+    indices, distances = nearest(features, vector, links.get("k"), links.get("metric"),
                                  exclude=exclude)
     left, right = st.columns([1, 4])
     left.image(query_image, caption=f"Query: {plain(query_title)}", width="stretch")
@@ -46,9 +49,9 @@ with common.page("Nearest neighbours", need_image=False) as view:
         grid = st.columns(5)
         for n, (i, dist) in enumerate(zip(indices, distances, strict=True)):
             with grid[n % 5]:
-                st.image(common.thumbnail(dataset, int(i), 160), width="stretch",
+                st.image(data.thumbnail(dataset, int(i), 160), width="stretch",
                          caption=f"#{n + 1} · {plain(dataset.classes[dataset.labels[i]])} · "
-                                 f"{common.get('metric')} {dist:.3f}")
+                                 f"{links.get('metric')} {dist:.3f}")
     labels = [dataset.classes[dataset.labels[i]] for i in indices]
     top = max(set(labels), key=labels.count)
     st.caption(f"{labels.count(top)} of {len(labels)} neighbours are labelled “{plain(top)}”.")

@@ -4,13 +4,13 @@ import numpy as np
 import streamlit as st
 
 from explain.render import confusion_figure
-from ui import common
+from ui import data, frame, links
 from ui.text import plain
 
-with common.page("Errors", need_image=False) as view:
+with frame.page("Errors", need_image=False) as view:
     st.subheader("Errors")
-    dataset, layer, features = common.dataset_features(view)
-    assessment = common.assessment_for(view, dataset, features)
+    dataset, layer, features = data.dataset_features(view)
+    assessment = data.assessment_for(view, dataset, features)
     if assessment is None:
         st.stop()
     classes = list(dataset.classes)
@@ -26,11 +26,11 @@ with common.page("Errors", need_image=False) as view:
         points = st.session_state["confusion_chart"].selection.points
         if points and len(points[0].get("customdata") or ()) == 2:
             row, col = points[0]["customdata"]
-            common.put("cell", f"{int(row)},{int(col)}")
+            links.put("cell", f"{int(row)},{int(col)}")
 
     st.plotly_chart(confusion_figure(assessment.confusion, classes), key="confusion_chart",
                     on_select=picked, selection_mode="points", config={"displaylogo": False})
-    cell = common.get("cell")
+    cell = links.get("cell")
     if cell is not None:
         row, col = (int(v) for v in cell.split(","))
         if row < len(classes) and col < len(classes):
@@ -40,8 +40,8 @@ with common.page("Errors", need_image=False) as view:
             grid = st.columns(6)
             for n, i in enumerate(members[:48]):
                 with grid[n % 6]:
-                    st.image(common.thumbnail(dataset, int(i)), caption=plain(dataset.name(int(i))))
-                    link = common.explain_link(dataset, int(i))
+                    st.image(data.thumbnail(dataset, int(i)), caption=plain(dataset.name(int(i))))
+                    link = data.explain_link(dataset, int(i))
                     if link:
                         st.link_button("Explain", link)
             if len(members) > 48:

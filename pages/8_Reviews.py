@@ -1,21 +1,23 @@
 """Reviews: what the team concluded, filtered, reopened, edited, deleted and exported."""
 
+import logging
+
 import streamlit as st
 
 from models import backbone_names
 from reviews import VERDICTS, ReviewError
 from reviews.report import html_report
-from ui import common
+from ui import frame, links, trust
 
-with common.page("Reviews", need_image=False) as view:
+with frame.page("Reviews", need_image=False) as view:
     st.subheader("Reviews")
     st.caption("Saved from the Explain page. There are no accounts: anyone on the team can edit "
                "or delete any review.")
     try:
-        store = common.review_store()
+        store = trust.review_store()
         authors = store.authors()
     except Exception:  # a database that is down or misconfigured: say so, keep the app
-        common.log.exception("the review database is not available")
+        logging.getLogger("cnn_lens").exception("the review database is not available")
         st.warning("The review database is not available right now (the details are in the "
                    "server's log). The other pages keep working.")
         st.stop()
@@ -29,7 +31,7 @@ with common.page("Reviews", need_image=False) as view:
     text = d.text_input("Text", key="rv_text", placeholder="search notes and classes")
     found = store.find(backbone or None, verdict or None, author or None, text or None)
     st.download_button("Download these reviews as HTML",
-                       html_report(found, base_url=common.base_url()).encode(),
+                       html_report(found, base_url=links.base_url()).encode(),
                        "cnn-lens-reviews.html", "text/html", on_click="ignore",
                        disabled=not found)
     st.caption(f"{len(found)} review{'s' if len(found) != 1 else ''}.")

@@ -38,6 +38,8 @@ _version = Table("schema_version", _meta, Column("version", Integer, nullable=Fa
 def migrate(engine: Engine) -> int:
     """Run the migrations this database has not seen; returns the schema version."""
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":  # replicas starting together take turns
+            connection.execute(text("SELECT pg_advisory_xact_lock(726016)"))
         _meta.create_all(connection)
         current = connection.scalar(select(_version.c.version))
         if current is None:

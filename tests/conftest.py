@@ -42,3 +42,12 @@ def coffee():
 
 # Features and maps are cached on disk: each test session gets its own, empty cache.
 os.environ["CNN_LENS_CACHE"] = tempfile.mkdtemp(prefix="cnn-lens-test-cache-")
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server for the run (see tests/pg.py): yields its URL base."""
+    from tests.pg import temporary_postgres
+
+    with temporary_postgres() as base:
+        yield base

@@ -1,4 +1,5 @@
-"""Reviews against a real SQLite file: create, read, filter, edit, delete, threads, HTML."""
+"""Reviews against a real SQLite file and a real PostgreSQL server: create, read, filter, edit,
+delete, threads, HTML."""
 
 import threading
 
@@ -17,9 +18,14 @@ def review(**changes) -> Review:
     return Review(**{**base, **changes})
 
 
-@pytest.fixture()
-def store(tmp_path):
-    return ReviewStore(f"sqlite:///{tmp_path / 'reviews.db'}")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    """The same tests on an SQLite file and on a real PostgreSQL server (tests/pg.py)."""
+    if request.param == "sqlite":
+        return ReviewStore(f"sqlite:///{tmp_path / 'reviews.db'}")
+    from tests.pg import fresh_database
+
+    return ReviewStore(fresh_database(request.getfixturevalue("postgres")))
 
 
 def test_create_read_filter_edit_delete(store, tmp_path):
@@ -39,10 +45,11 @@ def test_create_read_filter_edit_delete(store, tmp_path):
     assert store.count() == 1
     with pytest.raises(ReviewError, match="no review"):
         store.get(second.id)
-    again = ReviewStore(f"sqlite:///{tmp_path / 'reviews.db'}")  # a restart keeps them
+    again = ReviewStore(store.url)  # a restart keeps them
     assert again.get(first.id).note == "Not sure any more."
-    mode = again.engine.connect().exec_driver_sql("PRAGMA journal_mode").scalar()
-    assert mode == "wal"
+    if store.url.startswith("sqlite"):
+        mode = again.engine.connect().exec_driver_sql("PRAGMA journal_mode").scalar()
+        assert mode == "wal"
 
 
 @pytest.mark.parametrize(("changes", "message"), [

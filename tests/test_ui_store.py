@@ -3,7 +3,7 @@
 import numpy as np
 
 from explain import Explanation
-from ui.common import ResultStore, _nbytes
+from ui.results import ResultStore, _nbytes
 
 
 def explanation(size: int) -> Explanation:

@@ -43,3 +43,10 @@ def plain(value: object, limit: int = SHORT) -> str:
 def quoted(value: object, limit: int = SHORT) -> str:
     """``plain(value)`` between typographic quotes, for "value 'x' is not valid" notes."""
     return f"“{plain(value, limit)}”"
+
+
+def problem(slot, text: str, kind: str = "error") -> None:
+    """A problem the user can act on, as a ``kind`` message ("error", "warning", "info") in
+    ``slot`` (``st`` for the main area, or any container). ``text`` is plain text, and may quote
+    a file's name or content (an exception's message): it is escaped."""
+    getattr(slot, kind)(plain(text, LONG))

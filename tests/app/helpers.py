@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import time
 from pathlib import Path
 
 from PIL import Image
@@ -36,6 +37,17 @@ def captions(at: AppTest) -> list[str]:
 def assert_clean(at: AppTest) -> None:
     assert not at.exception, [shown(e.value) for e in at.exception]
     assert not at.error, [shown(e.value) for e in at.error]
+
+
+def settle(at: AppTest, timeout: float = 240) -> AppTest:
+    """Rerun until the page's deferred results (the trust curves, computed behind every map)
+    are on it; in a browser a fragment does this every second."""
+    deadline = time.monotonic() + timeout
+    while any("Computing the" in shown(c.value) for c in at.caption):
+        assert time.monotonic() < deadline, "the deferred results never came"
+        time.sleep(0.3)
+        at.run()
+    return at
 
 
 def texts(elements) -> list[str]:

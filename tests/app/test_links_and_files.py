@@ -17,7 +17,7 @@ from PIL import Image
 
 from models import get_spec
 from tests.app.helpers import EXPLAIN, app, captions, png, shown, texts
-from ui import common, limits
+from ui import limits, links
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,12 +66,12 @@ def assert_plain(at) -> None:
 @pytest.mark.parametrize("kind", sorted(HOSTILE))
 def test_hostile_values_in_every_link_parameter_show_as_plain_text(kind):
     value = HOSTILE[kind]
-    params = {name: value for name in common.PARAMS}
+    params = {name: value for name in links.PARAMS}
     params[value[:40]] = "1"  # a hostile parameter name too
     at = app(EXPLAIN, **params)
     assert_plain(at)
     notes = " ".join(texts(at.info))
-    for name in common.PARAMS:
+    for name in links.PARAMS:
         if name != "layer":  # a layer name may pass the name check and fail on the model
             assert f"{name} = “" in notes, name
     visible = value[:40] if kind != "control" else "# heading"

@@ -18,6 +18,7 @@ from tests.app.helpers import (
     assert_clean,
     captions,
     png,
+    settle,
     shown,
 )
 
@@ -30,7 +31,7 @@ def test_home_page_predicts_and_links_every_view():
 
 
 def test_explain_page_default_is_gradcam_on_the_cat():
-    at = app()
+    at = settle(app())
     assert_clean(at)
     assert any(c.startswith("Grad-CAM for “Egyptian cat”") for c in captions(at))
     assert at.selectbox(key="p_class").value == -1  # follows the top prediction
@@ -282,7 +283,7 @@ REVIEWS = "pages/8_Reviews.py"
 
 
 def test_explain_shows_faithfulness_pointing_and_sanity():
-    at = app()
+    at = settle(app())
     assert_clean(at)
     assert len(at.get("plotly_chart")) == 4  # top-5, raw map, deletion, insertion
     assert any(shown(m.value).startswith("**Pointing game: hit.**") for m in at.markdown)
@@ -294,7 +295,7 @@ def test_explain_shows_faithfulness_pointing_and_sanity():
 
 
 def test_compare_ranks_the_methods_against_a_random_map():
-    at = app(COMPARE, window=112, stride=112)
+    at = settle(app(COMPARE, window=112, stride=112))
     assert_clean(at)
     table = at.dataframe[0].value
     assert list(table["method"])[-1] == "random map (reference)" and len(table) == 7
@@ -306,7 +307,7 @@ def test_compare_ranks_the_methods_against_a_random_map():
 
 
 def test_reviews_save_filter_edit_delete():
-    at = app()
+    at = settle(app())
     at.text_input(key="review_author").set_value("Ada")
     at.selectbox(key="review_verdict").set_value("right for the right reason")
     at.text_area(key="review_note").set_value("<script>alert('x')</script> looks at the face")

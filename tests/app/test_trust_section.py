@@ -3,8 +3,8 @@ that stays; a pointing game that says when it cannot tell; a Compare table witho
 
 from __future__ import annotations
 
-from tests.app.helpers import COMPARE, EXPLAIN, app, texts
-from ui import common
+from tests.app.helpers import COMPARE, EXPLAIN, app, settle, texts
+from ui import trust
 
 
 def save(at, note: str) -> str:
@@ -16,7 +16,7 @@ def save(at, note: str) -> str:
 
 
 def test_saving_twice_stores_one_review_and_an_edit_updates_it():
-    store = common.review_store()
+    store = trust.review_store()
     at = app(EXPLAIN, sample="rocket")
     before = store.count()
     first = save(at, "points at the rocket")
@@ -56,7 +56,7 @@ def test_the_pointing_game_says_its_chance_and_when_it_cannot_tell():
 
 
 def test_compare_has_no_empty_cell_and_names_its_occlusion_settings():
-    at = app(COMPARE, window=56, stride=28, baseline="black", sample="coffee")
+    at = settle(app(COMPARE, window=56, stride=28, baseline="black", sample="coffee"))
     assert not at.exception
     table = at.dataframe[0].value
     assert not table.isna().any().any(), table

@@ -4,6 +4,7 @@ test-output/screenshots/."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -28,17 +29,20 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def server():
+@contextlib.contextmanager
+def serving(name: str = "streamlit", **env: str):
+    """`python -m ui.serve` (what `make run` starts) on a free loopback port, with ``env`` added
+    to this process's environment; yields its URL. Its log: test-output/<name>.log."""
     port = free_port()
-    log = (ROOT / "test-output").joinpath("streamlit.log")
+    log = (ROOT / "test-output").joinpath(f"{name}.log")
     log.parent.mkdir(exist_ok=True)
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+            [sys.executable, "-m", "ui.serve", "--server.port", str(port),
              "--server.address", "127.0.0.1", "--server.headless", "true",
              "--server.fileWatcherType", "none"],
-            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "CNN_LENS_DEVICE": "cpu"},
+            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+            env={**os.environ, "CNN_LENS_DEVICE": "cpu", **env},
         )
         url = f"http://127.0.0.1:{port}"
         try:
@@ -57,6 +61,12 @@ def server():
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def server():
+    with serving() as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,295 @@
+"""One process-wide scheduler for model work (predictions, explanations, curves, features, class
+pictures): a bounded number of worker threads sized to the device, torch's intra-op threads set
+so that workers x threads = cores, requests served first come first served within a priority
+(what a page shows first, then what it shows below), a queue with a bound.
+
+- A request is a ``Job``: its place in the queue (``ahead()``), its progress, its result.
+- Requests with the same ``key`` share one job (two sessions asking for the same map wait for
+  one computation).
+- A session's newer request for a ``slot`` (say, "the map of this page") replaces its own
+  older one that has not started: a user who clicks on does not wait for work nobody will see.
+- ``cancel()`` stops a queued job at once and a running one at its next progress report;
+  a job whose sessions have all gone (``alive``) is dropped before it starts.
+- A job that raises fails alone: the error is its result; the worker goes on.
+- A queue over ``max_queue`` refuses new requests with ``Busy``; a caller that waited longer
+  than it wanted gets ``Busy`` too (``Job.result``).
+"""
+
+from __future__ import annotations
+
+import atexit
+import heapq
+import itertools
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger("cnn_lens.scheduler")
+
+MAIN, BELOW = 0, 1  # priorities: what a page shows first, and what it shows below it
+
+
+class Busy(Exception):
+    """The server is busy: the request was refused or waited too long. ``str`` is for users."""
+
+
+class Stopped(Exception):
+    """Raised inside a job by ``Job.report`` once the job was cancelled."""
+
+
+@dataclass(eq=False)
+class Job:
+    """One request. ``fn(job)`` computes its result; it may call ``job.report(done, total)``
+    (which raises ``Stopped`` once the job is cancelled) and ``job.share(**values)`` (previews
+    a page may show while it runs)."""
+
+    fn: Callable[[Job], Any]
+    key: Hashable | None
+    priority: int
+    seq: int
+    owners: set = field(default_factory=set)
+    state: str = "queued"  # queued, running, done, failed, cancelled
+    progress: tuple[int, int] = (0, 0)
+    shared: dict = field(default_factory=dict)
+    _value: Any = None
+    _error: BaseException | None = None
+    _done: threading.Event = field(default_factory=threading.Event)
+    _scheduler: Scheduler | None = None
+
+    def report(self, done: int, total: int) -> None:
+        self.progress = (done, total)
+        if self.state == "cancelled":
+            raise Stopped()
+
+    def share(self, **values) -> None:
+        self.shared.update(values)
+
+    def ahead(self) -> int:
+        """How many requests will run before this one starts (0 once it runs)."""
+        return self._scheduler.ahead(self) if self._scheduler is not None else 0
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._done.wait(timeout)
+
+    @property
+    def finished(self) -> bool:
+        return self._done.is_set()
+
+    def result(self, timeout: float | None = None) -> Any:
+        """The value, or the job's own exception; ``Busy`` when it is not done in ``timeout``,
+        ``Stopped`` when it was cancelled."""
+        if not self._done.wait(timeout):
+            raise Busy("The server is busy: your request is still waiting. Try again in a "
+                       "moment.")
+        if self.state == "cancelled":
+            raise Stopped()
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+    def cancel(self, owner: Hashable | None = None) -> None:
+        """Cancel for ``owner`` (None: for everyone). A job still wanted by another owner goes
+        on; one nobody wants is dropped if queued, stopped at its next report if running."""
+        if self._scheduler is not None:
+            self._scheduler.cancel(self, owner)
+
+    def _finish(self, state: str, value: Any = None, error: BaseException | None = None) -> None:
+        self.state, self._value, self._error = state, value, error
+        self._done.set()
+
+
+def default_workers(device: str = "cpu") -> tuple[int, int]:
+    """(workers, torch threads per worker) for ``device``: on CPU as many single-threaded workers
+    as cores, up to 2 (two requests at once keep both cores busy without oversubscribing them;
+    more would only share the same cores), threads = cores / workers; on CUDA 2 workers that
+    share the GPU, each with one CPU thread. ``CNN_LENS_WORKERS`` overrides the count."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = max(1, cores or 1)
+    workers = int(os.environ.get("CNN_LENS_WORKERS", 0)) or min(2, cores)
+    if device != "cpu":
+        return workers, 1
+    return workers, max(1, cores // workers)
+
+
+class Scheduler:
+    def __init__(self, workers: int = 1, threads: int = 1, max_queue: int = 200,
+                 alive: Callable[[Hashable], bool] | None = None) -> None:
+        if workers < 1 or threads < 1:
+            raise ValueError("a scheduler needs at least one worker and one thread")
+        self.workers, self.threads, self.max_queue = workers, threads, max_queue
+        self._alive = alive
+        self._lock = threading.Lock()
+        self._ready = threading.Condition(self._lock)
+        self._queue: list[tuple[int, int, Job]] = []
+        self._by_key: dict[Hashable, Job] = {}
+        self._slots: dict[tuple[Hashable, Hashable], Job] = {}
+        self._running: set[Job] = set()
+        self._seq = itertools.count()
+        self._closed = False
+        self._threads = [threading.Thread(target=self._work, daemon=True,
+                                          name=f"cnn-lens-worker-{i}") for i in range(workers)]
+        for thread in self._threads:
+            thread.start()
+
+    # --- requests ----------------------------------------------------------------------------
+
+    def submit(self, fn: Callable[[Job], Any], key: Hashable | None = None,
+               owner: Hashable | None = None, slot: Hashable | None = None,
+               priority: int = MAIN) -> Job:
+        """Queue ``fn`` (or join the job already queued or running under ``key``)."""
+        with self._lock:
+            if self._closed:
+                raise Busy("The server is shutting down.")
+            job = self._by_key.get(key) if key is not None else None
+            if job is None or job.state not in ("queued", "running"):
+                if len(self._queue) >= self.max_queue:
+                    raise Busy(f"The server is busy ({len(self._queue)} requests waiting). Try "
+                               "again in a moment.")
+                job = Job(fn, key, priority, next(self._seq), _scheduler=self)
+                heapq.heappush(self._queue, (priority, job.seq, job))
+                if key is not None:
+                    self._by_key[key] = job
+                self._ready.notify()
+            elif priority < job.priority and job.state == "queued":  # wanted sooner now
+                job.priority = priority
+                self._queue = [(j.priority, j.seq, j) for _, _, j in self._queue]
+                heapq.heapify(self._queue)
+            if owner is not None:
+                job.owners.add(owner)
+                if slot is not None:
+                    older = self._slots.get((owner, slot))
+                    self._slots[(owner, slot)] = job
+                    if older is not None and older is not job:
+                        self._drop_owner(older, owner)
+            return job
+
+    def ahead(self, job: Job) -> int:
+        with self._lock:
+            if job.state != "queued":
+                return 0
+            return len(self._running) + sum(1 for p, s, j in self._queue
+                                             if (p, s) < (job.priority, job.seq)
+                                             and j.state == "queued")
+
+    def cancel(self, job: Job, owner: Hashable | None = None) -> None:
+        with self._lock:
+            if owner is None:
+                job.owners.clear()
+                self._stop(job)
+            else:
+                self._drop_owner(job, owner)
+
+    def forget(self, owner: Hashable) -> None:
+        """A session went away: cancel what only it was waiting for."""
+        with self._lock:
+            for (who, slot), job in list(self._slots.items()):
+                if who == owner:
+                    del self._slots[(who, slot)]
+                    self._drop_owner(job, owner)
+
+    def stats(self) -> dict:
+        with self._lock:
+            return {"queued": sum(1 for *_, j in self._queue if j.state == "queued"),
+                    "running": len(self._running), "workers": self.workers,
+                    "threads": self.threads}
+
+    def close(self, wait: float = 0.0) -> None:
+        """Refuse new requests, cancel the queued ones, stop the running ones at their next
+        report, and give the workers up to ``wait`` seconds to finish: a worker still inside
+        torch when the interpreter exits can abort the process."""
+        with self._lock:
+            self._closed = True
+            for _, _, job in self._queue:
+                self._stop(job)
+            for job in self._running:
+                self._stop(job)
+            self._ready.notify_all()
+        deadline = time.monotonic() + wait
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    # --- inside, under the lock --------------------------------------------------------------
+
+    def _drop_owner(self, job: Job, owner: Hashable) -> None:
+        had = bool(job.owners)
+        job.owners.discard(owner)
+        if had and not job.owners:
+            self._stop(job)
+
+    def _stop(self, job: Job) -> None:
+        if job.state == "queued":
+            job._finish("cancelled")
+            self._forget_key(job)
+        elif job.state == "running":
+            job.state = "cancelled"  # the job's next report() raises Stopped
+
+    def _forget_key(self, job: Job) -> None:
+        if job.key is not None and self._by_key.get(job.key) is job:
+            del self._by_key[job.key]
+
+    def _next(self) -> Job | None:
+        while True:
+            while self._queue:
+                _, _, job = heapq.heappop(self._queue)
+                if job.state != "queued":
+                    continue
+                if self._alive is not None and job.owners and not any(
+                        self._alive(o) for o in job.owners):
+                    job._finish("cancelled")  # every session that asked has gone
+                    self._forget_key(job)
+                    continue
+                job.state = "running"
+                self._running.add(job)
+                return job
+            if self._closed:
+                return None
+            self._ready.wait()
+
+    # --- workers -----------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        try:
+            import torch
+
+            torch.set_num_threads(self.threads)  # this worker's intra-op threads
+        except ImportError:  # pragma: no cover - torch is a requirement
+            pass
+        while True:
+            with self._lock:
+                job = self._next()
+            if job is None:
+                return
+            started = time.perf_counter()
+            try:
+                value = job.fn(job)
+            except Stopped:
+                state, value, error = "cancelled", None, None
+            except BaseException as exc:  # a failing job fails alone
+                log.info("job %r failed: %s: %s", job.key, type(exc).__name__, exc)
+                state, value, error = "failed", None, exc
+            else:
+                state, error = ("cancelled" if job.state == "cancelled" else "done"), None
+            with self._lock:
+                self._running.discard(job)
+                self._forget_key(job)
+                job._finish(state, value, error)
+            log.debug("job %r %s in %.3f s", job.key, state, time.perf_counter() - started)
+
+
+_shared: Scheduler | None = None
+_shared_lock = threading.Lock()
+
+
+def shared(device: str = "cpu", alive: Callable[[Hashable], bool] | None = None) -> Scheduler:
+    """The process's scheduler (made on first use, sized to ``device``)."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            workers, threads = default_workers(device)
+            _shared = Scheduler(workers, threads, alive=alive)
+            atexit.register(_shared.close, wait=30.0)
+        return _shared

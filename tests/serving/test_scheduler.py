@@ -1,0 +1,141 @@
+"""The scheduler of model work: order, sharing, replacement, cancellation, failures, bounds;
+and real explanations through it on the real model."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from explain import explain
+from serving.scheduler import BELOW, MAIN, Busy, Scheduler, Stopped
+
+
+@pytest.fixture()
+def gate():
+    """A job that holds the single worker until the test opens the gate."""
+    opened = threading.Event()
+    yield opened
+    opened.set()
+
+
+def blocker(gate):
+    def hold(job):
+        gate.wait(10)
+        return "held"
+    return hold
+
+
+def test_first_come_first_served_within_a_priority_and_main_work_first(gate):
+    scheduler = Scheduler(workers=1)
+    order = []
+    first = scheduler.submit(blocker(gate))
+    jobs = [scheduler.submit(lambda job, i=i: order.append(i), priority=BELOW if i < 2 else MAIN)
+            for i in range(4)]
+    time.sleep(0.05)
+    assert first.state == "running"
+    assert [j.ahead() for j in jobs] == [3, 4, 1, 2]  # the running one, then MAIN ones first
+    gate.set()
+    for job in jobs:
+        job.result(5)
+    assert order == [2, 3, 0, 1]
+    assert all(j.ahead() == 0 for j in jobs)
+
+
+def test_one_key_one_computation_for_every_session(gate):
+    scheduler = Scheduler(workers=1)
+    scheduler.submit(blocker(gate))
+    runs = []
+    a = scheduler.submit(lambda job: runs.append(1) or "map", key="k", owner="alice")
+    b = scheduler.submit(lambda job: runs.append(2) or "other", key="k", owner="bob")
+    assert a is b and a.owners == {"alice", "bob"}
+    gate.set()
+    assert a.result(5) == "map" and runs == [1]
+
+
+def test_a_newer_request_replaces_the_sessions_queued_one_unless_someone_else_waits(gate):
+    scheduler = Scheduler(workers=1)
+    scheduler.submit(blocker(gate))
+    old = scheduler.submit(lambda job: "old", key="old", owner="alice", slot="map")
+    shared = scheduler.submit(lambda job: "shared", key="shared", owner="alice", slot="curves")
+    scheduler.submit(lambda job: "shared", key="shared", owner="bob", slot="curves")
+    new = scheduler.submit(lambda job: "new", key="new", owner="alice", slot="map")
+    scheduler.submit(lambda job: "next", key="next", owner="alice", slot="curves")
+    assert old.state == "cancelled" and shared.state == "queued"  # bob still waits for it
+    gate.set()
+    assert new.result(5) == "new" and shared.result(5) == "shared"
+    with pytest.raises(Stopped):
+        old.result(1)
+
+
+def test_cancel_stops_a_running_job_at_its_next_report():
+    scheduler = Scheduler(workers=1)
+    steps = []
+
+    def long(job):
+        for i in range(1000):
+            job.report(i, 1000)
+            steps.append(i)
+            time.sleep(0.005)
+        return "finished"
+
+    job = scheduler.submit(long, owner="alice")
+    while not steps:
+        time.sleep(0.005)
+    job.cancel("alice")
+    with pytest.raises(Stopped):
+        job.result(5)
+    assert job.state == "cancelled" and len(steps) < 1000
+    assert scheduler.submit(lambda job: "next").result(5) == "next"  # the worker goes on
+
+
+def test_a_failing_job_fails_alone():
+    scheduler = Scheduler(workers=1)
+    bad = scheduler.submit(lambda job: 1 / 0)
+    good = scheduler.submit(lambda job: "fine")
+    with pytest.raises(ZeroDivisionError):
+        bad.result(5)
+    assert good.result(5) == "fine" and bad.state == "failed"
+
+
+def test_a_bounded_queue_and_a_bounded_wait(gate):
+    scheduler = Scheduler(workers=1, max_queue=2)
+    scheduler.submit(blocker(gate))
+    time.sleep(0.05)
+    waiting = [scheduler.submit(lambda job: 1) for _ in range(2)]
+    with pytest.raises(Busy, match="busy"):
+        scheduler.submit(lambda job: 1)
+    with pytest.raises(Busy, match="still waiting"):
+        waiting[0].result(timeout=0.05)
+    gate.set()
+    assert [w.result(5) for w in waiting] == [1, 1]
+
+
+def test_work_of_sessions_that_went_away_is_dropped(gate):
+    gone = {"bob"}
+    scheduler = Scheduler(workers=1, alive=lambda owner: owner not in gone)
+    scheduler.submit(blocker(gate))
+    ran = []
+    job = scheduler.submit(lambda j: ran.append(1), owner="bob")
+    kept = scheduler.submit(lambda j: ran.append(2), owner="alice")
+    gate.set()
+    kept.result(5)
+    assert job.state == "cancelled" and ran == [2]
+    other = scheduler.submit(lambda j: "x", owner="carol", slot="map")
+    scheduler.forget("carol")
+    assert other.state in ("cancelled", "done")
+
+
+def test_real_explanations_through_the_scheduler_equal_direct_ones(lite, chelsea, coffee):
+    scheduler = Scheduler(workers=2, threads=1)
+    cases = [(image, method) for image in (chelsea, coffee)
+             for method in ("gradcam", "saliency", "guided_backprop")]
+    jobs = [scheduler.submit(lambda job, i=i, m=m: explain(lite, i, m), key=(n, m))
+            for n, (i, m) in enumerate(cases)]
+    for job, (image, method) in zip(jobs, cases, strict=True):
+        direct = explain(lite, image, method)
+        got = job.result(120)
+        assert got.target == direct.target
+        np.testing.assert_allclose(got.raw, direct.raw, rtol=1e-4, atol=1e-6)

@@ -1,0 +1,181 @@
+"""Datasets on the pages: the picker (bundled, zip, server folder), features with progress,
+predictions and k-NN accuracies, thumbnails and links into Explain."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING
+from urllib.parse import urlencode
+
+import numpy as np
+import streamlit as st
+from PIL import Image
+
+from explain import (
+    Cancelled,
+    ExplainError,
+)
+from explain.datasets import BUNDLED, Dataset, DatasetError, bundled, folders_in_root, from_folder, from_zip
+from explain.embedding import (
+    PENULTIMATE,
+    Assessment,
+    Features,
+    assess,
+    extract_features,
+    knn_accuracy,
+    pixel_vectors,
+)
+from models import (
+    PRETRAINED,
+)
+from serving.scheduler import Busy, Stopped
+from ui import limits
+from ui.links import ensure_choice, ensure_value, get, key, put
+from ui.results import ProgressWithStop, _store_get, compute, feature_store, result_store
+from ui.text import plain, problem
+from ui.widgets import uploaded
+
+if TYPE_CHECKING:
+    from ui.frame import View
+
+
+@st.cache_resource(show_spinner=False)
+def accuracy_board() -> dict:
+    """k-NN accuracies computed on this server: dataset digest -> {feature set: accuracy}."""
+    return {}
+
+
+def dataset_picker() -> Dataset | None:
+    """Pick the dataset: bundled, a zip upload (ImageFolder) or a folder on the server."""
+    folders = folders_in_root()
+    options = list(BUNDLED) + [f"folder:{f}" for f in folders] + ["zip"]
+    ensure_choice("dataset", options)
+    titles = {"animal_mnist": "Animal-MNIST (10 animals, 10,000 silhouettes)",
+              "samples": "The sample photos", "zip": "Upload a zip (class_name/image.jpg)"}
+    left, right = st.columns([3, 2])
+    choice = left.selectbox("Dataset", options, key=key("dataset"),
+                            format_func=lambda o: titles.get(o, f"Server folder {o[7:]}"))  # plain text
+    try:
+        if choice == "zip":
+            upload = uploaded("Dataset zip", "dataset_zip", ["zip"], limits.ZIP_BYTES)
+            if upload is None:
+                st.info("Upload a zip with one folder of images per class.")
+                return None
+            dataset = _store_get(("zip", hashlib.sha256(upload[1]).hexdigest()),
+                                 lambda: from_zip(upload[1], upload[0]))
+        elif choice.startswith("folder:"):
+            dataset = _store_get(("folder", choice), lambda: from_folder(choice[7:]))
+        else:
+            dataset = bundled(choice)
+    except DatasetError as exc:
+        problem(st, str(exc))
+        return None
+    if dataset.skipped:
+        with st.expander(f"{len(dataset.skipped)} files were skipped"):
+            st.text("\n".join(dataset.skipped[:200]))
+    largest = int(np.bincount(dataset.labels).max())
+    if largest > 5:
+        ensure_value("per_class")
+        put("per_class", min(get("per_class"), largest))
+        right.slider("Images per class", 5, largest, key=key("per_class"),
+                     help="A stratified subset with a fixed seed; features of each subset are "
+                          "computed once and kept on disk.")
+        dataset = dataset.subset(get("per_class"))
+    st.caption(f"{len(dataset)} images in {len(dataset.classes)} classes: "
+               + ", ".join(plain(c, 40) for c in dataset.classes[:12])
+               + ("..." if len(dataset.classes) > 12 else ""))
+    return dataset
+
+
+def layer_picker(view: View) -> str:
+    options = [PENULTIMATE, *view.backbone.layers]
+    ensure_choice("feat_layer", options)
+    return st.selectbox("Features from", options, key=key("feat_layer"),
+                        format_func=lambda n: "penultimate (what the classifier reads)"
+                        if n == PENULTIMATE else f"{n} (averaged over space)")
+
+
+def features_for(view: View, dataset: Dataset, layer: str) -> Features | None:
+    """The dataset's features (from memory, disk, or computed now with progress and Stop)."""
+    run_key = ("features", view.model_key, dataset.digest, layer)
+    known = feature_store().peek(run_key)
+    if known is not None:
+        return known
+    if st.session_state.get("stopped") == run_key:
+        st.info("Stopped.")
+        if st.button("Compute the features", key="features_again"):
+            st.session_state.pop("stopped", None)
+            st.rerun()
+        return None
+    slot = st.container()
+    progress = ProgressWithStop(slot, run_key, f"Computing features of {len(dataset)} images")
+    try:
+        return compute(run_key, lambda job: extract_features(view.backbone, dataset, layer,
+                                                             progress=job.report),
+                       slot="features", where=slot.empty(), progress=progress,
+                       store=feature_store())
+    except (ExplainError, Busy) as exc:
+        problem(st, str(exc), "warning")
+        return None
+    except (Stopped, Cancelled):
+        st.info("Stopped.")
+        return None
+    finally:
+        progress.done()
+
+
+def dataset_features(view: View) -> tuple[Dataset, str, Features]:
+    """The dataset views' common start: pick the dataset and the layer, get the features; the
+    page stops with a message where one of them cannot be had."""
+    dataset = dataset_picker()
+    if dataset is None:
+        st.stop()
+    layer = layer_picker(view)
+    features = features_for(view, dataset, layer)
+    if features is None:
+        st.stop()
+    return dataset, layer, features
+
+
+def assessment_for(view: View, dataset: Dataset, features: Features) -> Assessment | None:
+    """Predictions and accuracy for the dataset, or None (with a note) where a cross-validated
+    probe cannot be made (a class with a single image)."""
+    try:
+        result = result_store().get(("assess", features.key), lambda: assess(
+            features, dataset, view.backbone.categories))
+    except ExplainError as exc:
+        problem(st, f"No predictions for this dataset: {exc}", "info")
+        return None
+    board = accuracy_board().setdefault(dataset.digest, {})
+    weights = "" if view.backbone.weights == PRETRAINED else f" ({view.backbone.weights})"
+    label = f"{view.backbone.name}{weights} · {features.layer}"
+    if result.source == "probe":
+        board[label] = result.accuracy
+    elif label not in board:  # the probe's accuracy, once: setdefault would compute it each run
+        board[label] = knn_accuracy(features.vectors, dataset.labels)
+    return result
+
+
+def pixel_accuracy(dataset: Dataset) -> float:
+    return result_store().get(("pixels", dataset.digest), lambda: knn_accuracy(
+        pixel_vectors(dataset), dataset.labels))
+
+
+def thumbnail(dataset: Dataset, index: int, size: int = 112) -> Image.Image:
+    image = dataset.image(index)
+    scale = size / max(image.size)
+    resample = Image.Resampling.NEAREST if max(image.size) < size else Image.Resampling.BILINEAR
+    return image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                        resample)
+
+
+def explain_link(dataset: Dataset, index: int, target: int | None = None) -> str | None:
+    """A link that opens image ``index`` of a bundled or server dataset in the Explain page."""
+    if dataset.id.startswith("zip:"):
+        return None
+    params = {k: v for k, v in st.query_params.to_dict().items()
+              if k in ("backbone", "weights", "method", "layer", "alpha", "cmap")}
+    params.update(dataset=dataset.id, index=str(dataset.original(index)))
+    if target is not None:
+        params["class"] = str(target)
+    return "Explain?" + urlencode(params)

@@ -1,0 +1,246 @@
+"""The page frame every view shares: navigation, the sidebar's model and image pickers, the
+model cache, and the last line of defence that turns any failure into a message."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import streamlit as st
+from PIL import Image
+
+from explain import (
+    ExplainError,
+    load_image,
+)
+from explain.datasets import BUNDLED, DatasetError, bundled, from_folder
+from explain.samples import SAMPLES, sample_image
+from models import (
+    CHECKPOINT,
+    PRETRAINED,
+    UNTRAINED,
+    Backbone,
+    ModelCache,
+    ModelError,
+    backbone_names,
+    get_spec,
+)
+from ui import limits, warm
+from ui.links import (
+    _run,
+    ensure_choice,
+    ensure_value,
+    get,
+    keep_state,
+    key,
+    put,
+    seed_from_url,
+    show_notes,
+    write_url,
+)
+from ui.results import _store_get
+from ui.text import plain, problem
+from ui.widgets import UPLOAD_TYPES, uploaded
+
+log = logging.getLogger("cnn_lens")
+
+
+_models_lock = threading.Lock()
+_models: ModelCache | None = None
+
+
+def model_cache() -> ModelCache:
+    """One cache of loaded models for the whole server, shared by every session (and by the
+    warm-up thread, which loads the default model before the first visitor comes)."""
+    global _models
+    with _models_lock:
+        if _models is None:
+            _models = ModelCache(max_models=3, max_bytes=2 << 30)
+        return _models
+
+
+@dataclass
+class View:
+    """What the sidebar chose: the model and the image (with a key for caching)."""
+
+    backbone: Backbone
+    image: Image.Image | None  # None only on pages that need no image
+    image_key: str
+    image_title: str
+
+    @property
+    def model_key(self) -> tuple:
+        """The model's identity (weights and class names): every cached result is keyed by it."""
+        return self.backbone.identity
+
+
+NAVIGATION = [
+    ("app.py", "Home", ":material/home:"),
+    ("pages/1_Explain.py", "Explain", ":material/visibility:"),
+    ("pages/2_Compare.py", "Compare", ":material/grid_view:"),
+    ("pages/3_Class_visualization.py", "Class visualization", ":material/brush:"),
+    ("pages/4_Activations.py", "Activations", ":material/layers:"),
+    ("pages/5_Embedding_map.py", "Embedding map", ":material/scatter_plot:"),
+    ("pages/6_Neighbours.py", "Nearest neighbours", ":material/hub:"),
+    ("pages/7_Errors.py", "Errors", ":material/grid_on:"),
+    ("pages/8_Reviews.py", "Reviews", ":material/rate_review:"),
+]
+
+
+def navigation() -> None:
+    st.sidebar.markdown("## CNN Lens")
+    for path, label, icon in NAVIGATION:
+        st.sidebar.page_link(path, label=label, icon=icon)
+
+
+UNEXPECTED = ("Something went wrong on the server (the details are in its log). Your choices "
+              "are kept: try another option, image or model.")
+
+
+@contextmanager
+def page(title: str, need_image: bool = True) -> Iterator[View]:
+    """One view: the shared frame, then the page body. Whatever happens in the frame or the
+    body, the user sees a message in the main area, never a traceback or an exception's text,
+    and the link keeps the state. Notes about the link appear at the top, on this run."""
+    st.set_page_config(page_title=f"{title} · CNN Lens", page_icon=":mag:", layout="wide")
+    warm.start()  # at once: the warm-up runs in its own thread
+    notes = _run.notes = st.empty()
+    show_notes(notes)  # left by a run that was interrupted
+    try:
+        try:
+            view = frame(need_image)
+        except Exception:
+            log.exception("the frame of page %s failed", title)
+            st.error(UNEXPECTED)
+            st.stop()
+        try:
+            yield view
+        except Exception:  # the last line of defence; the known errors are handled in place
+            log.exception("page %s failed", title)
+            st.error(UNEXPECTED)
+    finally:
+        show_notes(notes, last=True)
+        write_url()
+
+
+def frame(need_image: bool = True) -> View:
+    """Draw the sidebar (navigation, model, weights, image) and return the view; stop the page
+    with a clear message in the main area (repeated in the sidebar) when the model or the
+    image it needs cannot be used. The sidebar stays usable."""
+    keep_state()
+    seed_from_url()
+    navigation()
+    with st.sidebar:
+        backbone, model_problem = _model_picker()
+        picked, image_problem = _image_picker()
+    for message in (model_problem, image_problem if need_image or picked is not None else None):
+        if message is not None:
+            kind, text = message
+            problem(st, text, kind)
+    if backbone is None:
+        st.stop()
+    if backbone.untrained:
+        st.warning("**Untrained weights.** This model has random weights: its predictions and "
+                   "explanations mean nothing. Use it only to see how the tool works.")
+    if picked is None:
+        if need_image:
+            st.stop()
+        picked = (None, "", "")
+    image, image_key, title = picked
+    return View(backbone, image, image_key, title)
+
+
+Problem = tuple[str, str] | None  # (kind: "error" or "info", plain text)
+
+
+def _model_picker() -> tuple[Backbone | None, Problem]:
+    st.header("Model")
+    names = backbone_names()
+    ensure_choice("backbone", names)
+    st.selectbox("Backbone", names, key=key("backbone"), format_func=lambda n: get_spec(n).title)
+    choices = [PRETRAINED, CHECKPOINT, UNTRAINED]
+    st.session_state.setdefault("weights_choice", get("weights"))
+    labels = {PRETRAINED: "Pretrained (ImageNet)", CHECKPOINT: "My checkpoint",
+              UNTRAINED: "Untrained (random)"}
+    st.radio("Weights", choices, key="weights_choice", format_func=labels.__getitem__)
+    weights = st.session_state["weights_choice"]
+    put("weights", weights)  # a link says "checkpoint", and that it cannot carry the file
+    checkpoint = class_names = None
+    if weights == CHECKPOINT:
+        upload = uploaded("Checkpoint (state dict, .pt/.pth)", "checkpoint_file",
+                          ["pt", "pth", "bin"], limits.CHECKPOINT_BYTES)
+        names = uploaded("Class names (optional: .txt one per line, or .json)",
+                         "class_names_file", ["txt", "json"], limits.CLASS_NAMES_BYTES)
+        if upload is None:
+            if "weights" in st.session_state.get("_from_link", ()):
+                text = ("This link was taken while viewing an uploaded checkpoint, which a link "
+                        "cannot carry. Upload the same checkpoint (and its class names) in the "
+                        "sidebar to see this view.")
+            else:
+                text = "Upload a state dict of the chosen architecture to explain your own model."
+            st.info(text)
+            return None, ("info", text)
+        checkpoint = upload[1]
+        class_names = names[1] if names is not None else None
+    try:
+        with st.spinner("Loading the model..."):
+            backbone = model_cache().get(get("backbone"), weights, checkpoint=checkpoint,
+                                         class_names=class_names)
+    except ModelError as exc:
+        problem(st, str(exc))
+        return None, ("error", str(exc))
+    st.caption(f"Device: **{backbone.device}** · {backbone.num_classes} classes")
+    return backbone, None
+
+
+def _image_picker() -> tuple[tuple[Image.Image, str, str] | None, Problem]:
+    st.header("Image")
+    st.session_state.setdefault("source", "sample")
+    sources = {"sample": "Sample photo", "upload": "Upload", "dataset": "Dataset image"}
+    st.radio("Source", list(sources), key="source", horizontal=True,
+             format_func=sources.__getitem__)
+    if st.session_state["source"] == "sample":
+        ensure_choice("sample", list(SAMPLES))
+        sample_id = st.selectbox("Sample photo", list(SAMPLES), key=key("sample"),
+                                 format_func=lambda s: SAMPLES[s].title)
+        return (sample_image(sample_id), f"sample:{sample_id}", SAMPLES[sample_id].title), None
+    if st.session_state["source"] == "dataset":
+        return _dataset_image()
+    upload = uploaded("Your image", "image_file", UPLOAD_TYPES, limits.IMAGE_BYTES)
+    if upload is None:
+        text = "Choose an image file (PNG, JPEG, WebP, BMP, GIF or TIFF) in the sidebar."
+        st.info(text)
+        return None, ("info", text)
+    name, data = upload
+    try:
+        image = load_image(data)
+    except ExplainError as exc:
+        text = f"The image {name} cannot be used: {exc}"
+        problem(st, text)
+        return None, ("error", text)
+    return (image, "upload:" + hashlib.sha256(data).hexdigest(), name), None
+
+
+def _dataset_image() -> tuple[tuple[Image.Image, str, str] | None, Problem]:
+    """One image of a bundled dataset or a server folder, by its index (links use it)."""
+    choice = get("dataset")
+    try:
+        dataset = (bundled(choice) if choice in BUNDLED else
+                   _store_get(("folder", choice), lambda: from_folder(choice[7:])))
+    except DatasetError as exc:
+        problem(st, str(exc))
+        return None, ("error", str(exc))
+    ensure_value("index")
+    if st.session_state[key("index")] is None or st.session_state[key("index")] >= len(dataset):
+        put("index", 0)
+    index = st.number_input(f"Image of {plain(dataset.title)} (0-{len(dataset) - 1})", 0,
+                            len(dataset) - 1, step=1, key=key("index"))
+    label = dataset.classes[int(dataset.labels[index])]
+    return (dataset.image(index), f"dataset:{dataset.digest}:{index}",
+            f"{dataset.title} #{index} (labelled {label})"), None
+
+

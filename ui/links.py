@@ -1,0 +1,245 @@
+"""Link state: every choice a colleague needs to see the same view travels in the URL.
+
+Values are seeded from the URL once per session, kept in session state under "p_<name>" (the
+widget keys), and written back after every run. Only registry names, sample ids, method names
+and numbers in range are accepted from a URL; anything else is noted, as plain text, at the top
+of the page."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlencode, urlsplit
+
+import streamlit as st
+
+from explain import (
+    METHODS,
+)
+from explain.datasets import BUNDLED
+from explain.embedding import (
+    METRICS,
+    PENULTIMATE,
+    PROJECTIONS,
+)
+from explain.metrics import (
+    FILLS,
+)
+from explain.occlusion import BASELINES
+from explain.render import COLORMAPS
+from explain.samples import SAMPLES
+from models import (
+    CHECKPOINT,
+    DEFAULT_BACKBONE,
+    PRETRAINED,
+    UNTRAINED,
+    backbone_names,
+)
+from ui.text import plain, quoted
+
+
+def _choice(options) -> Callable[[str], str]:
+    allowed = tuple(options)
+
+    def parse(text: str) -> str:
+        if text not in allowed:
+            raise ValueError(text)
+        return text
+
+    return parse
+
+
+def _number(kind: type, low: float, high: float) -> Callable[[str], float]:
+    def parse(text: str):
+        value = kind(text)
+        if not low <= value <= high:
+            raise ValueError(text)
+        return value
+
+    return parse
+
+
+def _name(text: str) -> str:  # a layer name; checked against the backbone's layers later
+    if not text or len(text) > 200 or not all(c.isalnum() or c in "._" for c in text):
+        raise ValueError(text)
+    return text
+
+
+def _dataset_id(text: str) -> str:
+    """A bundled dataset, or a folder under the server's data root (checked when loaded)."""
+    if text in BUNDLED or (text.startswith("folder:") and _name(text.removeprefix("folder:"))):
+        return text
+    raise ValueError(text)
+
+
+def _cell(text: str) -> str:
+    row, col = (int(v) for v in text.split(","))
+    if row < 0 or col < 0:
+        raise ValueError(text)
+    return f"{row},{col}"
+
+
+@dataclass(frozen=True)
+class Param:
+    default: object
+    parse: Callable[[str], object]
+
+
+PARAMS: dict[str, Param] = {
+    "backbone": Param(DEFAULT_BACKBONE, _choice(backbone_names())),
+    # "checkpoint": the link was taken on an uploaded checkpoint, which it cannot carry
+    "weights": Param(PRETRAINED, _choice((PRETRAINED, UNTRAINED, CHECKPOINT))),
+    "sample": Param("chelsea", _choice(SAMPLES)),
+    "class": Param(-1, _number(int, -1, 100_000)),  # -1: the top prediction
+    "method": Param("gradcam", _choice(METHODS)),
+    "layer": Param(None, _name),
+    "window": Param(32, _number(int, 4, 224)),
+    "stride": Param(16, _number(int, 2, 224)),
+    "baseline": Param("grey", _choice((*BASELINES, "mean"))),
+    "alpha": Param(0.5, _number(float, 0.0, 1.0)),
+    "cmap": Param("jet", _choice(COLORMAPS)),
+    "viz_class": Param(None, _number(int, 0, 100_000)),
+    "steps": Param(128, _number(int, 8, 512)),
+    "seed": Param(0, _number(int, 0, 2**31 - 1)),
+    "start": Param("noise", _choice(("noise", "blank"))),
+    "jitter": Param(8, _number(int, 0, 32)),
+    "act_layer": Param(None, _name),
+    "topk": Param(12, _number(int, 4, 32)),
+    "channel": Param(None, _number(int, 0, 100_000)),
+    "dataset": Param("animal_mnist", _dataset_id),
+    "per_class": Param(100, _number(int, 5, 1000)),
+    "index": Param(None, _number(int, 0, 10_000_000)),  # an image of the dataset (Explain)
+    "feat_layer": Param(PENULTIMATE, _name),
+    "proj": Param("umap", _choice(PROJECTIONS)),
+    "perplexity": Param(30, _number(int, 5, 100)),
+    "n_neighbors": Param(15, _number(int, 2, 100)),
+    "min_dist": Param(0.1, _number(float, 0.0, 0.99)),
+    "color": Param("label", _choice(("label", "prediction", "correct"))),
+    "point": Param(None, _number(int, 0, 10_000_000)),
+    "k": Param(8, _number(int, 1, 50)),
+    "metric": Param("cosine", _choice(METRICS)),
+    "cell": Param(None, _cell),
+    "curve_steps": Param(20, _number(int, 5, 50)),
+    "fill": Param("blur", _choice(FILLS)),
+}
+
+
+def key(name: str) -> str:
+    return f"p_{name}"
+
+
+def get(name: str):
+    return st.session_state.get(key(name), PARAMS[name].default)
+
+
+def put(name: str, value) -> None:
+    st.session_state[key(name)] = value
+
+
+_run = threading.local()  # per script thread (each session's run has its own): the notes slot
+
+
+def note(text: str) -> None:
+    """A note about the link, shown at once at the top of the page. ``text`` is Markdown:
+    values from the link go through ``plain``/``quoted`` first."""
+    st.session_state.setdefault("_notes", []).append(text)
+    show_notes(getattr(_run, "notes", None))
+
+
+def seed_from_url() -> None:
+    """Once per session: take the link's parameters that are valid, note the rest. Values
+    that can only be checked against the model (a layer) are checked by ``ensure_choice`` on
+    this same run; after it, a choice that stops fitting is reset without a note."""
+    if st.session_state.get("_seeded"):
+        st.session_state.pop("_from_link", None)
+        return
+    st.session_state["_seeded"] = True
+    from_link = set()
+    for name, text in st.query_params.to_dict().items():
+        param = PARAMS.get(name)
+        if param is None:
+            note(f"unknown parameter {quoted(name)}")
+            continue
+        try:
+            put(name, param.parse(text))
+        except (TypeError, ValueError):
+            note(f"{plain(name)} = {quoted(text)} is not valid")
+        else:
+            from_link.add(name)
+    st.session_state["_from_link"] = from_link
+    if get("index") is not None:  # a link to one image of a dataset
+        st.session_state["source"] = "dataset"
+
+
+SIDEBAR_KEYS = ("weights_choice", "source")  # sidebar widgets that are not in links
+
+
+def keep_state() -> None:
+    """Keep every page's choices when another page is shown (Streamlit drops the state of
+    widgets that a run does not draw unless it is written again)."""
+    for name in [key(n) for n in PARAMS] + list(SIDEBAR_KEYS):
+        if name in st.session_state:
+            st.session_state[name] = st.session_state[name]
+
+
+def write_url() -> None:
+    values = {}  # every choice made on any page, defaults included: a link must not depend on them
+    for name in PARAMS:
+        value = st.session_state.get(key(name))
+        if value is not None:
+            values[name] = str(value)
+    if st.session_state.get("source") == "upload":
+        values.pop("sample", None)  # an upload cannot travel in a link
+    if dict(st.query_params.to_dict()) != values:
+        st.query_params.from_dict(values)
+
+
+def show_notes(slot, last: bool = False) -> None:
+    """The notes so far, in ``slot`` at the top of the page. They are dropped when the run
+    that drew them ends (``last``); a run that a rerun interrupts (the browser's first runs
+    often are) raises in the drawing and leaves them to the next run."""
+    notes = st.session_state.get("_notes")
+    if notes and slot is not None:
+        slot.info("Ignored from the link: " + "; ".join(notes) + ".")
+    if last:
+        st.session_state.pop("_notes", None)
+
+
+def ensure_choice(name: str, options, default=None) -> None:
+    """Before drawing a select widget: its state must be one of ``options``. A value the link
+    gave is noted when it does not fit; one the user chose before changing the model is
+    replaced silently."""
+    current = st.session_state.get(key(name), PARAMS[name].default)
+    if current not in options:
+        if name in st.session_state.get("_from_link", ()):
+            note(f"{plain(name)} = {quoted(current)} does not fit this model")
+        put(name, default if default is not None else options[0])
+    else:
+        st.session_state.setdefault(key(name), current)
+
+
+def ensure_value(name: str) -> None:
+    st.session_state.setdefault(key(name), PARAMS[name].default)
+
+
+BASE_URL_ENV = "CNN_LENS_BASE_URL"
+
+
+def base_url() -> str:
+    """Where the app's pages live, for links that leave the app (an exported report):
+    ``CNN_LENS_BASE_URL`` when set (a proxy's public address), else the address this page was
+    served from. Ends with "/"; "" when neither is known."""
+    configured = os.environ.get(BASE_URL_ENV, "").strip()
+    if configured.startswith(("http://", "https://")):
+        return configured.rstrip("/") + "/"
+    parts = urlsplit(st.context.url or "")
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return ""
+    prefix = (st.get_option("server.baseUrlPath") or "").strip("/")
+    return f"{parts.scheme}://{parts.netloc}/" + (f"{prefix}/" if prefix else "")
+
+
+def link_query() -> str:
+    return urlencode(st.query_params.to_dict())

@@ -1,0 +1,204 @@
+"""Can a map be trusted: deletion/insertion curves against a random map, the pointing game,
+the sanity check, and saved reviews."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import streamlit as st
+
+from explain import (
+    Explanation,
+)
+from explain.metrics import (
+    FILLS,
+    Curves,
+    SanityCheck,
+    chance_of_hit,
+    faithfulness,
+    pointing_game,
+    random_map_curves,
+    randomization_check,
+)
+from explain.samples import SAMPLES
+from reviews import Review, ReviewError, ReviewStore
+from serving.scheduler import BELOW
+from ui.links import ensure_choice, ensure_value, get, key
+from ui.results import compute, method_options, result_store, scheduler, session_id
+
+if TYPE_CHECKING:
+    from ui.frame import View
+
+
+def curve_options() -> tuple[int, str]:
+    ensure_value("curve_steps")
+    ensure_choice("fill", list(FILLS))
+    a, b = st.columns(2)
+    a.slider("Deletion/insertion steps", 5, 50, key=key("curve_steps"))
+    b.radio("Removed pixels become", list(FILLS), key=key("fill"), horizontal=True,
+            format_func={"blur": "blurred image", "baseline": "mean colour"}.get)
+    return get("curve_steps"), get("fill")
+
+
+def _curves_key(view: View, result: Explanation, steps: int, fill: str) -> tuple:
+    return ("curves", view.model_key, view.image_key, result.method, result.target,
+            result.layer, hashlib.sha1(result.raw.tobytes()).hexdigest(), steps, fill)
+
+
+def _random_key(view: View, target: int, steps: int, fill: str) -> tuple:
+    # no method in the key: one baseline per model, image and class, for every view and session
+    return ("random-curves", view.model_key, view.image_key, target, steps, fill)
+
+
+def soon(key: tuple, fn: Callable[[], object]):
+    """The result stored under ``key``, or None while the scheduler computes it, behind every
+    page's main results (started here once; a failure is raised when it is asked for again)."""
+    known = result_store().peek(key)
+    if known is not None:
+        return known
+    job = scheduler().submit(lambda job: result_store().get(key, fn), key=key,
+                             owner=session_id(), priority=BELOW)
+    return job.result() if job.finished else None
+
+
+def curves_soon(view: View, result: Explanation, steps: int, fill: str) -> Curves | None:
+    return soon(_curves_key(view, result, steps, fill),
+                lambda: faithfulness(view.backbone, view.image, result, steps, fill))
+
+
+def random_curves_soon(view: View, target: int, steps: int, fill: str) -> Curves | None:
+    def compute() -> Curves:
+        inputs = view.backbone.preprocess(view.image)
+        return random_map_curves(view.backbone.model, inputs, target, steps, fill, count=4)
+
+    return soon(_random_key(view, target, steps, fill), compute)
+
+
+def later(section: Callable[[], None], ready: Callable[[], bool], every: float = 1.0) -> None:
+    """Draw ``section`` (which shows what it has, or that it is waiting). When its results are
+    not ``ready``, it is drawn in a fragment that checks again every ``every`` seconds and,
+    once they are, reruns the page, which then draws it at once: the page's run ends as soon
+    as its main results are on screen, and no fragment keeps polling after."""
+    if ready():
+        section()
+        return
+
+    @st.fragment(run_every=every)
+    def poll() -> None:
+        if ready():
+            st.rerun()
+        section()
+
+    poll()
+
+
+def object_box(view: View) -> tuple[int, int, int, int] | None:
+    """The main object's box: the sample's own, or one the user enters for an upload."""
+    if view.image_key.startswith("sample:"):
+        return SAMPLES[view.image_key.removeprefix("sample:")].box
+    with st.expander("Object box for the pointing game (pixels of your image)"):
+        w, h = view.image.width, view.image.height
+        cols = st.columns(4)
+        values = [cols[i].number_input(label, 0, limit, value, key=f"box_{label}")
+                  for i, (label, limit, value) in enumerate(
+                      (("left", w, 0), ("top", h, 0), ("right", w, w), ("bottom", h, h)))]
+        if values[0] >= values[2] or values[1] >= values[3]:
+            st.info("The box needs left < right and top < bottom.")
+            return None
+        return tuple(int(v) for v in values) if values != [0, 0, w, h] else None
+
+
+@dataclass(frozen=True)
+class Pointing:
+    """The pointing game for one map, with the hit rate of chance for its box."""
+
+    hit: bool
+    chance: float  # the share of the image the box (with tolerance) covers
+    box: tuple[int, int, int, int]
+
+    @property
+    def informative(self) -> bool:
+        return self.chance <= 0.5
+
+    @property
+    def score(self) -> str:
+        return ("hit" if self.hit else "miss") + ("" if self.informative else " (not informative)")
+
+    @property
+    def chance_text(self) -> str:
+        text = (f"the object's box {self.box} (15 px tolerance) covers {self.chance:.0%} of "
+                f"the image, so a map that points at random hits {self.chance:.0%} of the time")
+        return text + ("" if self.informative else ": more than half, so a hit says little")
+
+    @property
+    def text(self) -> str:
+        where = self.chance_text
+        if not self.informative:
+            return (f"**Pointing game: not informative** (the map's maximum "
+                    f"{'falls' if self.hit else 'does not fall'} inside the box): {where}.")
+        return (f"**Pointing game: {'hit' if self.hit else 'miss'}.** The map's maximum "
+                f"{'falls' if self.hit else 'does not fall'} inside the object's box; {where}.")
+
+
+def pointing_summary(view: View, result: Explanation, box) -> Pointing | None:
+    if box is None:
+        return None
+    return Pointing(pointing_game(result.heatmap, box),
+                    chance_of_hit(box, (view.image.height, view.image.width)), tuple(box))
+
+
+def _sanity_key(view: View, result: Explanation) -> tuple:
+    return ("sanity", view.model_key, view.image_key, result.method, result.target,
+            method_options(view, result.method))
+
+
+def sanity_requested(view: View, result: Explanation) -> bool:
+    """Whether this session asked for the check of this view (its expander stays open)."""
+    return _sanity_key(view, result) in st.session_state.get("_sanity_asked", ())
+
+
+def sanity_check(view: View, result: Explanation) -> SanityCheck | None:
+    """The cascading randomization check of this view's map: kept (for every session) once it
+    was asked for, so later reruns of the page still show it; a button until then."""
+    run_key = _sanity_key(view, result)
+    check = result_store().peek(run_key)
+    if check is None:
+        if not st.button("Run the sanity check", key="sanity"):
+            return None
+        st.session_state.setdefault("_sanity_asked", set()).add(run_key)
+        options = dict(method_options(view, result.method))
+        with st.spinner("Randomizing the model block by block..."):
+            check = compute(run_key, lambda job: randomization_check(
+                view.backbone, view.image, result.method, result.target, **options),
+                priority=BELOW)
+    return check
+
+
+@st.cache_resource(show_spinner=False)
+def review_store():
+    return ReviewStore()
+
+
+def save_review(review: Review) -> tuple[Review, str]:
+    """Save ``review`` once: the first save of a view in this session adds it (the store returns
+    the stored one for an identical review, so a double click adds nothing); a later save of the
+    same view with an edited form updates that review. Returns it and what happened."""
+    saved = st.session_state.setdefault("_saved_reviews", {})
+    view = (review.page, review.link, review.image_hash, review.backbone, review.weights)
+    store = review_store()
+    earlier = saved.get(view)
+    if earlier is not None:
+        try:
+            store.get(earlier)
+        except ReviewError:  # deleted meanwhile: save it anew
+            saved.pop(view)
+        else:
+            return store.update(earlier, author=review.author, verdict=review.verdict,
+                                note=review.note, scores=review.scores,
+                                thumbnail=review.thumbnail), "Updated"
+    stored = store.add(review)
+    saved[view] = stored.id
+    return stored, "Saved as"

@@ -1,0 +1,117 @@
+"""Widgets several pages share: uploads that survive page switches, the class picker with its
+top-5 chart, display and occlusion options, downloads."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import streamlit as st
+
+from explain import (
+    Explanation,
+)
+from explain.render import COLORMAPS, npy_bytes, overlay, png_bytes, topk_figure
+from models import (
+    Prediction,
+)
+from ui import limits
+from ui.links import ensure_choice, ensure_value, get, key, put
+from ui.results import predictions
+from ui.text import plain
+
+if TYPE_CHECKING:
+    from ui.frame import View
+
+
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"]
+
+
+def _stash_upload(widget_key: str) -> None:
+    """on_change of an uploader: keep its file (or its removal) across pages. A page switch
+    draws a new, empty uploader without calling this, so the file is not lost."""
+    upload = st.session_state.get(widget_key)
+    stash = st.session_state.setdefault("_uploads", {})
+    if upload is None:
+        stash.pop(widget_key, None)
+    else:
+        stash[widget_key] = (upload.name, upload.getvalue())
+
+
+def uploaded(label: str, widget_key: str, types: list[str],
+             max_bytes: int) -> tuple[str, bytes] | None:
+    """A file uploader whose file survives page switches: (name, bytes) or None. The uploader
+    states and enforces ``max_bytes`` (the loader's own limit, from ``limits``)."""
+    st.file_uploader(f"{label}, up to {limits.size(max_bytes)}", type=types, key=widget_key,
+                     on_change=_stash_upload, args=(widget_key,),
+                     max_upload_size=limits.upload_mb(max_bytes))
+    kept = st.session_state.get("_uploads", {}).get(widget_key)
+    if kept is not None and st.session_state.get(widget_key) is None:
+        st.caption(f"Using {plain(kept[0])}, uploaded earlier.")
+    return kept
+
+
+def occlusion_options() -> None:
+    """Occlusion's window, stride and baseline (in the link: Explain and Compare share them)."""
+    for name in ("window", "stride", "baseline"):
+        ensure_value(name)
+    a, b, c = st.columns(3)
+    a.slider("Window (px of the 224 input)", 8, 112, step=4, key=key("window"))
+    b.slider("Stride (px)", 4, 112, step=2, key=key("stride"))
+    c.selectbox("Baseline", ["grey", "black", "white", "mean"], key=key("baseline"))
+
+
+TOP = -1  # the class choice that follows the top prediction
+
+
+def target_picker(view: View) -> tuple[int | None, list[Prediction]]:
+    """The image, its top-5 bar chart (a click picks the class) and the class to explain
+    (``None``: the top prediction)."""
+    top = predictions(view)
+    categories = view.backbone.categories
+    options = [TOP, *range(len(categories))]
+    ensure_choice("class", options, default=TOP)
+
+    def clicked() -> None:
+        points = st.session_state["topk_chart"].selection.points
+        if points:
+            put("class", int(points[0]["customdata"]))
+
+    chosen = get("class")
+    left, right = st.columns([2, 3])
+    with left:
+        st.image(view.image, caption=f"{plain(view.image_title)} · {view.image.width}x{view.image.height}",
+                 width="stretch")
+    with right:
+        st.plotly_chart(topk_figure(top, top[0].index if chosen == TOP else chosen),
+                        key="topk_chart", on_select=clicked, selection_mode="points",
+                        config={"displaylogo": False})
+        st.selectbox(
+            "Explain class (click a bar, or type to search)", options, key=key("class"),
+            format_func=lambda i: (f"Top prediction: {top[0].name}" if i == TOP
+                                   else f"{i}: {categories[i]}"),
+        )
+    chosen = get("class")
+    return (None if chosen == TOP else chosen), top
+
+
+def display_options() -> tuple[float, str]:
+    ensure_value("alpha")
+    ensure_choice("cmap", list(COLORMAPS))
+    left, right = st.columns(2)
+    left.slider("Heatmap opacity", 0.0, 1.0, step=0.05, key=key("alpha"))
+    right.selectbox("Colour map", list(COLORMAPS), key=key("cmap"))
+    return get("alpha"), get("cmap")
+
+
+def downloads(result: Explanation, picture: np.ndarray, stem: str, slot=None) -> None:
+    slot = slot or st
+    left, right = slot.columns(2)
+    left.download_button("Overlay PNG", png_bytes(picture), f"{stem}.png", "image/png",
+                         on_click="ignore", key=f"png_{stem}")
+    right.download_button("Raw map .npy", npy_bytes(result.raw), f"{stem}.npy",
+                          "application/octet-stream", on_click="ignore", key=f"npy_{stem}")
+
+
+def overlay_of(view: View, result: Explanation, alpha: float, cmap: str) -> np.ndarray:
+    return overlay(view.image, result.heatmap, alpha, cmap)
