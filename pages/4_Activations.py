@@ -42,9 +42,9 @@ with frame.page("Activations") as view:
                        key="channel_map", config={"displaylogo": False})
         x, y = st.columns(2)
         stem = f"{backbone.name}-{layer}-channel-{chosen}"
-        x.download_button("Overlay PNG", png_bytes(picture), f"{stem}.png", "image/png",
+        x.download_button("Overlay PNG", lambda: png_bytes(picture), f"{stem}.png", "image/png",
                           on_click="ignore")
-        y.download_button("Raw map .npy", npy_bytes(report.maps[chosen]), f"{stem}.npy",
+        y.download_button("Raw map .npy", lambda: npy_bytes(report.maps[chosen]), f"{stem}.npy",
                           "application/octet-stream", on_click="ignore")
         if st.button("Close"):
             links.put("channel", None)

@@ -12,6 +12,10 @@ from explain.samples import sample_image
 from models import DEFAULT_BACKBONE, ModelCache, load_backbone
 
 torch.set_num_threads(2)
+# The pages' scheduler runs in this process too (AppTest): one worker with both threads, the
+# count every test here computes with (its workers set torch's threads). The servers the
+# browser tests start use the production default (see tests/e2e/conftest.py).
+os.environ["CNN_LENS_WORKERS"] = "1"
 
 # One cache for the whole run, as the app has one per process.
 CACHE = ModelCache(max_models=4)
