@@ -1,11 +1,13 @@
 """Explain: one method at a time, with its options, the heatmap over the image and the raw map."""
 
+import io
+
 import numpy as np
 import streamlit as st
 from PIL import Image
 
 from explain import METHODS, TITLES
-from explain.render import colorize, curves_figure, map_figure, png_bytes, raw_picture
+from explain.render import colorize, curves_figure, map_figure, png_bytes
 from reviews import VERDICTS, Review, ReviewError
 from ui import frame, links, results, trust, widgets
 from ui.text import plain, problem
@@ -52,7 +54,7 @@ with frame.page("Explain") as view:
                            f"{result.seconds:.2f} s")
         with right:
             if result.raw.ndim == 3:
-                st.image(raw_picture(result.raw), width="stretch",
+                st.image(widgets.raw_picture_of(view, result), width="stretch",
                          caption="Raw attribution: the signed gradient as colour (grey = 0)")
             else:
                 st.plotly_chart(map_figure(result.raw, "Raw map (model resolution)"),
@@ -135,7 +137,7 @@ with frame.page("Explain") as view:
                                   insertion_auc=curves[TITLES[method]].insertion_auc)
                 if pointing is not None:
                     scores["pointing_game"] = pointing.score
-                thumb = Image.fromarray(picture)
+                thumb = Image.open(io.BytesIO(picture))
                 thumb.thumbnail((240, 240))
                 try:
                     stored, how = trust.save_review(Review(

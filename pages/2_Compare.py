@@ -3,7 +3,6 @@
 import streamlit as st
 
 from explain import METHODS, TITLES
-from explain.render import raw_picture
 from ui import frame, results, trust, widgets
 from ui.text import plain
 
@@ -26,7 +25,7 @@ with frame.page("Compare") as view:
                 picture = widgets.overlay_of(view, result, alpha, cmap)
                 # pixel-level gradients are shown as the signed gradient picture (an overlay of
                 # their sparse peaks reads as a wash of the colour map's low end)
-                shown = raw_picture(result.raw) if result.raw.ndim == 3 else picture
+                shown = widgets.raw_picture_of(view, result) if result.raw.ndim == 3 else picture
                 settings = ""
                 if method == "occlusion":
                     options = dict(results.method_options(view, method))

@@ -24,6 +24,7 @@ from explain import (
     explain,
     visualize_class,
 )
+from explain.render import png_bytes
 from models import Prediction
 from serving.scheduler import MAIN, Busy, Job, Scheduler, Stopped, shared
 from ui.links import get
@@ -41,7 +42,7 @@ class ResultStore:
     Not ``st.cache_data``: that one replays the Streamlit calls a cached function made (the
     progress bars of occlusion and class visualization) into containers that are gone."""
 
-    def __init__(self, max_entries: int = 512, max_bytes: int = 1 << 30) -> None:
+    def __init__(self, max_entries: int = 512, max_bytes: int = 512 << 20) -> None:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self._items: OrderedDict[tuple, tuple[object, int]] = OrderedDict()
@@ -73,9 +74,12 @@ class ResultStore:
 
 
 def _nbytes(value) -> int:
-    """The bytes of the numpy arrays a result holds (fields of a dataclass, items of a list)."""
+    """The bytes of the arrays and encoded pictures a result holds (fields of a dataclass,
+    items of a list)."""
     if isinstance(value, np.ndarray):
         return value.nbytes
+    if isinstance(value, bytes):
+        return len(value)
     if isinstance(value, list | tuple):
         return sum(_nbytes(v) for v in value)
     if hasattr(value, "__dataclass_fields__"):
@@ -196,6 +200,16 @@ def cached_visualization(view: View, target: int, options: tuple, progress=None,
 
     return compute(visualization_key(view, target, options), work, slot="classviz",
                    where=where, progress=progress)
+
+
+def picture(of: object | None, key: tuple, draw: Callable[[], np.ndarray]) -> bytes:
+    """A picture of the result ``of`` for ``st.image``, drawn and PNG-encoded once per ``key``
+    for every session: a cached view would otherwise recolour and re-encode its pictures on
+    every run (most of a cached page's server time under load). The key holds ``id(of)``, and
+    the entry keeps ``of`` alive, so that id names no other object while the entry exists;
+    with ``of=None`` the key alone identifies the picture."""
+    return result_store().get(("picture", id(of) if of is not None else None, *key),
+                              lambda: (of, png_bytes(draw())))[1]
 
 
 def method_options(view: View, method: str) -> tuple:

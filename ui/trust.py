@@ -4,6 +4,7 @@ the sanity check, and saved reviews."""
 from __future__ import annotations
 
 import hashlib
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -43,9 +44,21 @@ def curve_options() -> tuple[int, str]:
     return get("curve_steps"), get("fill")
 
 
+_digests: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _digest(result: Explanation) -> str:
+    """The raw map's digest, once per result object (hashing it on every run of every session
+    cost more than the rest of a cached page)."""
+    digest = _digests.get(result)
+    if digest is None:
+        digest = _digests[result] = hashlib.sha1(result.raw.tobytes()).hexdigest()
+    return digest
+
+
 def _curves_key(view: View, result: Explanation, steps: int, fill: str) -> tuple:
     return ("curves", view.model_key, view.image_key, result.method, result.target,
-            result.layer, hashlib.sha1(result.raw.tobytes()).hexdigest(), steps, fill)
+            result.layer, _digest(result), steps, fill)
 
 
 def _random_key(view: View, target: int, steps: int, fill: str) -> tuple:

@@ -11,13 +11,13 @@ import streamlit as st
 from explain import (
     Explanation,
 )
-from explain.render import COLORMAPS, npy_bytes, overlay, png_bytes, topk_figure
+from explain.render import COLORMAPS, npy_bytes, overlay, raw_picture, topk_figure
 from models import (
     Prediction,
 )
 from ui import limits
 from ui.links import ensure_choice, ensure_value, get, key, put
-from ui.results import predictions
+from ui.results import picture, predictions
 from ui.text import plain
 
 if TYPE_CHECKING:
@@ -80,7 +80,8 @@ def target_picker(view: View) -> tuple[int | None, list[Prediction]]:
     chosen = get("class")
     left, right = st.columns([2, 3])
     with left:
-        st.image(view.image, caption=f"{plain(view.image_title)} · {view.image.width}x{view.image.height}",
+        st.image(picture(None, ("photo", view.image_key), lambda: np.asarray(view.image)),
+                 caption=f"{plain(view.image_title)} · {view.image.width}x{view.image.height}",
                  width="stretch")
     with right:
         st.plotly_chart(topk_figure(top, top[0].index if chosen == TOP else chosen),
@@ -104,16 +105,22 @@ def display_options() -> tuple[float, str]:
     return get("alpha"), get("cmap")
 
 
-def downloads(result: Explanation, picture: np.ndarray, stem: str, slot=None) -> None:
-    """The overlay as PNG and the raw map as .npy, encoded when clicked (encoding a PNG on every
-    run was half of a cached page's CPU time)."""
+def downloads(result: Explanation, picture: bytes, stem: str, slot=None) -> None:
+    """The overlay (``picture``, PNG bytes) and the raw map as .npy, made when clicked."""
     slot = slot or st
     left, right = slot.columns(2)
-    left.download_button("Overlay PNG", lambda: png_bytes(picture), f"{stem}.png", "image/png",
+    left.download_button("Overlay PNG", picture, f"{stem}.png", "image/png",
                          on_click="ignore", key=f"png_{stem}")
     right.download_button("Raw map .npy", lambda: npy_bytes(result.raw), f"{stem}.npy",
                           "application/octet-stream", on_click="ignore", key=f"npy_{stem}")
 
 
-def overlay_of(view: View, result: Explanation, alpha: float, cmap: str) -> np.ndarray:
-    return overlay(view.image, result.heatmap, alpha, cmap)
+def overlay_of(view: View, result: Explanation, alpha: float, cmap: str) -> bytes:
+    """The heatmap over the image, as PNG bytes, made once per map and display options."""
+    return picture(result, ("overlay", view.image_key, alpha, cmap),
+                   lambda: overlay(view.image, result.heatmap, alpha, cmap))
+
+
+def raw_picture_of(view: View, result: Explanation) -> bytes:
+    """The raw attribution as a picture (gradients as colour), PNG bytes, made once per map."""
+    return picture(result, ("raw",), lambda: raw_picture(result.raw))
