@@ -232,9 +232,14 @@ class Scheduler:
             del self._by_key[job.key]
 
     def _next(self) -> Job | None:
+        """The next job to run. At most ``workers - 1`` jobs below the main priority run at once
+        (with one worker, one): a job of trust curves takes seconds and cannot be preempted, so
+        one worker stays free for the maps that pages are waiting for."""
         while True:
+            below = sum(1 for j in self._running if j.priority > MAIN)
             while self._queue:
-                _, _, job = heapq.heappop(self._queue)
+                item = heapq.heappop(self._queue)
+                job = item[2]
                 if job.state != "queued":
                     continue
                 if self._alive is not None and job.owners and not any(
@@ -242,6 +247,9 @@ class Scheduler:
                     job._finish("cancelled")  # every session that asked has gone
                     self._forget_key(job)
                     continue
+                if job.priority > MAIN and below >= max(1, self.workers - 1):
+                    heapq.heappush(self._queue, item)  # the heap holds only such jobs now
+                    break
                 job.state = "running"
                 self._running.add(job)
                 return job
@@ -277,6 +285,7 @@ class Scheduler:
                 self._running.discard(job)
                 self._forget_key(job)
                 job._finish(state, value, error)
+                self._ready.notify_all()  # a worker held back from low-priority work may go
             log.debug("job %r %s in %.3f s", job.key, state, time.perf_counter() - started)
 
 

@@ -139,3 +139,23 @@ def test_real_explanations_through_the_scheduler_equal_direct_ones(lite, chelsea
         got = job.result(120)
         assert got.target == direct.target
         np.testing.assert_allclose(got.raw, direct.raw, rtol=1e-4, atol=1e-6)
+
+
+def test_one_worker_stays_free_for_main_work():
+    scheduler = Scheduler(workers=2)
+    release = threading.Event()
+    started = []
+
+    def curves(job):
+        started.append(job.key)
+        release.wait(10)
+        return job.key
+
+    slow = [scheduler.submit(curves, key=f"curves-{i}", priority=BELOW) for i in range(3)]
+    time.sleep(0.1)
+    assert started == ["curves-0"]  # the second worker does not take low-priority work
+    begun = time.perf_counter()
+    assert scheduler.submit(lambda job: "map", priority=MAIN).result(5) == "map"
+    assert time.perf_counter() - begun < 1.0  # the map did not wait for the curves
+    release.set()
+    assert [j.result(5) for j in slow] == ["curves-0", "curves-1", "curves-2"]
