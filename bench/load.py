@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -156,6 +157,13 @@ async def run_round(url: str, round_: int, pairs, expected, titles, timeout) -> 
         for i, (sample, method) in enumerate(pairs))))
 
 
+def run(coroutine):
+    """``asyncio.run`` on a thread of its own: the caller may already run an event loop (a
+    test process with Playwright's sync API has one on its main thread)."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -226,7 +234,7 @@ def load(url: str, sessions: int, rounds: int, timeout: float = 120.0,
     pairs = plan(sessions, samples)
     rounds_out, visits = [], []
     for r in range(rounds):
-        got = asyncio.run(run_round(url, r, pairs, expected, titles, timeout))
+        got = run(run_round(url, r, pairs, expected, titles, timeout))
         visits += got
         rounds_out.append({"round": r + 1, **summary(got)})
     return rounds_out, visits
@@ -237,8 +245,8 @@ def first_paint(url: str) -> float | None:
     from explain.samples import SAMPLES
 
     sample = next(iter(SAMPLES))
-    got = asyncio.run(visit(url, 0, 0, sample, "gradcam", {sample: "?"},
-                            {sample: SAMPLES[sample].title}, 120))
+    got = run(visit(url, 0, 0, sample, "gradcam", {sample: "?"},
+                    {sample: SAMPLES[sample].title}, 120))
     return got.first_paint
 
 
