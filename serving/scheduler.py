@@ -10,6 +10,10 @@ so that workers x threads = cores, requests served first come first served withi
   older one that has not started: a user who clicks on does not wait for work nobody will see.
 - ``cancel()`` stops a queued job at once and a running one at its next progress report;
   a job whose sessions have all gone (``alive``) is dropped before it starts.
+- Compatible requests (the same ``batch`` key: model, method, layer) queued at the same time
+  run as one batch, each with its own input (``item``), when the scheduler batches
+  (``batch_size`` > 1: on CUDA). A batch that raises (out of memory, a bad image) is run again
+  one job at a time, so that a failure stays with its own request.
 - A job that raises fails alone: the error is its result; the worker goes on.
 - A queue over ``max_queue`` refuses new requests with ``Busy``; a caller that waited longer
   than it wanted gets ``Busy`` too (``Job.result``).
@@ -59,6 +63,9 @@ class Job:
     _error: BaseException | None = None
     _done: threading.Event = field(default_factory=threading.Event)
     _scheduler: Scheduler | None = None
+    batch: Hashable | None = None  # jobs with equal keys may run as one batch
+    item: Any = None  # this job's input to ``batch_fn``
+    batch_fn: Callable[[list], list] | None = None  # items -> results, in order
 
     def report(self, done: int, total: int) -> None:
         self.progress = (done, total)
@@ -117,10 +124,11 @@ def default_workers(device: str = "cpu") -> tuple[int, int]:
 
 class Scheduler:
     def __init__(self, workers: int = 1, threads: int = 1, max_queue: int = 200,
-                 alive: Callable[[Hashable], bool] | None = None) -> None:
-        if workers < 1 or threads < 1:
-            raise ValueError("a scheduler needs at least one worker and one thread")
+                 alive: Callable[[Hashable], bool] | None = None, batch_size: int = 1) -> None:
+        if workers < 1 or threads < 1 or batch_size < 1:
+            raise ValueError("a scheduler needs at least one worker, one thread, batches of one")
         self.workers, self.threads, self.max_queue = workers, threads, max_queue
+        self.batch_size = batch_size
         self._alive = alive
         self._lock = threading.Lock()
         self._ready = threading.Condition(self._lock)
@@ -139,8 +147,11 @@ class Scheduler:
 
     def submit(self, fn: Callable[[Job], Any], key: Hashable | None = None,
                owner: Hashable | None = None, slot: Hashable | None = None,
-               priority: int = MAIN) -> Job:
-        """Queue ``fn`` (or join the job already queued or running under ``key``)."""
+               priority: int = MAIN, batch: Hashable | None = None, item: Any = None,
+               batch_fn: Callable[[list], list] | None = None) -> Job:
+        """Queue ``fn`` (or join the job already queued or running under ``key``). With
+        ``batch`` and ``batch_fn``, the job may run with others of the same ``batch`` as
+        ``batch_fn([item, ...])``; alone, it runs ``fn``."""
         with self._lock:
             if self._closed:
                 raise Busy("The server is shutting down.")
@@ -149,7 +160,8 @@ class Scheduler:
                 if len(self._queue) >= self.max_queue:
                     raise Busy(f"The server is busy ({len(self._queue)} requests waiting). Try "
                                "again in a moment.")
-                job = Job(fn, key, priority, next(self._seq), _scheduler=self)
+                job = Job(fn, key, priority, next(self._seq), _scheduler=self, batch=batch,
+                          item=item, batch_fn=batch_fn)
                 heapq.heappush(self._queue, (priority, job.seq, job))
                 if key is not None:
                     self._by_key[key] = job
@@ -231,7 +243,7 @@ class Scheduler:
         if job.key is not None and self._by_key.get(job.key) is job:
             del self._by_key[job.key]
 
-    def _next(self) -> Job | None:
+    def _next(self) -> list[Job] | None:
         """The next job to run. At most ``workers - 1`` jobs below the main priority run at once
         (with one worker, one): a job of trust curves takes seconds and cannot be preempted, so
         one worker stays free for the maps that pages are waiting for."""
@@ -252,10 +264,28 @@ class Scheduler:
                     break
                 job.state = "running"
                 self._running.add(job)
-                return job
+                return self._batch_with(job)
             if self._closed:
                 return None
             self._ready.wait()
+
+    def _batch_with(self, job: Job) -> list[Job]:
+        """``job`` and the queued jobs that may run in one batch with it (up to batch_size)."""
+        if self.batch_size < 2 or job.batch is None or job.batch_fn is None:
+            return [job]
+        group, keep = [job], []
+        for item in self._queue:
+            other = item[2]
+            if (len(group) < self.batch_size and other.state == "queued"
+                    and other.batch == job.batch and other.batch_fn is not None):
+                other.state = "running"
+                self._running.add(other)
+                group.append(other)
+            else:
+                keep.append(item)
+        heapq.heapify(keep)
+        self._queue = keep
+        return group
 
     # --- workers -----------------------------------------------------------------------------
 
@@ -268,25 +298,43 @@ class Scheduler:
             pass
         while True:
             with self._lock:
-                job = self._next()
-            if job is None:
+                group = self._next()
+            if group is None:
                 return
-            started = time.perf_counter()
-            try:
-                value = job.fn(job)
-            except Stopped:
-                state, value, error = "cancelled", None, None
-            except BaseException as exc:  # a failing job fails alone
-                log.info("job %r failed: %s: %s", job.key, type(exc).__name__, exc)
-                state, value, error = "failed", None, exc
-            else:
-                state, error = ("cancelled" if job.state == "cancelled" else "done"), None
-            with self._lock:
-                self._running.discard(job)
-                self._forget_key(job)
-                job._finish(state, value, error)
-                self._ready.notify_all()  # a worker held back from low-priority work may go
-            log.debug("job %r %s in %.3f s", job.key, state, time.perf_counter() - started)
+            if len(group) > 1:
+                started = time.perf_counter()
+                try:
+                    values = group[0].batch_fn([job.item for job in group])
+                except BaseException as exc:  # out of memory, a bad item: one at a time
+                    log.info("a batch of %d failed (%s: %s); running its jobs one by one",
+                             len(group), type(exc).__name__, exc)
+                else:
+                    for job, value in zip(group, values, strict=True):
+                        self._settle(job, "cancelled" if job.state == "cancelled" else "done",
+                                     value, None)
+                    log.debug("batch of %d in %.3f s", len(group), time.perf_counter() - started)
+                    continue
+            for job in group:
+                self._run(job)
+
+    def _run(self, job: Job) -> None:
+        try:
+            value = job.fn(job)
+        except Stopped:
+            state, value, error = "cancelled", None, None
+        except BaseException as exc:  # a failing job fails alone
+            log.info("job %r failed: %s: %s", job.key, type(exc).__name__, exc)
+            state, value, error = "failed", None, exc
+        else:
+            state, error = ("cancelled" if job.state == "cancelled" else "done"), None
+        self._settle(job, state, value, error)
+
+    def _settle(self, job: Job, state: str, value: Any, error: BaseException | None) -> None:
+        with self._lock:
+            self._running.discard(job)
+            self._forget_key(job)
+            job._finish(state, value, error)
+            self._ready.notify_all()  # a worker held back from low-priority work may go
 
 
 _shared: Scheduler | None = None
@@ -299,6 +347,9 @@ def shared(device: str = "cpu", alive: Callable[[Hashable], bool] | None = None)
     with _shared_lock:
         if _shared is None:
             workers, threads = default_workers(device)
-            _shared = Scheduler(workers, threads, alive=alive)
+            # on a GPU compatible requests of different sessions run as one batch; on a CPU a
+            # batch is no faster per image than one image (explain/batching.py), so none
+            _shared = Scheduler(workers, threads, alive=alive,
+                                batch_size=16 if device == "cuda" else 1)
             atexit.register(_shared.close, wait=30.0)
         return _shared

@@ -24,6 +24,7 @@ from explain import (
     explain,
     visualize_class,
 )
+from explain.batch import BATCHED, explain_batch, predict_batch
 from explain.render import png_bytes
 from models import Prediction
 from serving.scheduler import MAIN, Busy, Job, Scheduler, Stopped, shared
@@ -116,19 +117,24 @@ def scheduler() -> Scheduler:
 
 def compute(key: tuple, fn: Callable[[Job], object], *, slot: str | None = None,
             priority: int = MAIN, where=None, progress: Callable[[Job], None] | None = None,
-            store: ResultStore | None = None):
+            store: ResultStore | None = None, batch: tuple | None = None, item=None,
+            batch_fn: Callable[[list], list] | None = None):
     """The result stored under ``key``, or ``fn(job)`` computed by the scheduler and stored.
     While it waits, ``where`` (a placeholder; by default one made here) shows the place in the
     queue, and ``progress(job)`` draws the job's progress once it runs. ``slot`` names what the
     page shows with it: this session's newer request for the slot replaces an older one that
-    has not started. Raises ``Busy`` (with a message for users) and ``Stopped``."""
+    has not started. With ``batch`` (a compatibility key), ``item`` and ``batch_fn``, a
+    scheduler that batches (on CUDA) may compute it with other sessions' requests in one batch.
+    Raises ``Busy`` (with a message for users) and ``Stopped``."""
     store = store or result_store()
     known = store.peek(key)
     if known is not None:
         return known
     job = scheduler().submit(lambda job: store.get(key, lambda: fn(job)), key=key,
-                             owner=session_id(), slot=slot, priority=priority)
-    return wait_for(job, where, progress)
+                             owner=session_id(), slot=slot, priority=priority, batch=batch,
+                             item=item, batch_fn=batch_fn)
+    value = wait_for(job, where, progress)
+    return store.get(key, lambda: value)  # a batch computed it without the store
 
 
 def wait_for(job: Job, where=None, progress: Callable[[Job], None] | None = None):
@@ -160,8 +166,11 @@ def wait_for(job: Job, where=None, progress: Callable[[Job], None] | None = None
 
 
 def predictions(view: View, k: int = 5) -> list[Prediction]:
+    backbone = view.backbone
     return compute(("predict", view.model_key, view.image_key, k),
-                   lambda job: view.backbone.predict(view.image, k=k))
+                   lambda job: backbone.predict(view.image, k=k),
+                   batch=("predict", view.model_key, k), item=view.image,
+                   batch_fn=lambda images: predict_batch(backbone, images, k))
 
 
 def explanation_key(view: View, method: str, target: int | None, options: tuple) -> tuple:
@@ -176,8 +185,16 @@ def cached_explanation(view: View, method: str, target: int | None, options: tup
         steps = {"progress": job.report} if extra else {}
         return explain(view.backbone, view.image, method, target, **dict(options), **steps)
 
+    batched = {}
+    if method in BATCHED:  # compatible requests of other sessions may share its batch
+        backbone, layer = view.backbone, dict(options).get("layer")
+        batched = dict(batch=("explain", view.model_key, method, options),
+                       item=(view.image, target),
+                       batch_fn=lambda items: explain_batch(
+                           backbone, [i[0] for i in items], method, [i[1] for i in items],
+                           layer=layer))
     return compute(explanation_key(view, method, target, options), work, slot=slot,
-                   where=where, progress=progress)
+                   where=where, progress=progress, **batched)
 
 
 def cached_activations(view: View, layer: str) -> ActivationReport:

@@ -159,3 +159,46 @@ def test_one_worker_stays_free_for_main_work():
     assert time.perf_counter() - begun < 1.0  # the map did not wait for the curves
     release.set()
     assert [j.result(5) for j in slow] == ["curves-0", "curves-1", "curves-2"]
+
+
+def test_compatible_requests_run_as_one_batch_and_equal_single_ones(lite, gate):
+    """What the server does on CUDA (batch_size > 1), run here on the CPU."""
+    from explain.batch import explain_batch
+    from explain.samples import sample_image
+
+    scheduler = Scheduler(workers=1, batch_size=8)
+    scheduler.submit(blocker(gate))
+    batches = []
+
+    def batch_fn(items):
+        batches.append(len(items))
+        return explain_batch(lite, [i[0] for i in items], "gradcam", [i[1] for i in items])
+
+    cases = [("chelsea", None), ("coffee", 968), ("rocket", None), ("flower", 985)]
+    jobs = [scheduler.submit(lambda job, s=s, t=t: explain(lite, sample_image(s), "gradcam", t),
+                             key=(s, t), batch=("lite", "gradcam"),
+                             item=(sample_image(s), t), batch_fn=batch_fn) for s, t in cases]
+    other = scheduler.submit(lambda job: "saliency alone", batch=("lite", "saliency"),
+                             item=None, batch_fn=lambda items: ["batched"] * len(items))
+    gate.set()
+    for job, (sample, target) in zip(jobs, cases, strict=True):
+        alone = explain(lite, sample_image(sample), "gradcam", target)
+        got = job.result(120)
+        assert got.target == alone.target
+        np.testing.assert_allclose(got.heatmap, alone.heatmap, atol=1e-5)
+    assert batches == [4] and other.result(5) == "saliency alone"  # not in their batch
+
+
+def test_a_failing_batch_runs_its_jobs_one_by_one(gate):
+    scheduler = Scheduler(workers=1, batch_size=8)
+    scheduler.submit(blocker(gate))
+
+    def batch_fn(items):
+        raise MemoryError("out of memory for a batch")
+
+    jobs = [scheduler.submit(lambda job, i=i: 1 / i, batch="b", item=i, batch_fn=batch_fn)
+            for i in (1, 0, 2)]
+    gate.set()
+    assert jobs[0].result(5) == 1.0 and jobs[2].result(5) == 0.5
+    with pytest.raises(ZeroDivisionError):
+        jobs[1].result(5)  # the bad one fails alone
