@@ -1,5 +1,9 @@
 """CNN Lens: the landing page. Each view is a file in pages/ (Streamlit's multipage layout)."""
 
+from ui import nav  # Streamlit only: the frame is drawn before the heavy imports
+
+nav.start("Home")
+
 import streamlit as st
 
 from explain.render import topk_figure
@@ -32,6 +36,6 @@ with frame.page("Home") as view:
         top = results.predictions(view)
         st.plotly_chart(topk_figure(top, top[0].index), key="home_topk",
                         config={"displaylogo": False})
-    for path, label, icon in frame.NAVIGATION[1:]:
+    for path, label, icon in nav.NAVIGATION[1:]:
         st.page_link(path, label=label, icon=icon)
         st.caption(VIEWS[path])

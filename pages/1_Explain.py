@@ -1,5 +1,9 @@
 """Explain: one method at a time, with its options, the heatmap over the image and the raw map."""
 
+from ui import nav  # Streamlit only: the frame is drawn before the heavy imports
+
+nav.start("Explain")
+
 import io
 
 import numpy as np

@@ -1,5 +1,9 @@
 """Compare: every method for one image and one class, side by side, each with its run time."""
 
+from ui import nav  # Streamlit only: the frame is drawn before the heavy imports
+
+nav.start("Compare")
+
 import streamlit as st
 
 from explain import METHODS, TITLES

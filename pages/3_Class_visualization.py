@@ -1,5 +1,9 @@
 """Class visualization: the image the model "thinks of" for a class, grown by gradient ascent."""
 
+from ui import nav  # Streamlit only: the frame is drawn before the heavy imports
+
+nav.start("Class visualization")
+
 import streamlit as st
 
 from explain import Cancelled, ExplainError

@@ -1,5 +1,9 @@
 """Activations: which channels of a layer respond to the image, and where."""
 
+from ui import nav  # Streamlit only: the frame is drawn before the heavy imports
+
+nav.start("Activations")
+
 import streamlit as st
 
 from explain import ExplainError

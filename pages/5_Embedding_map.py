@@ -1,5 +1,9 @@
 """Embedding map: where the model puts every image of a dataset, in 2-D (PCA, t-SNE, UMAP)."""
 
+from ui import nav  # Streamlit only: the frame is drawn before the heavy imports
+
+nav.start("Embedding map")
+
 import numpy as np
 import streamlit as st
 

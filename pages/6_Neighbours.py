@@ -1,5 +1,9 @@
 """Nearest neighbours: the dataset images the model finds most similar to an image."""
 
+from ui import nav  # Streamlit only: the frame is drawn before the heavy imports
+
+nav.start("Nearest neighbours")
+
 import streamlit as st
 
 from explain import ExplainError

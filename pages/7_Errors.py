@@ -1,5 +1,9 @@
 """Errors: the confusion matrix of a dataset; a click on a cell lists its images."""
 
+from ui import nav  # Streamlit only: the frame is drawn before the heavy imports
+
+nav.start("Errors")
+
 import numpy as np
 import streamlit as st
 

@@ -1,5 +1,9 @@
 """Reviews: what the team concluded, filtered, reopened, edited, deleted and exported."""
 
+from ui import nav  # Streamlit only: the frame is drawn before the heavy imports
+
+nav.start("Reviews")
+
 import logging
 
 import streamlit as st

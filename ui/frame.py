@@ -78,35 +78,16 @@ class View:
         return self.backbone.identity
 
 
-NAVIGATION = [
-    ("app.py", "Home", ":material/home:"),
-    ("pages/1_Explain.py", "Explain", ":material/visibility:"),
-    ("pages/2_Compare.py", "Compare", ":material/grid_view:"),
-    ("pages/3_Class_visualization.py", "Class visualization", ":material/brush:"),
-    ("pages/4_Activations.py", "Activations", ":material/layers:"),
-    ("pages/5_Embedding_map.py", "Embedding map", ":material/scatter_plot:"),
-    ("pages/6_Neighbours.py", "Nearest neighbours", ":material/hub:"),
-    ("pages/7_Errors.py", "Errors", ":material/grid_on:"),
-    ("pages/8_Reviews.py", "Reviews", ":material/rate_review:"),
-]
-
-
-def navigation() -> None:
-    st.sidebar.markdown("## CNN Lens")
-    for path, label, icon in NAVIGATION:
-        st.sidebar.page_link(path, label=label, icon=icon)
-
-
 UNEXPECTED = ("Something went wrong on the server (the details are in its log). Your choices "
               "are kept: try another option, image or model.")
 
 
 @contextmanager
 def page(title: str, need_image: bool = True) -> Iterator[View]:
-    """One view: the shared frame, then the page body. Whatever happens in the frame or the
-    body, the user sees a message in the main area, never a traceback or an exception's text,
-    and the link keeps the state. Notes about the link appear at the top, on this run."""
-    st.set_page_config(page_title=f"{title} · CNN Lens", page_icon=":mag:", layout="wide")
+    """One view (after ``ui.nav.start``, which every page calls first): the shared frame, then
+    the page body. Whatever happens in the frame or the body, the user sees a message in the
+    main area, never a traceback or an exception's text, and the link keeps the state. Notes
+    about the link appear at the top, on this run."""
     warm.start()  # at once: the warm-up runs in its own thread
     notes = _run.notes = st.empty()
     show_notes(notes)  # left by a run that was interrupted
@@ -133,7 +114,6 @@ def frame(need_image: bool = True) -> View:
     image it needs cannot be used. The sidebar stays usable."""
     keep_state()
     seed_from_url()
-    navigation()
     with st.sidebar:
         backbone, model_problem = _model_picker()
         picked, image_problem = _image_picker()

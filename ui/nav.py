@@ -1,0 +1,27 @@
+"""What every page draws first: its title in the browser tab and the navigation. It imports
+Streamlit alone, so on a cold server the page's frame is on screen before torch and the models
+load (the pages import those after calling ``start``)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+NAVIGATION = [
+    ("app.py", "Home", ":material/home:"),
+    ("pages/1_Explain.py", "Explain", ":material/visibility:"),
+    ("pages/2_Compare.py", "Compare", ":material/grid_view:"),
+    ("pages/3_Class_visualization.py", "Class visualization", ":material/brush:"),
+    ("pages/4_Activations.py", "Activations", ":material/layers:"),
+    ("pages/5_Embedding_map.py", "Embedding map", ":material/scatter_plot:"),
+    ("pages/6_Neighbours.py", "Nearest neighbours", ":material/hub:"),
+    ("pages/7_Errors.py", "Errors", ":material/grid_on:"),
+    ("pages/8_Reviews.py", "Reviews", ":material/rate_review:"),
+]
+
+
+def start(title: str) -> None:
+    """The page's tab title and layout, and the navigation in the sidebar."""
+    st.set_page_config(page_title=f"{title} · CNN Lens", page_icon=":mag:", layout="wide")
+    st.sidebar.markdown("## CNN Lens")
+    for path, label, icon in NAVIGATION:
+        st.sidebar.page_link(path, label=label, icon=icon)
