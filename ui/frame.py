@@ -29,6 +29,7 @@ from models import (
     backbone_names,
     get_spec,
 )
+from serving.scheduler import Busy
 from ui import limits, warm
 from ui.links import (
     _run,
@@ -100,6 +101,8 @@ def page(title: str, need_image: bool = True) -> Iterator[View]:
             st.stop()
         try:
             yield view
+        except Busy as exc:  # the scheduler's queue or wait bound, wherever the page asked
+            st.warning(str(exc))
         except Exception:  # the last line of defence; the known errors are handled in place
             log.exception("page %s failed", title)
             st.error(UNEXPECTED)

@@ -64,3 +64,18 @@ def test_compare_has_no_empty_cell_and_names_its_occlusion_settings():
     shown = [c for image in at.get("image") for c in image.captions]
     assert any(c.endswith("window 56 px, stride 28 px, black baseline") for c in shown)
     assert at.slider(key="p_window").value == 56  # the options are on this page too
+
+
+def test_a_busy_server_says_so_and_the_session_goes_on(monkeypatch):
+    """A queue at its bound refuses the request with a message, never silently."""
+    from ui import results
+
+    at = app(EXPLAIN, sample="flower")
+    scheduler = results.scheduler()
+    monkeypatch.setattr(scheduler, "max_queue", 0)  # every new request is over the bound
+    at.selectbox(key="p_method").set_value("saliency").run()
+    assert not at.exception
+    assert any("The server is busy" in w for w in texts(at.warning)), texts(at.warning)
+    monkeypatch.setattr(scheduler, "max_queue", 200)
+    at.run()
+    assert any(c.startswith("Saliency for") for image in at.get("image") for c in image.captions)
