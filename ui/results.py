@@ -179,10 +179,8 @@ def explanation_key(view: View, method: str, target: int | None, options: tuple)
 
 def cached_explanation(view: View, method: str, target: int | None, options: tuple, *,
                        slot: str | None = None, where=None, progress=None) -> Explanation:
-    extra = {"progress": True} if method == "occlusion" else {}
-
     def work(job: Job) -> Explanation:
-        steps = {"progress": job.report} if extra else {}
+        steps = {"progress": job.report} if method == "occlusion" else {}  # Stop, progress
         return explain(view.backbone, view.image, method, target, **dict(options), **steps)
 
     batched = {}
