@@ -102,10 +102,15 @@ def register_method(name: str, title: str) -> Callable[[MethodFn], MethodFn]:
     return decorate
 
 
-def gradient_of_score(logits: torch.Tensor, target: int, wrt: torch.Tensor) -> torch.Tensor:
-    """d logits[0, target] / d wrt, by ``torch.autograd.grad``: no parameter's ``.grad`` is written."""
+def gradient(score: torch.Tensor, wrt: torch.Tensor) -> torch.Tensor:
+    """d score / d wrt, by ``torch.autograd.grad``: no parameter's ``.grad`` is written."""
     try:
-        (grad,) = torch.autograd.grad(logits[0, target], wrt)
+        (grad,) = torch.autograd.grad(score, wrt)
     except RuntimeError:
         raise ExplainError("The class score does not depend on this input or layer.") from None
     return grad
+
+
+def gradient_of_score(logits: torch.Tensor, target: int, wrt: torch.Tensor) -> torch.Tensor:
+    """d logits[0, target] / d wrt (see ``gradient``)."""
+    return gradient(logits[0, target], wrt)

@@ -23,6 +23,7 @@ from .base import (
     ExplainError,
     Explanation,
     NotApplicable,
+    gradient,
     resolve_target,
     to_heatmap,
 )
@@ -79,14 +80,6 @@ def _probabilities(logits: torch.Tensor, classes: list[int]) -> list[float]:
     return [float(probs[i, c]) for i, c in enumerate(classes)]
 
 
-def _gradient(score: torch.Tensor, wrt: torch.Tensor) -> torch.Tensor:
-    try:
-        (grad,) = torch.autograd.grad(score, wrt)
-    except RuntimeError:
-        raise ExplainError("The class score does not depend on this input or layer.") from None
-    return grad
-
-
 def _attribute(backbone, inputs: torch.Tensor, method: str, targets: list[int | None],
                layer: str | None) -> list[Attribution]:
     model = backbone.model
@@ -104,7 +97,7 @@ def _attribute(backbone, inputs: torch.Tensor, method: str, targets: list[int | 
                 raise ExplainError(f"Layer {name!r} outputs shape {tuple(activation.shape)}, not "
                                    "feature maps (N, K, h, w); pick a convolutional layer.")
             classes = _targets(logits, targets)
-            grads = _gradient(_score_sum(logits, classes), activation)
+            grads = gradient(_score_sum(logits, classes), activation)
         weights = grads.mean(dim=(2, 3), keepdim=True)
         raws = F.relu((weights * activation.detach()).sum(dim=1))
     elif method == "cam":
@@ -132,6 +125,6 @@ def _attribute(backbone, inputs: torch.Tensor, method: str, targets: list[int | 
             else:
                 logits = model(x)
         classes = _targets(logits, targets)
-        raws = _gradient(_score_sum(logits, classes), x)
+        raws = gradient(_score_sum(logits, classes), x)
     probabilities = _probabilities(logits, classes)
     return [Attribution(raws[i], classes[i], probabilities[i]) for i in range(len(classes))]

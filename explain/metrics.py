@@ -185,7 +185,7 @@ def randomization_check(backbone, image, method: str, target: int | None = None,
             rho = float("nan") if gone else spearmanr(original.ravel(), current.ravel()).statistic
             maps.append(current)
             vanished.append(gone)
-            rhos.append(float(rho) if not np.isnan(rho) else float("nan"))
+            rhos.append(float(rho))
             ssims.append(float(structural_similarity(original, current, data_range=1.0)))
             names.append(stage)
     flagged = not vanished[-1] and not np.isnan(rhos[-1]) and abs(rhos[-1]) >= threshold

@@ -10,7 +10,7 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from explain import METHODS, TITLES
+from explain import METHODS, TITLES, ExplainError
 from explain.render import colorize, curves_figure, map_figure, png_bytes
 from reviews import VERDICTS, Review, ReviewError
 from ui import frame, links, results, trust, widgets
@@ -135,7 +135,10 @@ with frame.page("Explain") as view:
                 saved = st.form_submit_button("Save review")
             if saved:
                 scores = {"probability": result.probability}
-                curves = known_curves()
+                try:
+                    curves = known_curves()
+                except ExplainError:  # said where the curves would be; the review goes on
+                    curves = None
                 if curves is not None:
                     scores.update(deletion_auc=curves[TITLES[method]].deletion_auc,
                                   insertion_auc=curves[TITLES[method]].insertion_auc)

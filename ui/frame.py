@@ -120,7 +120,7 @@ def frame(need_image: bool = True) -> View:
     with st.sidebar:
         backbone, model_problem = _model_picker()
         picked, image_problem = _image_picker()
-    for message in (model_problem, image_problem if need_image or picked is not None else None):
+    for message in (model_problem, image_problem if need_image else None):
         if message is not None:
             kind, text = message
             problem(st, text, kind)
@@ -138,6 +138,13 @@ def frame(need_image: bool = True) -> View:
 
 
 Problem = tuple[str, str] | None  # (kind: "error" or "info", plain text)
+
+
+def _said(text: str, kind: str = "error") -> tuple[None, Problem]:
+    """A picker's problem: said where the picker is (the sidebar), and returned for the frame
+    to say again in the main area."""
+    problem(st, text, kind)
+    return None, (kind, text)
 
 
 def _model_picker() -> tuple[Backbone | None, Problem]:
@@ -165,8 +172,7 @@ def _model_picker() -> tuple[Backbone | None, Problem]:
                         "sidebar to see this view.")
             else:
                 text = "Upload a state dict of the chosen architecture to explain your own model."
-            st.info(text)
-            return None, ("info", text)
+            return _said(text, "info")
         checkpoint = upload[1]
         class_names = names[1] if names is not None else None
     try:
@@ -174,8 +180,7 @@ def _model_picker() -> tuple[Backbone | None, Problem]:
             backbone = model_cache().get(get("backbone"), weights, checkpoint=checkpoint,
                                          class_names=class_names)
     except ModelError as exc:
-        problem(st, str(exc))
-        return None, ("error", str(exc))
+        return _said(str(exc))
     st.caption(f"Device: **{backbone.device}** · {backbone.num_classes} classes")
     return backbone, None
 
@@ -195,16 +200,13 @@ def _image_picker() -> tuple[tuple[Image.Image, str, str] | None, Problem]:
         return _dataset_image()
     upload = uploaded("Your image", "image_file", UPLOAD_TYPES, limits.IMAGE_BYTES)
     if upload is None:
-        text = "Choose an image file (PNG, JPEG, WebP, BMP, GIF or TIFF) in the sidebar."
-        st.info(text)
-        return None, ("info", text)
+        return _said("Choose an image file (PNG, JPEG, WebP, BMP, GIF or TIFF) in the sidebar.",
+                     "info")
     name, data = upload
     try:
         image = load_image(data)
     except ExplainError as exc:
-        text = f"The image {name} cannot be used: {exc}"
-        problem(st, text)
-        return None, ("error", text)
+        return _said(f"The image {name} cannot be used: {exc}")
     return (image, "upload:" + hashlib.sha256(data).hexdigest(), name), None
 
 
@@ -215,8 +217,7 @@ def _dataset_image() -> tuple[tuple[Image.Image, str, str] | None, Problem]:
         dataset = (bundled(choice) if choice in BUNDLED else
                    _store_get(("folder", choice), lambda: from_folder(choice[7:])))
     except DatasetError as exc:
-        problem(st, str(exc))
-        return None, ("error", str(exc))
+        return _said(str(exc))
     ensure_value("index")
     if st.session_state[key("index")] is None or st.session_state[key("index")] >= len(dataset):
         put("index", 0)

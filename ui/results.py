@@ -259,9 +259,7 @@ def run_explanation(view: View, method: str, target: int | None, slot=None,
     try:
         return cached_explanation(view, method, target, options, slot=queue_slot,
                                   where=slot.empty(), progress=progress)
-    except ExplainError as exc:
-        problem(slot, str(exc), "warning")
-    except Busy as exc:
+    except (ExplainError, Busy) as exc:
         problem(slot, str(exc), "warning")
     except (Stopped, Cancelled):
         slot.info("Stopped.")

@@ -11,9 +11,7 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from explain import (
-    Explanation,
-)
+from explain import ExplainError, Explanation
 from explain.metrics import (
     FILLS,
     Curves,
@@ -29,6 +27,7 @@ from reviews import Review, ReviewError, ReviewStore
 from serving.scheduler import BELOW
 from ui.links import ensure_choice, ensure_value, get, key
 from ui.results import compute, method_options, result_store, scheduler, session_id
+from ui.text import problem
 
 if TYPE_CHECKING:
     from ui.frame import View
@@ -66,14 +65,31 @@ def _random_key(view: View, target: int, steps: int, fill: str) -> tuple:
     return ("random-curves", view.model_key, view.image_key, target, steps, fill)
 
 
+@dataclass(frozen=True)
+class _Failed:
+    message: str
+
+
 def soon(key: tuple, fn: Callable[[], object]):
     """The result stored under ``key``, or None while the scheduler computes it, behind every
-    page's main results (started here once; a failure is raised when it is asked for again)."""
-    known = result_store().peek(key)
+    page's main results (started here once). A computation that failed is stored as failed, so
+    it is not started again on every check; asking for it raises its ``ExplainError``."""
+    store = result_store()
+    known = store.peek(key)
+    if isinstance(known, _Failed):
+        raise ExplainError(known.message)
     if known is not None:
         return known
-    job = scheduler().submit(lambda job: result_store().get(key, fn), key=key,
-                             owner=session_id(), priority=BELOW)
+
+    def work(job) -> object:
+        try:
+            return store.get(key, fn)
+        except ExplainError as exc:
+            failed = _Failed(str(exc))
+            store.get(key, lambda: failed)
+            raise
+
+    job = scheduler().submit(work, key=key, owner=session_id(), priority=BELOW)
     return job.result() if job.finished else None
 
 
@@ -94,14 +110,23 @@ def later(section: Callable[[], None], ready: Callable[[], bool], every: float =
     """Draw ``section`` (which shows what it has, or that it is waiting). When its results are
     not ``ready``, it is drawn in a fragment that checks again every ``every`` seconds and,
     once they are, reruns the page, which then draws it at once: the page's run ends as soon
-    as its main results are on screen, and no fragment keeps polling after."""
-    if ready():
-        section()
+    as its main results are on screen, and no fragment keeps polling after. A computation
+    that failed is said in its place, as a message, and is not waited for."""
+    try:
+        if ready():
+            section()
+            return
+    except ExplainError as exc:
+        problem(st, str(exc), "warning")
         return
 
     @st.fragment(run_every=every)
     def poll() -> None:
-        if ready():
+        try:
+            done = ready()
+        except ExplainError:
+            done = True  # the page's run says what failed
+        if done:
             st.rerun()
         section()
 

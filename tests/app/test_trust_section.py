@@ -79,3 +79,36 @@ def test_a_busy_server_says_so_and_the_session_goes_on(monkeypatch):
     monkeypatch.setattr(scheduler, "max_queue", 200)
     at.run()
     assert any(c.startswith("Saliency for") for image in at.get("image") for c in image.captions)
+
+
+def test_a_deferred_computation_that_fails_is_said_once_not_retried_forever():
+    """The trust curves run behind the map; one that fails must not be started again at every
+    check of the fragment, and asking for it says why."""
+    import time as clock
+
+    import pytest
+
+    from explain import ExplainError
+    from ui import trust
+
+    calls = []
+
+    def failing():
+        calls.append(1)
+        raise ExplainError("The map does not fit the image.")
+
+    key = ("test-failing", clock.time_ns())
+    deadline = clock.monotonic() + 30
+    while True:
+        try:
+            if trust.soon(key, failing) is None:
+                assert clock.monotonic() < deadline
+                clock.sleep(0.05)
+                continue
+        except ExplainError as exc:
+            assert "does not fit" in str(exc)
+            break
+    for _ in range(3):  # asked again, as the fragment does: the stored failure, not a new run
+        with pytest.raises(ExplainError, match="does not fit"):
+            trust.soon(key, failing)
+    assert calls == [1]
