@@ -204,14 +204,27 @@ def server(cache: str | None = None):
         log.close()
 
 
-def memory(process: subprocess.Popen) -> tuple[float, float]:
-    """(current, peak) resident memory of the server process in GB."""
-    fields = {}
+def _descendants(pid: int) -> list[int]:
+    found = []
     with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{process.pid}/status").read_text().splitlines():
-            key, _, value = line.partition(":")
-            fields[key] = value.strip()
-    kb = [int(fields.get(k, "0 kB").split()[0]) for k in ("VmRSS", "VmHWM")]
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                found += [int(child), *_descendants(int(child))]
+    return found
+
+
+def memory(process: subprocess.Popen) -> tuple[float, float]:
+    """(current, peak) resident memory in GB of the server process and its helpers (the
+    projection process): the sum of each one's current and of each one's peak."""
+    kb = [0, 0]
+    for pid in (process.pid, *_descendants(process.pid)):
+        fields = {}
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                key, _, value = line.partition(":")
+                fields[key] = value.strip()
+        kb = [kb[0] + int(fields.get("VmRSS", "0 kB").split()[0]),
+              kb[1] + int(fields.get("VmHWM", "0 kB").split()[0])]
     return kb[0] / 1e6, kb[1] / 1e6
 
 

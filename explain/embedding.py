@@ -12,6 +12,7 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -249,8 +250,10 @@ def project(vectors: np.ndarray, method: str = "umap", seed: int = 0, perplexity
 
 
 def cached_projection(features: Features, method: str, seed: int = 0,
-                      directory: Path | None = None, **params) -> tuple[np.ndarray, bool]:
-    """``project`` through the disk cache: (map, whether it came from the cache)."""
+                      directory: Path | None = None, compute: Callable[..., np.ndarray] | None = None,
+                      **params) -> tuple[np.ndarray, bool]:
+    """``project`` (or ``compute``, with its arguments: the server's helper process) through the
+    disk cache: (map, whether it came from the cache)."""
     used = {"perplexity": params.get("perplexity")} if method == "tsne" else (
         {"n_neighbors": params.get("n_neighbors"), "min_dist": params.get("min_dist")}
         if method == "umap" else {})
@@ -261,7 +264,8 @@ def cached_projection(features: Features, method: str, seed: int = 0,
             return np.load(path), True
         except (OSError, ValueError):
             path.unlink(missing_ok=True)
-    points = project(features.vectors, method, seed, **{k: v for k, v in used.items() if v})
+    points = (compute or project)(features.vectors, method, seed,
+                                  **{k: v for k, v in used.items() if v})
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as tmp:
         np.save(tmp, points)

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import ExplainError, to_heatmap
+from .base import ExplainError, Progress, to_heatmap
 from .hooks import evaluating
 
 FILLS = ("blur", "baseline")
@@ -54,11 +54,14 @@ def blurred(inputs: torch.Tensor, sigma: float = 10.0) -> torch.Tensor:
 
 
 def deletion_insertion(model: nn.Module, inputs: torch.Tensor, saliency: np.ndarray, target: int,
-                       steps: int = 20, fill: str = "blur", batch_size: int = 8) -> Curves:
+                       steps: int = 20, fill: str = "blur", batch_size: int = 8,
+                       progress: Progress | None = None) -> Curves:
     """Both curves for ``saliency`` (H, W) at the resolution of ``inputs`` (1, 3, H, W).
 
     Pixels are ranked once (ties broken by position, so a constant map is a raster scan); all
     2 (steps + 1) images are evaluated in batches under ``torch.inference_mode()``.
+    ``progress(done, total)`` is called between batches, outside inference mode (a scheduler
+    may run other work there), and may raise to stop.
     """
     if fill not in FILLS:
         raise ExplainError(f"The removed pixels take one of {', '.join(FILLS)}.")
@@ -78,10 +81,13 @@ def deletion_insertion(model: nn.Module, inputs: torch.Tensor, saliency: np.ndar
     inserted = removed * (1 - masks) + inputs * masks
     images = torch.cat([deleted, inserted])
     probs = []
-    with evaluating(model), torch.inference_mode():
+    with evaluating(model):
         for start in range(0, len(images), batch_size):
-            logits = model(images[start:start + batch_size])
-            probs.append(logits.float().softmax(dim=1)[:, target].cpu())
+            with torch.inference_mode():
+                logits = model(images[start:start + batch_size])
+                probs.append(logits.float().softmax(dim=1)[:, target].cpu())
+            if progress is not None:
+                progress(min(start + batch_size, len(images)), len(images))
     scores = torch.cat(probs).numpy()
     fractions = np.array(counts, dtype=np.float64) / (height * width)
     deletion, insertion = scores[:steps + 1], scores[steps + 1:]
@@ -91,17 +97,20 @@ def deletion_insertion(model: nn.Module, inputs: torch.Tensor, saliency: np.ndar
 
 def random_map_curves(model: nn.Module, inputs: torch.Tensor, target: int, steps: int = 20,
                       fill: str = "blur", resolution: tuple[int, int] = (7, 7), count: int = 8,
-                      seed: int = 0) -> Curves:
+                      seed: int = 0, progress: Progress | None = None) -> Curves:
     """The expected curves of a random map: the mean over ``count`` seeded uniform maps drawn at
     ``resolution`` and upsampled like a Grad-CAM map (per-pixel noise is not a fair reference:
     scattered removed pixels destroy a prediction faster than any smooth map)."""
     rng = np.random.default_rng(seed)
     size = tuple(inputs.shape[-2:])
     runs = []
-    for _ in range(count):
+    for i in range(count):
         coarse = torch.from_numpy(rng.random(resolution, dtype=np.float32))[None, None]
         fine = F.interpolate(coarse, size=size, mode="bilinear", align_corners=False)[0, 0]
-        runs.append(deletion_insertion(model, inputs, fine.numpy(), target, steps, fill))
+        each = None if progress is None else (
+            lambda done, total, i=i: progress(i * total + done, count * total))
+        runs.append(deletion_insertion(model, inputs, fine.numpy(), target, steps, fill,
+                                       progress=each))
     deletion = np.mean([r.deletion for r in runs], axis=0)
     insertion = np.mean([r.insertion for r in runs], axis=0)
     fractions = runs[0].fractions
@@ -109,12 +118,14 @@ def random_map_curves(model: nn.Module, inputs: torch.Tensor, target: int, steps
                   float(np.trapezoid(insertion, fractions)))
 
 
-def faithfulness(backbone, image, explanation, steps: int = 20, fill: str = "blur") -> Curves:
+def faithfulness(backbone, image, explanation, steps: int = 20, fill: str = "blur",
+                 progress: Progress | None = None) -> Curves:
     """Deletion and insertion curves of an ``Explanation`` of ``image`` on ``backbone``."""
     inputs = backbone.preprocess(image)
     saliency = to_heatmap(torch.from_numpy(np.asarray(explanation.raw)),
                           tuple(inputs.shape[-2:]))
-    return deletion_insertion(backbone.model, inputs, saliency, explanation.target, steps, fill)
+    return deletion_insertion(backbone.model, inputs, saliency, explanation.target, steps, fill,
+                              progress=progress)
 
 
 # --- cascading randomization -----------------------------------------------------------------

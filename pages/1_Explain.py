@@ -53,17 +53,18 @@ with frame.page("Explain") as view:
         name = view.backbone.categories[result.target]
         picture = widgets.overlay_of(view, result, alpha, cmap)
         left, right = st.columns(2)
-        left.image(picture, width="stretch",
+        left.image(picture, width="stretch", output_format="JPEG",
                    caption=f"{TITLES[method]} for “{plain(name)}” (p = {result.probability:.1%}) · "
                            f"{result.seconds:.2f} s")
         with right:
             if result.raw.ndim == 3:
-                st.image(widgets.raw_picture_of(view, result), width="stretch",
+                st.image(widgets.raw_picture_of(view, result), width="stretch", output_format="JPEG",
                          caption="Raw attribution: the signed gradient as colour (grey = 0)")
             else:
                 st.plotly_chart(map_figure(result.raw, "Raw map (model resolution)"),
                                 key="raw_map", config={"displaylogo": False})
-        widgets.downloads(result, picture, f"{view.backbone.name}-{method}-{result.target}")
+        widgets.downloads(result, widgets.overlay_png(view, result, alpha, cmap),
+                          f"{view.backbone.name}-{method}-{result.target}")
 
     if result is not None:
         st.divider()

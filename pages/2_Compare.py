@@ -35,11 +35,12 @@ with frame.page("Compare") as view:
                     options = dict(results.method_options(view, method))
                     settings = (f" · window {options['window']} px, stride {options['stride']} px, "
                                 f"{options['baseline']} baseline")
-                cell.image(shown, width="stretch",
+                cell.image(shown, width="stretch", output_format="JPEG",
                            caption=f"{plain(view.backbone.categories[result.target])} · "
                                    f"p = {result.probability:.1%} · {result.seconds:.2f} s{settings}")
-                widgets.downloads(result, picture, f"{view.backbone.name}-{method}-{result.target}",
-                                 slot=cell)
+                widgets.downloads(result, widgets.overlay_png(view, result, alpha, cmap),
+                                  f"{view.backbone.name}-{method}-{result.target}",
+                                  slot=cell)
 
     if made:
         st.divider()

@@ -10,6 +10,7 @@ import streamlit as st
 from explain import ExplainError, explain
 from explain.embedding import PROJECTIONS, cached_projection, nearest
 from explain.render import accuracy_figure, embedding_figure, overlay
+from serving import projector
 from serving.scheduler import Busy
 from ui import data, frame, links, results, warm
 from ui.text import plain, problem
@@ -38,15 +39,17 @@ with frame.page("Embedding map", need_image=False) as view:
                                                    "prediction": "predicted class",
                                                    "correct": "right or wrong"}.get)
 
-    if method == "umap" and not warm.umap_ready.is_set():
+    if method == "umap" and not warm.umap_ready():
         with st.spinner("UMAP is compiling its code (once after each server start, about half a "
                         "minute)..."):
-            warm.umap_ready.wait()
+            warm.wait_for_umap()
     with st.spinner(f"Computing the {TITLES[method]} map of {len(dataset)} points..."):
         try:
+            # t-SNE and UMAP run in the helper process, off the pages' interpreter lock
             points, was_cached = cached_projection(
                 features, method, seed=links.get("seed"), perplexity=links.get("perplexity"),
-                n_neighbors=links.get("n_neighbors"), min_dist=links.get("min_dist"))
+                n_neighbors=links.get("n_neighbors"), min_dist=links.get("min_dist"),
+                compute=None if method == "pca" else projector.shared().project)
         except ExplainError as exc:
             problem(st, str(exc), "warning")
             st.stop()

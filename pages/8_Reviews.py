@@ -44,7 +44,7 @@ with frame.page("Reviews", need_image=False) as view:
         with st.container(border=True):
             left, right = st.columns([1, 4])
             if review.thumbnail:
-                left.image(review.thumbnail, width=160)
+                left.image(review.thumbnail, width=160, output_format="PNG")
             with right:
                 st.markdown(f"**{review.verdict}** · #{review.id}")
                 # names and notes are shown as plain text: no markup from users is rendered

@@ -8,6 +8,9 @@ so that workers x threads = cores, requests served first come first served withi
   one computation).
 - A session's newer request for a ``slot`` (say, "the map of this page") replaces its own
   older one that has not started: a user who clicks on does not wait for work nobody will see.
+- A running job below the main priority lends its worker to the main jobs waiting in the queue
+  at each of its progress reports (``Job.report``): they run on its thread, then it goes on. A
+  map never waits behind seconds of trust curves.
 - ``cancel()`` stops a queued job at once and a running one at its next progress report;
   a job whose sessions have all gone (``alive``) is dropped before it starts.
 - Compatible requests (the same ``batch`` key: model, method, layer) queued at the same time
@@ -68,9 +71,16 @@ class Job:
     batch_fn: Callable[[list], list] | None = None  # items -> results, in order
 
     def report(self, done: int, total: int) -> None:
+        """Progress, and a safe point: raises ``Stopped`` once the job was cancelled; a job below
+        the main priority first runs the main jobs waiting for a worker (the caller must hold
+        no hook, lock or grad-mode change here that another job could see)."""
         self.progress = (done, total)
         if self.state == "cancelled":
             raise Stopped()
+        if self.priority > MAIN and self._scheduler is not None:
+            self._scheduler._lend()
+            if self.state == "cancelled":
+                raise Stopped()
 
     def share(self, **values) -> None:
         self.shared.update(values)
@@ -243,6 +253,26 @@ class Scheduler:
         if job.key is not None and self._by_key.get(job.key) is job:
             del self._by_key[job.key]
 
+    def _next_main(self) -> list[Job] | None:
+        """The next main job waiting (with its batch), or None: for a worker lent by a job
+        below the main priority."""
+        while self._queue and self._queue[0][0] == MAIN and not self._closed:
+            job = heapq.heappop(self._queue)[2]
+            if job.state != "queued" or not self._wanted(job):
+                continue
+            job.state = "running"
+            self._running.add(job)
+            return self._batch_with(job)
+        return None
+
+    def _wanted(self, job: Job) -> bool:
+        """False (and the job dropped) when every session that asked for it has gone."""
+        if self._alive is not None and job.owners and not any(self._alive(o) for o in job.owners):
+            job._finish("cancelled")
+            self._forget_key(job)
+            return False
+        return True
+
     def _next(self) -> list[Job] | None:
         """The next job to run. At most ``workers - 1`` jobs below the main priority run at once
         (with one worker, one): a job of trust curves takes seconds and cannot be preempted, so
@@ -252,12 +282,7 @@ class Scheduler:
             while self._queue:
                 item = heapq.heappop(self._queue)
                 job = item[2]
-                if job.state != "queued":
-                    continue
-                if self._alive is not None and job.owners and not any(
-                        self._alive(o) for o in job.owners):
-                    job._finish("cancelled")  # every session that asked has gone
-                    self._forget_key(job)
+                if job.state != "queued" or not self._wanted(job):
                     continue
                 if job.priority > MAIN and below >= max(1, self.workers - 1):
                     heapq.heappush(self._queue, item)  # the heap holds only such jobs now
@@ -301,21 +326,33 @@ class Scheduler:
                 group = self._next()
             if group is None:
                 return
-            if len(group) > 1:
-                started = time.perf_counter()
-                try:
-                    values = group[0].batch_fn([job.item for job in group])
-                except BaseException as exc:  # out of memory, a bad item: one at a time
-                    log.info("a batch of %d failed (%s: %s); running its jobs one by one",
-                             len(group), type(exc).__name__, exc)
-                else:
-                    for job, value in zip(group, values, strict=True):
-                        self._settle(job, "cancelled" if job.state == "cancelled" else "done",
-                                     value, None)
-                    log.debug("batch of %d in %.3f s", len(group), time.perf_counter() - started)
-                    continue
-            for job in group:
-                self._run(job)
+            self._execute(group)
+
+    def _lend(self) -> None:
+        """Run the main jobs waiting in the queue on this worker (see ``Job.report``)."""
+        while True:
+            with self._lock:
+                group = self._next_main()
+            if group is None:
+                return
+            self._execute(group)
+
+    def _execute(self, group: list[Job]) -> None:
+        if len(group) > 1:
+            started = time.perf_counter()
+            try:
+                values = group[0].batch_fn([job.item for job in group])
+            except BaseException as exc:  # out of memory, a bad item: one at a time
+                log.info("a batch of %d failed (%s: %s); running its jobs one by one",
+                         len(group), type(exc).__name__, exc)
+            else:
+                for job, value in zip(group, values, strict=True):
+                    self._settle(job, "cancelled" if job.state == "cancelled" else "done",
+                                 value, None)
+                log.debug("batch of %d in %.3f s", len(group), time.perf_counter() - started)
+                return
+        for job in group:
+            self._run(job)
 
     def _run(self, job: Job) -> None:
         try:

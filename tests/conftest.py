@@ -16,6 +16,9 @@ torch.set_num_threads(2)
 # count every test here computes with (its workers set torch's threads). The servers the
 # browser tests start use the production default (see tests/e2e/conftest.py).
 os.environ["CNN_LENS_WORKERS"] = "1"
+# pages run in this process (AppTest) would start UMAP's compile in the projection helper,
+# which a busy test machine starves at its lower priority; a test that needs it asks itself
+os.environ["CNN_LENS_WARM_UMAP"] = "0"
 
 # One cache for the whole run, as the app has one per process.
 CACHE = ModelCache(max_models=4)

@@ -21,7 +21,7 @@ NAVIGATION = [
 
 def start(title: str) -> None:
     """The page's tab title and layout, and the navigation in the sidebar."""
-    st.set_page_config(page_title=f"{title} · CNN Lens", page_icon=":mag:", layout="wide")
+    st.set_page_config(page_title=f"{title} · CNN Lens", page_icon="🔍", layout="wide")
     st.sidebar.markdown("## CNN Lens")
     for path, label, icon in NAVIGATION:
         st.sidebar.page_link(path, label=label, icon=icon)

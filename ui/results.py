@@ -25,7 +25,7 @@ from explain import (
     visualize_class,
 )
 from explain.batch import BATCHED, explain_batch, predict_batch
-from explain.render import png_bytes
+from explain.render import jpeg_bytes
 from models import Prediction
 from serving.scheduler import MAIN, Busy, Job, Scheduler, Stopped, shared
 from ui.links import get
@@ -218,13 +218,13 @@ def cached_visualization(view: View, target: int, options: tuple, progress=None,
 
 
 def picture(of: object | None, key: tuple, draw: Callable[[], np.ndarray]) -> bytes:
-    """A picture of the result ``of`` for ``st.image``, drawn and PNG-encoded once per ``key``
-    for every session: a cached view would otherwise recolour and re-encode its pictures on
-    every run (most of a cached page's server time under load). The key holds ``id(of)``, and
-    the entry keeps ``of`` alive, so that id names no other object while the entry exists;
-    with ``of=None`` the key alone identifies the picture."""
+    """A picture of the result ``of`` for ``st.image(..., output_format="JPEG")``, drawn and
+    JPEG-encoded once per ``key`` for every session: a cached view would otherwise recolour and
+    re-encode its pictures on every run (most of a cached page's server time under load). The
+    key holds ``id(of)``, and the entry keeps ``of`` alive, so that id names no other object
+    while the entry exists; with ``of=None`` the key alone identifies the picture."""
     return result_store().get(("picture", id(of) if of is not None else None, *key),
-                              lambda: (of, png_bytes(draw())))[1]
+                              lambda: (of, jpeg_bytes(draw())))[1]
 
 
 def method_options(view: View, method: str) -> tuple:

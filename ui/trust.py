@@ -24,7 +24,7 @@ from explain.metrics import (
 )
 from explain.samples import SAMPLES
 from reviews import Review, ReviewError, ReviewStore
-from serving.scheduler import BELOW
+from serving.scheduler import BELOW, Job
 from ui.links import ensure_choice, ensure_value, get, key
 from ui.results import compute, method_options, result_store, scheduler, session_id
 from ui.text import problem
@@ -70,9 +70,10 @@ class _Failed:
     message: str
 
 
-def soon(key: tuple, fn: Callable[[], object]):
+def soon(key: tuple, fn: Callable[[Job], object]):
     """The result stored under ``key``, or None while the scheduler computes it, behind every
-    page's main results (started here once). A computation that failed is stored as failed, so
+    page's main results (started here once; ``fn(job)`` reports its progress to ``job``, where
+    it gives way to maps that are waiting). A computation that failed is stored as failed, so
     it is not started again on every check; asking for it raises its ``ExplainError``."""
     store = result_store()
     known = store.peek(key)
@@ -81,9 +82,9 @@ def soon(key: tuple, fn: Callable[[], object]):
     if known is not None:
         return known
 
-    def work(job) -> object:
+    def work(job: Job) -> object:
         try:
-            return store.get(key, fn)
+            return store.get(key, lambda: fn(job))
         except ExplainError as exc:
             failed = _Failed(str(exc))
             store.get(key, lambda: failed)
@@ -95,13 +96,15 @@ def soon(key: tuple, fn: Callable[[], object]):
 
 def curves_soon(view: View, result: Explanation, steps: int, fill: str) -> Curves | None:
     return soon(_curves_key(view, result, steps, fill),
-                lambda: faithfulness(view.backbone, view.image, result, steps, fill))
+                lambda job: faithfulness(view.backbone, view.image, result, steps, fill,
+                                         progress=job.report))
 
 
 def random_curves_soon(view: View, target: int, steps: int, fill: str) -> Curves | None:
-    def compute() -> Curves:
+    def compute(job: Job) -> Curves:
         inputs = view.backbone.preprocess(view.image)
-        return random_map_curves(view.backbone.model, inputs, target, steps, fill, count=4)
+        return random_map_curves(view.backbone.model, inputs, target, steps, fill, count=4,
+                                 progress=job.report)
 
     return soon(_random_key(view, target, steps, fill), compute)
 

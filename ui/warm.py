@@ -1,12 +1,15 @@
-"""Warming the server up off the pages' threads: the heavy imports, the default model and
-UMAP's numba compile (about 30 s on the first fit in a process) run in one background thread,
-started when the server starts (``python -m ui.serve``, what ``make run`` uses) or, when the app
-is run some other way, by the first page view. No page ever waits for it, except a UMAP map,
-which says so."""
+"""Warming the server up off the pages' threads: the heavy imports (everything the pages
+import), the default model and the sample photos load in one background thread, started when
+the server starts (``python -m ui.serve``, what ``make run`` uses) or, when the app is run some
+other way, by the first page view. No page waits for it. UMAP's numba compile (about 30 s on the
+first fit in a process) runs in the projection helper process (``serving.projector``), started
+by this thread, off this process's interpreter lock; a UMAP map asked for before it is done
+says that it waits (``umap_ready``)."""
 
 from __future__ import annotations
 
 import atexit
+import gc
 import logging
 import os
 import threading
@@ -14,7 +17,6 @@ import threading
 log = logging.getLogger("cnn_lens")
 _lock = threading.Lock()
 _thread: threading.Thread | None = None
-umap_ready = threading.Event()
 
 
 def start(after_server_start: bool = False) -> threading.Thread:
@@ -27,8 +29,7 @@ def start(after_server_start: bool = False) -> threading.Thread:
             _thread = threading.Thread(target=_warm_up, args=(after_server_start,), daemon=True,
                                        name="cnn-lens-warm-up")
             _thread.start()
-            # a compile cut off by the interpreter's exit can abort the process: let it end
-            atexit.register(_thread.join, 90.0)
+            atexit.register(_thread.join, 30.0)
         return _thread
 
 
@@ -49,25 +50,62 @@ def _warm_up(after_server_start: bool) -> None:
     try:
         if after_server_start:
             _server_started()
+        _warm_umap()
         # pandas first and whole: plotly looks it up in sys.modules, where a half-imported
         # module is visible (explain.render imports it before plotly on the pages' threads,
         # which then wait for this import to finish instead of seeing it half done)
         import pandas  # noqa: F401
         import plotly.graph_objects  # noqa: F401
+        import sklearn.datasets
         import sklearn.decomposition  # noqa: F401
 
-        from explain.samples import SAMPLES, sample_image
         from models import DEFAULT_BACKBONE
         from ui.frame import model_cache
 
         model_cache().get(DEFAULT_BACKBONE)  # what the first visitor sees
-        sample_image(next(iter(SAMPLES)))
 
-        if os.environ.get("CNN_LENS_WARM_UMAP", "1") != "0":  # 0: a replica that makes no maps
-            from explain.embedding import warm_up_umap
+        # what the pages import (the first of 20 visitors at once imported it while the
+        # others waited on the import lock), and the sample photos (skimage checks each file's
+        # hash on its first load)
+        import explain.embedding
+        import explain.metrics
+        import explain.render  # noqa: F401
+        import reviews.report  # noqa: F401
+        import ui.data
+        import ui.trust
+        import ui.widgets  # noqa: F401
+        from explain.samples import SAMPLES, sample_image
 
-            warm_up_umap()
+        for sample in SAMPLES:
+            sample_image(sample)
+        # what the imports and the model made lives as long as the server: out of the
+        # collector's sight, a full collection (0.3 s here, holding the interpreter lock) is
+        # a small fraction of that
+        gc.freeze()
     except Exception:  # a warm-up that fails costs speed, never a page
         log.exception("the warm-up failed; pages load what they need themselves")
-    finally:
-        umap_ready.set()
+
+
+def _warm_umap() -> None:
+    """Start the projection helper, which compiles UMAP (``CNN_LENS_WARM_UMAP=0``: a replica
+    that makes no maps starts it only when a map is asked for)."""
+    from serving.projector import shared
+
+    if os.environ.get("CNN_LENS_WARM_UMAP", "1") != "0":
+        shared().warm_up()
+    else:
+        shared().ready.set()
+
+
+def umap_ready() -> bool:
+    """Whether a UMAP map can start now without waiting for the helper's compile."""
+    from serving.projector import shared
+
+    return shared().ready.is_set()
+
+
+def wait_for_umap() -> None:
+    from serving.projector import shared
+
+    _warm_umap()  # once: the warm-up thread normally did it when the server started
+    shared().ready.wait()

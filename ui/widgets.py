@@ -3,6 +3,7 @@ top-5 chart, display and occlusion options, downloads."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -11,7 +12,7 @@ import streamlit as st
 from explain import (
     Explanation,
 )
-from explain.render import COLORMAPS, npy_bytes, overlay, raw_picture, topk_figure
+from explain.render import COLORMAPS, npy_bytes, overlay, png_bytes, raw_picture, topk_figure
 from models import (
     Prediction,
 )
@@ -82,7 +83,7 @@ def target_picker(view: View) -> tuple[int | None, list[Prediction]]:
     with left:
         st.image(picture(None, ("photo", view.image_key), lambda: np.asarray(view.image)),
                  caption=f"{plain(view.image_title)} · {view.image.width}x{view.image.height}",
-                 width="stretch")
+                 width="stretch", output_format="JPEG")
     with right:
         st.plotly_chart(topk_figure(top, top[0].index if chosen == TOP else chosen),
                         key="topk_chart", on_select=clicked, selection_mode="points",
@@ -105,22 +106,29 @@ def display_options() -> tuple[float, str]:
     return get("alpha"), get("cmap")
 
 
-def downloads(result: Explanation, picture: bytes, stem: str, slot=None) -> None:
-    """The overlay (``picture``, PNG bytes) and the raw map as .npy, made when clicked."""
+def downloads(result: Explanation, overlay_png: Callable[[], bytes], stem: str,
+              slot=None) -> None:
+    """The overlay as PNG and the raw map as .npy, both made when clicked."""
     slot = slot or st
     left, right = slot.columns(2)
-    left.download_button("Overlay PNG", picture, f"{stem}.png", "image/png",
+    left.download_button("Overlay PNG", overlay_png, f"{stem}.png", "image/png",
                          on_click="ignore", key=f"png_{stem}")
     right.download_button("Raw map .npy", lambda: npy_bytes(result.raw), f"{stem}.npy",
                           "application/octet-stream", on_click="ignore", key=f"npy_{stem}")
 
 
 def overlay_of(view: View, result: Explanation, alpha: float, cmap: str) -> bytes:
-    """The heatmap over the image, as PNG bytes, made once per map and display options."""
+    """The heatmap over the image, as JPEG bytes for the screen, made once per map and display
+    options."""
     return picture(result, ("overlay", view.image_key, alpha, cmap),
                    lambda: overlay(view.image, result.heatmap, alpha, cmap))
 
 
+def overlay_png(view: View, result: Explanation, alpha: float, cmap: str) -> Callable[[], bytes]:
+    """The overlay as PNG bytes, for a download (made when clicked)."""
+    return lambda: png_bytes(overlay(view.image, result.heatmap, alpha, cmap))
+
+
 def raw_picture_of(view: View, result: Explanation) -> bytes:
-    """The raw attribution as a picture (gradients as colour), PNG bytes, made once per map."""
+    """The raw attribution as a picture (gradients as colour), JPEG bytes, made once per map."""
     return picture(result, ("raw",), lambda: raw_picture(result.raw))

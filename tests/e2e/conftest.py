@@ -42,7 +42,8 @@ def serving(name: str = "streamlit", **env: str):
              "--server.address", "127.0.0.1", "--server.headless", "true",
              "--server.fileWatcherType", "none"],
             cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-            env={**os.environ, "CNN_LENS_DEVICE": "cpu", "CNN_LENS_WORKERS": "0", **env},
+            env={**os.environ, "CNN_LENS_DEVICE": "cpu", "CNN_LENS_WORKERS": "0",
+                 "CNN_LENS_WARM_UMAP": "1", **env},
         )
         url = f"http://127.0.0.1:{port}"
         try:

@@ -56,6 +56,11 @@ def test_an_uploaded_file_name_is_plain_text(server, page):
     page.wait_for_timeout(500)
     assert foreign(page, server) == []
     assert_no_error(page)
+    # the screen shows JPEG; the overlay download is a PNG of the uploaded image, made on click
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Overlay PNG").click()
+    overlay = Image.open(download.value.path())
+    assert overlay.format == "PNG" and overlay.size == (300, 200)
 
 
 def test_clicking_a_confusion_matrix_cell_lists_its_images(server, page):

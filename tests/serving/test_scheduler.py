@@ -161,6 +161,42 @@ def test_one_worker_stays_free_for_main_work():
     assert [j.result(5) for j in slow] == ["curves-0", "curves-1", "curves-2"]
 
 
+def test_work_below_lends_its_worker_to_waiting_maps_at_each_report(lite, chelsea, coffee):
+    """Real trust curves hold the only worker; a map asked for afterwards runs at their next
+    progress report, on their thread, and both equal what they are when computed alone."""
+    from explain.metrics import random_map_curves
+
+    scheduler = Scheduler(workers=1, threads=1)
+    threads, finished = {}, []
+    inputs = lite.preprocess(chelsea)
+
+    def curves(job):
+        threads["curves"] = threading.get_ident()
+        got = random_map_curves(lite.model, inputs, 285, steps=20, count=4,
+                                progress=job.report)
+        finished.append("curves")
+        return got
+
+    def the_map(job):
+        threads["map"] = threading.get_ident()
+        got = explain(lite, coffee, "gradcam")
+        finished.append("map")
+        return got
+
+    below = scheduler.submit(curves, priority=BELOW)
+    while below.progress == (0, 0):  # the curves are under way
+        time.sleep(0.005)
+    main = scheduler.submit(the_map, priority=MAIN)
+    got = main.result(60)
+    assert finished == ["map"] and not below.finished
+    assert threads["map"] == threads["curves"]
+    np.testing.assert_allclose(got.raw, explain(lite, coffee, "gradcam").raw, rtol=1e-4,
+                               atol=1e-6)
+    alone = random_map_curves(lite.model, inputs, 285, steps=20, count=4)
+    np.testing.assert_allclose(below.result(60).deletion, alone.deletion, rtol=1e-5, atol=1e-6)
+    assert below.progress == (168, 168)  # 4 maps x 2 curves x 21 steps, reported in batches
+
+
 def test_compatible_requests_run_as_one_batch_and_equal_single_ones(lite, gate):
     """What the server does on CUDA (batch_size > 1), run here on the CPU."""
     from explain.batch import explain_batch
