@@ -72,15 +72,21 @@ with frame.page("Embedding map", need_image=False) as view:
     if chosen is not None and chosen >= len(dataset):
         chosen = None
 
-    def picked() -> None:
-        points_ = st.session_state["map_chart"].selection.points
-        if points_:
-            links.put("point", int(points_[0]["customdata"]))
+    def picked() -> None:  # a click inspects a point; a box or a lasso makes a slice
+        selection = st.session_state["map_chart"].selection
+        rows = sorted({int(p["customdata"]) for p in selection.points if "customdata" in p})
+        if selection.box or selection.lasso:
+            links.put("sel", tuple(rows) if rows else None)
+            if rows:
+                links.put("slice", "selection")
+        elif rows:
+            links.put("point", rows[0])
 
     left, right = st.columns([3, 2])
     with left:
         st.plotly_chart(embedding_figure(points, groups, names, hover, selected=chosen),
-                        key="map_chart", on_select=picked, selection_mode="points",
+                        key="map_chart", on_select=picked,
+                        selection_mode=("points", "box", "lasso"),
                         config={"scrollZoom": True, "displaylogo": False})
         source = ("nothing" if assessment is None else
                   "the model's own classifier" if assessment.source == "model" else
@@ -90,7 +96,21 @@ with frame.page("Embedding map", need_image=False) as view:
                    f"({features.vectors.shape[1]} dimensions; {features.seconds:.0f} s to compute"
                    f"{', loaded from disk' if features.cached else ''}; map "
                    f"{'from the cache' if was_cached else 'computed now'}). Predicted classes "
-                   f"come from {source}. Click a point to inspect it.")
+                   f"come from {source}. Click a point to inspect it; draw a box or a lasso "
+                   "(in the chart's toolbar) to select images.")
+        selected = [i for i in (links.get("sel") or ()) if i < len(dataset)]
+        if selected:
+            st.markdown(f"**{len(selected)} images selected**")
+            grid = st.columns(8)
+            for n, i in enumerate(selected[:16]):
+                grid[n % 8].image(data.thumbnail(dataset, i, 64), width="stretch",
+                                  caption=plain(classes[labels[i]], 20))
+            x, y = st.columns(2)
+            x.page_link("pages/9_Gallery.py", label="Explain the selection in the Gallery",
+                        icon=":material/photo_library:")
+            if y.button("Clear the selection"):
+                links.put("sel", None)
+                st.rerun()
     if assessment is not None:
         with right:
             st.metric("k-NN accuracy of these features", f"{assessment.accuracy:.1%}"

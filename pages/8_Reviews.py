@@ -49,8 +49,9 @@ with frame.page("Reviews", need_image=False) as view:
                 st.markdown(f"**{review.verdict}** · #{review.id}")
                 # names and notes are shown as plain text: no markup from users is rendered
                 st.text(f"{review.author}, {review.created:%Y-%m-%d %H:%M} UTC · "
-                        f"{review.backbone} ({review.weights}) · {review.method} for "
-                        f"{review.target_name} ({review.target})")
+                        f"{review.backbone} ({review.weights}) · {review.method} "
+                        + (f"over {review.target_name}" if review.target < 0  # a slice
+                           else f"for {review.target_name} ({review.target})"))
                 if review.note:
                     st.text(review.note)
                 if review.scores:

@@ -36,12 +36,14 @@ def html_report(reviews: Sequence[Review], title: str = "CNN Lens reviews",
                          for k, v in sorted(review.scores.items()))
         link = escape(f"{base_url}{review.page.replace(' ', '_')}?{review.link}", quote=True)
         when = review.created.strftime("%Y-%m-%d %H:%M") if review.created else ""
+        what = (f"over {escape(review.target_name)}" if review.target < 0  # a Gallery slice
+                else f"for “{escape(review.target_name)}” ({review.target})")
         parts.append(
             f"<div class='review' id='review-{review.id}'>{image}<div>"
             f"<div class='verdict'>{escape(review.verdict)}</div>"
             f"<div class='meta'>#{review.id} by {escape(review.author)}, {when} · "
-            f"{escape(review.backbone)} ({escape(review.weights)}) · {escape(review.method)} for "
-            f"“{escape(review.target_name)}” ({review.target})</div>"
+            f"{escape(review.backbone)} ({escape(review.weights)}) · {escape(review.method)} "
+            f"{what}</div>"
             f"<div class='note'>{escape(review.note)}</div>"
             f"<table class='scores'>{scores}</table>"
             f"<div class='meta'><a href='{link}'>open this view</a></div></div></div>")

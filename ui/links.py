@@ -24,6 +24,7 @@ from explain.embedding import (
     PENULTIMATE,
     PROJECTIONS,
 )
+from explain.gallery import SLICES, SORTS
 from explain.metrics import (
     FILLS,
 )
@@ -72,6 +73,14 @@ def _dataset_id(text: str) -> str:
     if text in BUNDLED or (text.startswith("folder:") and _name(text.removeprefix("folder:"))):
         return text
     raise ValueError(text)
+
+
+def _indices(text: str) -> tuple[int, ...]:
+    """A selection of dataset images: up to 5,000 indices, comma-separated (a link carries it)."""
+    values = tuple(sorted({int(v) for v in text.split(",") if v}))
+    if not values or len(values) > 5000 or values[0] < 0:
+        raise ValueError(text)
+    return values
 
 
 def _cell(text: str) -> str:
@@ -123,6 +132,16 @@ PARAMS: dict[str, Param] = {
     "cell": Param(None, _cell),
     "curve_steps": Param(20, _number(int, 5, 50)),
     "fill": Param("blur", _choice(FILLS)),
+    # the Gallery: a slice of the dataset, how many of it to explain, the order and the page
+    "slice": Param("all", _choice(SLICES)),
+    "slice_class": Param(0, _number(int, 0, 100_000)),
+    "slice_pred": Param(0, _number(int, 0, 100_000)),
+    "slice_count": Param(48, _number(int, 1, 5000)),
+    "sel": Param(None, _indices),  # a selection made on the embedding map
+    "explain_count": Param(48, _number(int, 1, 256)),
+    "sort": Param("slice", _choice(SORTS)),
+    "show": Param("all", _choice(("all", "right", "wrong"))),
+    "gpage": Param(1, _number(int, 1, 100_000)),
 }
 
 
@@ -189,7 +208,7 @@ def write_url() -> None:
     for name in PARAMS:
         value = st.session_state.get(key(name))
         if value is not None:
-            values[name] = str(value)
+            values[name] = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
     if st.session_state.get("source") == "upload":
         values.pop("sample", None)  # an upload cannot travel in a link
     if dict(st.query_params.to_dict()) != values:

@@ -15,6 +15,7 @@ NAVIGATION = [
     ("pages/5_Embedding_map.py", "Embedding map", ":material/scatter_plot:"),
     ("pages/6_Neighbours.py", "Nearest neighbours", ":material/hub:"),
     ("pages/7_Errors.py", "Errors", ":material/grid_on:"),
+    ("pages/9_Gallery.py", "Gallery", ":material/photo_library:"),
     ("pages/8_Reviews.py", "Reviews", ":material/rate_review:"),
 ]
 

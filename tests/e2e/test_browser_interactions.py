@@ -153,3 +153,60 @@ def test_the_sidebar_shows_the_backbone_and_photo_names_whole(server, page):
             '[data-testid=stSidebar] [data-testid=stSelectbox] input')]
         .filter(i => i.scrollWidth > i.clientWidth + 1).map(i => i.value)""")
     assert cut == []
+
+
+def test_a_box_drawn_on_the_map_becomes_the_gallerys_slice(server, page):
+    page.goto(server + "/Embedding_map?per_class=10&proj=pca&dataset=animal_mnist&method=cam")
+    chart = page.locator("[data-testid=stPlotlyChart] .js-plotly-plot").first
+    chart.locator(".main-svg").first.wait_for()
+    page.get_by_text("draw a box or a lasso").wait_for()
+    page.wait_for_timeout(1000)
+    chart.hover()
+    page.locator(".modebar-btn[data-val=select]").first.click()  # the toolbar's box select
+    # a box over the middle of the map, and the points plotly holds inside it
+    box, inside = chart.evaluate("""gd => {
+        const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, r = gd.getBoundingClientRect();
+        const [x0, x1] = [xa.range[0] + 0.4 * (xa.range[1] - xa.range[0]),
+                          xa.range[0] + 0.6 * (xa.range[1] - xa.range[0])];
+        const [y0, y1] = [ya.range[0] + 0.4 * (ya.range[1] - ya.range[0]),
+                          ya.range[0] + 0.6 * (ya.range[1] - ya.range[0])];
+        const px = v => r.left + xa._offset + xa.l2p(v), py = v => r.top + ya._offset + ya.l2p(v);
+        const rows = [];
+        for (const t of gd._fullData) {
+            if (!t.customdata) continue;
+            t.x.forEach((x, i) => { const y = t.y[i];
+                if (x >= x0 && x <= x1 && y >= Math.min(y0, y1) && y <= Math.max(y0, y1))
+                    rows.push(Number(t.customdata[i])); });
+        }
+        return [[px(x0), py(y0), px(x1), py(y1)], rows.sort((a, b) => a - b)];
+    }""")
+    assert 0 < len(inside) < 100, inside
+    page.mouse.move(box[0], box[1])
+    page.mouse.down()
+    page.mouse.move((box[0] + box[2]) / 2, (box[1] + box[3]) / 2, steps=5)
+    page.mouse.move(box[2], box[3], steps=5)
+    page.mouse.up()
+    page.get_by_text(f"{len(inside)} images selected").wait_for()
+    page.wait_for_function("() => /sel=/.test(location.search)")
+    shot(page, "25-embedding-box-selection")
+    page.get_by_role("link", name="Explain the selection in the Gallery").click()
+    page.get_by_text(f"a selection of {len(inside)} images").first.wait_for()
+    page.get_by_role("button", name=f"Explain these {len(inside)} images").click()
+    page.get_by_text(f"of {len(inside)}.").first.wait_for(timeout=120_000)  # "Cards 1-n of n."
+    names = page.evaluate("""() => [...document.querySelectorAll('[data-testid=stCaptionContainer]')]
+        .map(e => e.innerText).filter(t => t.includes(' · deletion '))
+        .map(t => t.split(' · ')[0])""")
+    expected = {f"#{i}" for i in _originals(inside)}
+    assert len(names) == min(24, len(inside)) and set(names) <= expected  # 24 cards a page
+    if len(inside) <= 24:
+        assert set(names) == expected
+    assert_no_error(page)
+    shot(page, "26-gallery-of-the-selection")
+
+
+def _originals(rows: list[int]) -> list[int]:
+    """The full dataset's indices of rows of the 10-per-class subset (cards name images so)."""
+    from explain.datasets import bundled
+
+    subset = bundled("animal_mnist").subset(10)
+    return [subset.original(r) for r in rows]

@@ -1,0 +1,90 @@
+"""Gallery: a slice of a dataset explained image by image, with each image's own faithfulness,
+the scores over the slice, and the slice saved as a review."""
+
+from ui import nav  # Streamlit only: the frame is drawn before the heavy imports
+
+nav.start("Gallery")
+
+import streamlit as st
+
+from explain import METHODS, TITLES, ExplainError
+from explain.gallery import members, scores
+from reviews import VERDICTS, Review, ReviewError
+from ui import data, frame, gallery, links, trust, widgets
+from ui.text import plain, problem
+
+with frame.page("Gallery", need_image=False) as view:
+    st.subheader("Gallery")
+    st.caption("A slice of a dataset, every image with its map and its own deletion and "
+               "insertion AUC; the scores over the slice per method, beside a random map's.")
+    dataset, layer, features = data.dataset_features(view)
+    assessment = data.assessment_for(view, dataset, features)
+    spec = gallery.slice_picker(dataset, assessment)
+    try:
+        indices = members(spec, dataset, features, assessment)
+    except ExplainError as exc:
+        problem(st, str(exc), "warning")
+        st.stop()
+    classes = list(dataset.classes)
+    if len(indices) == 0:
+        st.info(f"The slice {plain(spec.describe(classes))} is empty.")
+        st.stop()
+
+    methods = list(METHODS)
+    links.ensure_choice("method", methods)
+    links.ensure_value("explain_count")
+    a, b, c = st.columns([2, 2, 2])
+    method = a.selectbox("Method", methods, key=links.key("method"), format_func=TITLES.get)
+    if "gradcam" in method:
+        layers = view.backbone.layers
+        links.ensure_choice("layer", layers, default=view.backbone.spec.gradcam_layer)
+        b.selectbox("Layer", layers, key=links.key("layer"))
+    elif method == "occlusion":
+        with b:
+            widgets.occlusion_options()
+    links.put("explain_count", min(links.get("explain_count"), 256))
+    count = c.number_input(f"Explain the first (of {len(indices)})", 1, 256,
+                           key=links.key("explain_count"))
+    chosen = indices[:int(count)]
+    st.caption(f"Slice: {plain(spec.describe(classes))}: {len(indices)} images"
+               + (f"; the first {len(chosen)} are explained." if len(chosen) < len(indices)
+                  else "."))
+
+    run = gallery.explained(view, dataset, chosen, method)
+    runs = gallery.known_runs(view, dataset, chosen)
+    if runs:
+        st.markdown("#### Scores over the slice")
+        gallery.scores_table(runs, dataset.labels, classes)
+    if run is not None:
+        st.markdown("#### Cards")
+        alpha, cmap = widgets.display_options()
+        gallery.sort_and_filter(assessment is not None)
+        positions = gallery.order(run, dataset, features, assessment)
+        gallery.cards_grid(view, run, positions, dataset, features, assessment, alpha, cmap)
+
+        with st.expander("Save this slice as a review"):
+            with st.form("slice_review_form", clear_on_submit=False):
+                author = st.text_input("Your name", key="review_author")
+                verdict = st.selectbox("Verdict", VERDICTS, key="review_verdict")
+                note = st.text_area("Note", key="review_note")
+                saved = st.form_submit_button("Save review")
+            if saved:
+                summary = scores(run, dataset.labels)
+                try:
+                    stored, how = trust.save_review(Review(
+                        author=author, verdict=verdict, note=note, link=links.link_query(),
+                        backbone=view.backbone.name, weights=view.backbone.weights,
+                        image_hash=f"slice:{dataset.digest}:{spec.digest}:{len(chosen)}",
+                        method=method, target=-1, target_name=f"{dataset.title}: "
+                        f"{spec.describe(classes)} ({len(run.cards)} images)", page="Gallery",
+                        thumbnail=gallery.contact_sheet(dataset, run),
+                        scores={"images": len(run.cards),
+                                "deletion_auc": summary.deletion.mean,
+                                "insertion_auc": summary.insertion.mean,
+                                "random_deletion_auc": summary.random_deletion.mean,
+                                "random_insertion_auc": summary.random_insertion.mean}))
+                except ReviewError as exc:
+                    problem(st, str(exc), "warning")
+                else:
+                    st.success(f"{how} review #{stored.id}.")
+                    st.page_link("pages/8_Reviews.py", label="See all reviews")

@@ -1,0 +1,108 @@
+"""The Gallery, through its widgets on the real model and dataset: a slice explained in
+batches, each card's own AUC equal to the one computed image by image, the scores over the
+slice equal to the mean of the cards', sorting, filtering, pages, and the slice saved as a
+review."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from explain import explain
+from explain.datasets import bundled
+from explain.embedding import PENULTIMATE, assess, extract_features
+from explain.gallery import SliceSpec, members
+from explain.metrics import faithfulness
+from tests.app.helpers import app, assert_clean, texts
+
+GALLERY = "pages/9_Gallery.py"
+
+
+def cards(at) -> list[str]:
+    return [c for c in texts(at.caption) if " · deletion " in c]
+
+
+def auc(card: str, which: str) -> float:
+    return float(re.search(rf"{which} (\d\.\d+)", card).group(1))
+
+
+@pytest.fixture(scope="module")
+def animals(lite):
+    dataset = bundled("animal_mnist").subset(5)
+    features = extract_features(lite, dataset, PENULTIMATE)
+    return dataset, features, assess(features, dataset, lite.categories)
+
+
+def test_a_slice_explained_card_by_card_with_its_scores(lite, animals):
+    dataset, features, assessment = animals
+    at = app(GALLERY, dataset="animal_mnist", per_class=5, slice="mistaken", slice_count=6,
+             method="gradcam", explain_count=6)
+    assert_clean(at)
+    assert not cards(at)  # nothing is computed before it is asked for
+    at.button(key="explain_slice").click().run()
+    assert_clean(at)
+    shown = cards(at)
+    expected = members(SliceSpec("mistaken", count=6), dataset, features, assessment)
+    assert [c.split(" · ")[0] for c in shown] == [dataset.name(int(i)) for i in expected]
+    deletion = []
+    for index in expected:
+        image = dataset.image(int(index))
+        curves = faithfulness(lite, image, explain(lite, image, "gradcam"), steps=10)
+        deletion.append(curves.deletion_auc)
+    for card, value in zip(shown, deletion, strict=True):
+        assert auc(card, "deletion") == pytest.approx(value, abs=6e-4)  # shown to 3 decimals
+
+    table = at.dataframe[0].value
+    row = table[table["method"] == "Grad-CAM"].iloc[0]
+    mean = float(row["deletion AUC (lower is better)"].split(" [")[0])
+    assert mean == pytest.approx(np.mean(deletion), abs=6e-4)
+    low, high = (float(v) for v in row["deletion AUC (lower is better)"].split("[")[1]
+                 .rstrip("]").split(", "))
+    assert low < mean < high
+
+    at.selectbox(key="p_sort").set_value("deletion_auc").run()
+    ordered = [auc(c, "deletion") for c in cards(at)]
+    assert ordered == sorted(ordered) and len(ordered) == 6
+    at.radio(key="p_show").set_value("wrong").run()
+    wrong = cards(at)
+    truth = {dataset.name(int(i)): (dataset.classes[dataset.labels[i]],
+                                    dataset.classes[assessment.predicted[i]]) for i in expected}
+    assert wrong and all(truth[c.split(" · ")[0]][0] != truth[c.split(" · ")[0]][1]
+                         for c in wrong)
+
+    # a second method over the same slice: the table compares them
+    at.selectbox(key="p_method").set_value("saliency").run()
+    at.button(key="explain_slice").click().run()
+    assert_clean(at)
+    assert set(at.dataframe[0].value["method"]) == {"Grad-CAM", "Saliency"}
+    assert any(t.startswith("Mean and 95% interval over the slice. Most faithful here:")
+               for t in texts(at.caption))
+
+    # saved as a review: its definition, its scores, its pictures
+    at.text_input(key="review_author").input("gallery-test")
+    at.text_area(key="review_note").input("silhouettes")
+    at.button[-1].click().run()  # the form's submit button
+    assert_clean(at)
+    from reviews import ReviewStore
+
+    saved = [r for r in ReviewStore().find() if r.author == "gallery-test"]
+    assert len(saved) == 1 and saved[0].page == "Gallery" and saved[0].target == -1
+    assert "the 6 most mistaken" in saved[0].target_name and saved[0].scores["images"] == 6
+    assert "slice=mistaken" in saved[0].link and saved[0].thumbnail.startswith(b"\x89PNG")
+
+
+def test_large_slices_page_through_without_recomputing(lite):
+    at = app(GALLERY, dataset="animal_mnist", per_class=5, slice="all", method="cam",
+             explain_count=30)
+    at.button(key="explain_slice").click().run()
+    assert_clean(at)
+    first = cards(at)
+    assert len(first) == 24 and "Cards 1-24 of 30." in texts(at.caption)
+    at.number_input(key="p_gpage").set_value(2).run()
+    assert_clean(at)
+    second = cards(at)
+    assert len(second) == 6 and "Cards 25-30 of 30." in texts(at.caption)
+    assert not set(first) & set(second)
+    assert not [b for b in at.button if b.key == "explain_slice"]  # known: no button again
