@@ -21,6 +21,8 @@ VIEWS = {
                                 "prediction or error; the k-NN accuracy of the features.",
     "pages/6_Neighbours.py": "The dataset images the model finds most similar to an image.",
     "pages/7_Errors.py": "The confusion matrix of a dataset; open any error in Explain.",
+    "pages/9_Gallery.py": "A slice of a dataset explained image by image, with each image's "
+                          "faithfulness and the scores over the slice.",
     "pages/8_Reviews.py": "What the team concluded about the model's reasons; HTML reports.",
 }
 

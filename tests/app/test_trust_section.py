@@ -93,7 +93,7 @@ def test_a_deferred_computation_that_fails_is_said_once_not_retried_forever():
 
     calls = []
 
-    def failing():
+    def failing(job):
         calls.append(1)
         raise ExplainError("The map does not fit the image.")
 
