@@ -13,6 +13,7 @@ from .base import (
     TITLES,
     Attribution,
     Cancelled,
+    Direction,
     ExplainError,
     Explanation,
     NotApplicable,
@@ -23,6 +24,7 @@ from .images import ImageError, load_image
 
 __all__ = [
     "METHODS", "TITLES", "ActivationReport", "Attribution", "Cancelled", "ClassVisualization",
+    "Direction",
     "ExplainError", "Explanation", "ImageError", "NotApplicable", "activations", "explain",
     "load_image", "to_heatmap", "visualize_class",
 ]

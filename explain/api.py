@@ -9,16 +9,18 @@ import numpy as np
 from PIL import Image
 
 from .activations import ActivationReport, layer_activations
-from .base import METHODS, ExplainError, Explanation, to_heatmap
+from .base import METHODS, Direction, ExplainError, Explanation, to_heatmap
 from .classviz import ClassVisualization, class_visualization
 from .images import load_image
 
 ImageSource = bytes | str | Image.Image | np.ndarray
 
 
-def explain(backbone, image: ImageSource, method: str, target: int | None = None,
+def explain(backbone, image: ImageSource, method: str, target: int | Direction | None = None,
             **options) -> Explanation:
-    """Explain ``backbone``'s prediction of class ``target`` (None: the top class) on ``image``.
+    """Explain ``backbone``'s prediction of class ``target`` (None: the top class) on ``image``;
+    ``target`` may also be a ``Direction`` in feature space (then the explanation's ``target``
+    is 0 and its ``probability`` the cosine similarity to the direction).
 
     ``method`` is one of ``METHODS`` ("cam", "gradcam", "guided_backprop", "guided_gradcam",
     "saliency", "occlusion"); ``options`` are the method's own (``layer=`` for Grad-CAM,
@@ -35,13 +37,27 @@ def explain(backbone, image: ImageSource, method: str, target: int | None = None
     picture = load_image(image)
     inputs = backbone.preprocess(picture)
     start = time.perf_counter()
+    original, direction = backbone, None
+    if isinstance(target, Direction):
+        direction = np.asarray(target.vector, dtype=np.float32).ravel()
+        try:
+            backbone, target = backbone.toward(direction, target.name), 0
+        except ValueError as exc:
+            raise ExplainError(str(exc)) from None
     result = METHODS[method](backbone, inputs, target, **options)
     size = (picture.height, picture.width)
     heatmap = to_heatmap(result.raw, size)
     seconds = time.perf_counter() - start
     layer = options.get("layer") or (backbone.spec.gradcam_layer if "gradcam" in method else "")
+    score = result.probability
+    if direction is not None:
+        from .embedding import image_features
+
+        mine = image_features(original, picture)
+        score = float(mine @ direction / max(np.linalg.norm(mine) * np.linalg.norm(direction),
+                                             1e-12))
     return Explanation(method, result.target, heatmap, result.raw.detach().cpu().numpy(), seconds,
-                       result.probability, layer or "")
+                       score, layer or "")
 
 
 def activations(backbone, image: ImageSource, layer: str | None = None) -> ActivationReport:

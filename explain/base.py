@@ -25,12 +25,24 @@ class Cancelled(Exception):
 
 
 @dataclass(frozen=True, eq=False)
+class Direction:
+    """A target in feature space instead of a class: what in an image moves its penultimate
+    features (what the classifier reads) along ``vector``: a dataset class's mean feature
+    (for datasets whose classes are not the model's), or another image's features (what
+    makes the two similar). ``name`` is what the map is "for"."""
+
+    vector: np.ndarray
+    name: str
+
+
+@dataclass(frozen=True, eq=False)
 class Explanation:
     """One explanation of one image for one class.
 
     ``heatmap``: (H, W) float32 in [0, 1], H and W those of the image the user gave.
     ``raw``: the signed attribution at the method's native resolution ((h, w) or (3, h, w)).
-    ``probability``: the model's softmax probability of ``target`` for this image.
+    ``probability``: the model's softmax probability of ``target`` for this image; for a
+    ``Direction`` target, the cosine similarity of the image's features to the direction.
     """
 
     method: str

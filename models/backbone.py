@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from functools import cached_property
@@ -101,3 +103,49 @@ class Backbone:
             Prediction(int(i), self.categories[int(i)], float(p))
             for p, i in zip(values.tolist(), indices.tolist(), strict=True)
         ]
+
+    def toward(self, direction, name: str) -> Backbone:
+        """This backbone with one output instead of its classes: the projection of what its
+        classifier reads (the penultimate features) on ``direction`` (a vector of that size,
+        made unit length), called ``name``. Every method then explains, for target 0, what in
+        an image moves its features along ``direction``: toward a dataset class's mean
+        feature, or toward another image's features (what makes two images similar).
+
+        The new model shares every module but the head with this one, which is untouched, so
+        it is as cheap as a view and as thread-safe as the original."""
+        fc = self.layer(self.spec.classifier)
+        if not isinstance(fc, nn.Linear):
+            raise ValueError(f"{self.spec.title}'s classifier is not one linear layer.")
+        vector = torch.as_tensor(direction, dtype=fc.weight.dtype).flatten()
+        if vector.numel() != fc.in_features:
+            raise ValueError(f"A direction for {self.spec.title} has {fc.in_features} numbers "
+                             f"(its penultimate features), not {vector.numel()}.")
+        norm = float(vector.norm())
+        if not norm > 0:
+            raise ValueError("A direction cannot be all zero.")
+        head = nn.Linear(fc.in_features, 1, bias=False).to(fc.weight.device)
+        head.requires_grad_(fc.weight.requires_grad)
+        with torch.no_grad():
+            head.weight.copy_((vector / norm)[None].to(fc.weight.device))
+        head.eval()
+        digest = hashlib.sha256(vector.detach().cpu().numpy().tobytes()).hexdigest()[:16]
+        return dataclasses.replace(self, model=_with_module(self.model, self.spec.classifier,
+                                                            head),
+                                   categories=(name,),
+                                   weights_id=f"{self.weights_id}:toward:{digest}")
+
+
+def _with_module(model: nn.Module, path: str, new: nn.Module) -> nn.Module:
+    """``model`` with the module at ``path`` replaced by ``new``: shallow copies of the modules
+    on the path (their own child dictionaries), every other module shared."""
+    root = copy.copy(model)
+    root._modules = dict(model._modules)
+    parent = root
+    parts = path.split(".")
+    for part in parts[:-1]:
+        child = copy.copy(parent._modules[part])
+        child._modules = dict(child._modules)
+        parent._modules[part] = child
+        parent = child
+    parent._modules[parts[-1]] = new
+    return root

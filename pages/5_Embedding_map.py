@@ -7,8 +7,8 @@ nav.start("Embedding map")
 import numpy as np
 import streamlit as st
 
-from explain import ExplainError, explain
-from explain.embedding import PROJECTIONS, cached_projection, nearest
+from explain import Direction, ExplainError, explain
+from explain.embedding import PENULTIMATE, PROJECTIONS, cached_projection, nearest
 from explain.render import accuracy_figure, embedding_figure, overlay
 from serving import projector
 from serving.scheduler import Busy
@@ -133,12 +133,21 @@ with frame.page("Embedding map", need_image=False) as view:
         # spill over the next one
         a, b, c = st.columns([1, 1, 3])
         a.image(data.thumbnail(dataset, chosen, 224), caption="the image", width="stretch")
+        # a dataset whose classes are not the model's: explained toward the mean feature of
+        # the image's own class (not toward an ImageNet class it happens to resemble)
+        toward = None
+        if assessment is not None and assessment.source == "probe" and layer == PENULTIMATE:
+            label = int(labels[chosen])
+            toward = Direction(features.vectors[labels == label].mean(axis=0), classes[label])
         try:
-            cam = results.compute(("point-gradcam", view.model_key, dataset.digest, chosen),
-                                  lambda job: explain(view.backbone, image, "gradcam"),
+            cam = results.compute(("point-gradcam", view.model_key, dataset.digest, chosen,
+                                   features.key if toward is not None else None),
+                                  lambda job: explain(view.backbone, image, "gradcam", toward),
                                   slot="point", where=b.empty())
             b.image(overlay(image, cam.heatmap, 0.5, "jet"), width="stretch",
-                    caption=f"Grad-CAM for “{plain(categories[cam.target])}”")
+                    caption=f"Grad-CAM for “{plain(categories[cam.target])}”" if toward is None
+                    else f"Grad-CAM toward “{plain(toward.name)}” (its class's mean feature; "
+                         f"cosine {cam.probability:.2f})")
         except (ExplainError, Busy) as exc:
             problem(b, str(exc), "warning")
         indices, distances = nearest(features, features.vectors[chosen], 8, exclude=chosen)

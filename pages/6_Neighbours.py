@@ -6,8 +6,9 @@ nav.start("Nearest neighbours")
 
 import streamlit as st
 
-from explain import ExplainError
-from explain.embedding import METRICS, image_features, nearest
+from explain import Direction, ExplainError, explain
+from explain.embedding import METRICS, PENULTIMATE, image_features, nearest
+from explain.render import overlay
 from serving.scheduler import Busy
 from ui import data, frame, links, results
 from ui.text import plain, problem
@@ -59,3 +60,34 @@ with frame.page("Nearest neighbours", need_image=False) as view:
     labels = [dataset.classes[dataset.labels[i]] for i in indices]
     top = max(set(labels), key=labels.count)
     st.caption(f"{labels.count(top)} of {len(labels)} neighbours are labelled “{plain(top)}”.")
+
+    st.markdown("#### What makes them similar")
+    if layer != PENULTIMATE:
+        st.info("The similarity maps explain the penultimate features (what the classifier "
+                "reads): choose them in “Features from”.")
+        st.stop()
+    pick = st.selectbox("Neighbour", range(len(indices)), key="nn_similar",
+                        format_func=lambda n: f"#{n + 1}: {dataset.name(int(indices[n]))}")
+    other = int(indices[pick])
+    other_image = dataset.image(other)
+    query_key = ("neighbour-query", view.model_key, view.image_key if exclude is None
+                 else f"{dataset.digest}:{exclude}")
+    a, b = st.columns(2)
+    for slot, image, toward, name, whose in (
+            (a, query_image, features.vectors[other], f"neighbour #{pick + 1}", "the query"),
+            (b, other_image, vector, "the query", f"neighbour #{pick + 1}")):
+        try:
+            result = results.compute(
+                ("similarity", *query_key, dataset.digest, other, whose),
+                lambda job, i=image, t=toward, n=name: explain(
+                    view.backbone, i, "gradcam", Direction(t, n)), slot=f"similar-{whose}",
+                where=slot.empty())
+        except (ExplainError, Busy) as exc:
+            problem(slot, str(exc), "warning")
+            continue
+        slot.image(overlay(image, result.heatmap, 0.5, "jet"), width="stretch",
+                   caption=f"Grad-CAM of {whose} toward {name}'s features · cosine similarity "
+                           f"{result.probability:.3f}")
+    st.caption("Each map shows what in one image moves its features toward the other's "
+               "(Grad-CAM of the projection of its penultimate features on the other's): "
+               "what the model finds alike in the two.")

@@ -88,11 +88,11 @@ def test_clicking_a_confusion_matrix_cell_lists_its_images(server, page):
 
 def test_the_clicked_point_pictures_do_not_overlap(server, page):
     page.goto(server + "/Embedding_map?per_class=10&proj=pca&point=3")
-    wait_for_caption(page, "Grad-CAM for")
+    wait_for_caption(page, "Grad-CAM toward")  # its class's mean feature (not ImageNet's)
     wait_for_caption(page, "the image")
     page.wait_for_timeout(500)
     boxes = page.evaluate("""() => [...document.querySelectorAll('[data-testid=stImage]')]
-        .filter(e => e.innerText.includes('Grad-CAM for') || e.innerText.includes('·')
+        .filter(e => e.innerText.includes('Grad-CAM toward') || e.innerText.includes('·')
                      || e.innerText.includes('the image'))
         .map(e => { const r = e.getBoundingClientRect();
                     return [r.left, r.top, r.right, r.bottom, e.innerText]; })""")
