@@ -26,7 +26,8 @@ from .base import ExplainError
 from .images import ImageError, load_image
 from .samples import SAMPLES, sample_image
 
-MAX_IMAGES = 20_000
+MAX_IMAGES = 20_000  # a zip, or a folder checked image by image when it is opened
+MAX_FOLDER_IMAGES = 200_000  # a server folder: larger ones are read lazily (see from_folder)
 MAX_ZIP_BYTES = 200 << 20
 MAX_TOTAL_BYTES = 1 << 30  # uncompressed
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
@@ -246,9 +247,56 @@ def from_folder(relative: str, root: Path | None = None) -> Dataset:
         if not path.is_file() or path.name.startswith("."):
             continue
         total += path.stat().st_size
-        files.append((path.relative_to(folder).as_posix(), path.read_bytes))
-    _check_limits(len(files), total)
-    return _from_files(f"folder:{relative}", relative, files, folders)
+        files.append((path.relative_to(folder).as_posix(), path))
+        if len(files) > MAX_FOLDER_IMAGES:
+            raise DatasetError(f"The folder has more than {MAX_FOLDER_IMAGES:,} files; CNN Lens "
+                               f"takes up to {MAX_FOLDER_IMAGES:,}.")
+    if len(files) > MAX_IMAGES or total > MAX_TOTAL_BYTES:
+        return _lazy_folder(f"folder:{relative}", relative, files, folders)
+    return _from_files(f"folder:{relative}", relative,
+                       [(name, path.read_bytes) for name, path in files], folders)
+
+
+def _lazy_folder(dataset_id: str, title: str, files: list[tuple[str, Path]],
+                 folders: set[str]) -> Dataset:
+    """A large folder (up to ``MAX_FOLDER_IMAGES``): nothing is read when it is opened. Its
+    digest comes from each file's path, size and modification time, and an image that cannot
+    be decoded is named when it is used (``DatasetError``), not skipped in advance."""
+    skipped: list[str] = []
+    by_class: dict[str, list[tuple[str, Path]]] = {}
+    for name, path in files:
+        parts = PurePosixPath(name).parts
+        if len(parts) < 2:
+            skipped.append(f"{name}: not inside a class folder")
+        elif PurePosixPath(name).suffix.lower() not in IMAGE_SUFFIXES:
+            skipped.append(f"{name}: not an image file")
+        else:
+            by_class.setdefault(parts[0], []).append((name, path))
+    skipped += [f"{f}/: an empty class folder (no image)" for f in sorted(folders - set(by_class))]
+    if len(by_class) < 2:
+        raise DatasetError("A dataset needs at least two class folders with images (layout: "
+                           "class_name/image.jpg).")
+    classes = tuple(sorted(by_class))
+    paths: list[Path] = []
+    labels: list[int] = []
+    names: list[str] = []
+    digest = hashlib.sha256()
+    for label, cls in enumerate(classes):
+        for name, path in by_class[cls]:
+            stat = path.stat()
+            paths.append(path)
+            labels.append(label)
+            names.append(name)
+            digest.update(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+
+    def load(i: int) -> Image.Image:
+        try:
+            return load_image(paths[i].read_bytes())
+        except (OSError, ImageError) as exc:
+            raise DatasetError(f"{names[i]} cannot be used: {exc}") from None
+
+    return Dataset(dataset_id, title, classes, np.array(labels, dtype=np.int64), load,
+                   digest.hexdigest()[:16], tuple(skipped), tuple(names))
 
 
 def folders_in_root(root: Path | None = None) -> list[str]:

@@ -12,7 +12,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -117,8 +117,24 @@ def extract_features(backbone, dataset: Dataset, layer: str = PENULTIMATE,
         except (OSError, ValueError, KeyError):
             path.unlink(missing_ok=True)  # damaged: compute again
     began = time.perf_counter()
+    vectors, predicted, confidence = compute_features(backbone, dataset, layer, batch_size,
+                                                      progress)
+    features = Features(key, layer, vectors, predicted, confidence, time.perf_counter() - began)
+    _save(path, vectors=features.vectors, predicted=features.predicted,
+          confidence=features.confidence, seconds=np.float64(features.seconds))
+    return features
+
+
+def compute_features(backbone, dataset: Dataset, layer: str = PENULTIMATE,
+                     batch_size: int | None = None, progress: Progress | None = None,
+                     indices: Sequence[int] | None = None
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(vectors, predicted, confidence) of the images ``indices`` (default: all), with no disk
+    cache: the core of ``extract_features`` and of the batch job's chunks. A fixed
+    ``batch_size`` gives the same numbers wherever and in whatever pieces it runs."""
     model = backbone.model
-    n = len(dataset)
+    indices = range(len(dataset)) if indices is None else indices
+    n = len(indices)
     sizer = BatchSizer(model, backbone.device, ("features", *backbone.preprocessing.size),
                        batch_size)
     vectors: list[np.ndarray] = []
@@ -127,7 +143,7 @@ def extract_features(backbone, dataset: Dataset, layer: str = PENULTIMATE,
     capture = _Pooled(backbone, layer)
     # Images are decoded in this thread: a decoding thread beside torch's own costs 25 % on two
     # cores (GIL and OpenMP contention), more than decoding takes (under 1 ms an image).
-    images = (backbone.preprocessing(dataset.image(i)) for i in range(n))
+    images = (backbone.preprocessing(dataset.image(int(i))) for i in indices)
     try:
         with evaluating(model), torch.inference_mode():
             done = 0
@@ -147,13 +163,8 @@ def extract_features(backbone, dataset: Dataset, layer: str = PENULTIMATE,
     finally:
         images.close()
         capture.handle.remove()
-    features = Features(key, layer, np.concatenate(vectors).astype(np.float32),
-                        np.concatenate(predicted).astype(np.int64),
-                        np.concatenate(confidence).astype(np.float32),
-                        time.perf_counter() - began)
-    _save(path, vectors=features.vectors, predicted=features.predicted,
-          confidence=features.confidence, seconds=np.float64(features.seconds))
-    return features
+    return (np.concatenate(vectors).astype(np.float32), np.concatenate(predicted).astype(np.int64),
+            np.concatenate(confidence).astype(np.float32))
 
 
 def image_features(backbone, image, layer: str = PENULTIMATE) -> np.ndarray:
