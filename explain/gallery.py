@@ -55,7 +55,8 @@ class SliceSpec:
                 "least_confident": f"the {self.count} least confident",
                 "most_confident": f"the {self.count} most confident",
                 "mistaken": f"the {self.count} most mistaken",
-                "selection": f"a selection of {len(self.indices)} images"}.get(self.kind, "?")
+                "selection": f"a selection of {len(self.indices)} image"
+                             + ("s" if len(self.indices) != 1 else "")}.get(self.kind, "?")
 
     @property
     def digest(self) -> str:
@@ -138,11 +139,13 @@ class SliceRun:
 
 def explain_slice(backbone, dataset: Dataset, indices: Sequence[int], method: str,
                   batch_size: int = 16, steps: int = 10, fill: str = "blur",
-                  progress: Progress | None = None, **options) -> SliceRun:
+                  progress: Progress | None = None, curves: bool = True,
+                  **options) -> SliceRun:
     """Every image of ``indices`` explained with ``method`` for the model's top class, in
     batches where the method has a batched form (``explain.batch``), with its deletion and
     insertion AUC (``steps`` steps) and those of one seeded random map (the baseline, paired
-    per image). ``progress(done, total)`` is called after each batch and may raise to stop."""
+    per image; without ``curves`` the AUCs are NaN). ``progress(done, total)`` is called after
+    each batch and may raise to stop."""
     from .api import explain
     from .batch import BATCHED, explain_batch
 
@@ -160,6 +163,9 @@ def explain_slice(backbone, dataset: Dataset, indices: Sequence[int], method: st
         else:
             results = [explain(backbone, image, method, **options) for image in images]
         for index, image, result in zip(chunk, images, results, strict=True):
+            if not curves:
+                cards.append(Card(index, result, math.nan, math.nan, math.nan, math.nan))
+                continue
             inputs = backbone.preprocess(image)
             saliency = to_heatmap(torch.from_numpy(np.asarray(result.raw)),
                                   tuple(inputs.shape[-2:]))

@@ -4,6 +4,7 @@ from ui import nav  # Streamlit only: the frame is drawn before the heavy import
 
 nav.start("Nearest neighbours")
 
+import numpy as np
 import streamlit as st
 
 from explain import Direction, ExplainError, explain
@@ -46,8 +47,18 @@ with frame.page("Nearest neighbours", need_image=False) as view:
             problem(st, str(exc), "warning")
             st.stop()
 
-    indices, distances = nearest(features, vector, links.get("k"), links.get("metric"),
-                                 exclude=exclude)
+    among = data.only_selection(dataset, "the neighbours are found among them")
+    if among is None:
+        indices, distances = nearest(features, vector, links.get("k"), links.get("metric"),
+                                     exclude=exclude)
+    else:  # every distance, then the nearest of the selected ones
+        indices, distances = nearest(features, vector, len(dataset), links.get("metric"),
+                                     exclude=exclude)
+        keep = np.isin(indices, among)
+        indices, distances = indices[keep][:links.get("k")], distances[keep][:links.get("k")]
+        if len(indices) == 0:
+            st.info("No selected image other than the query.")
+            st.stop()
     left, right = st.columns([1, 4])
     left.image(query_image, caption=f"Query: {plain(query_title)}", width="stretch")
     with right:

@@ -26,19 +26,28 @@ with frame.page("Errors", need_image=False) as view:
                    f"cross-validation): accuracy {assessment.accuracy:.1%}. Rows: true class; "
                    "columns: predicted. Click a cell to list its images.")
 
+    rows = data.only_selection(dataset, "their confusion matrix")
+    confusion = assessment.confusion
+    if rows is not None:
+        confusion = np.zeros_like(confusion)
+        valid = rows[assessment.predicted[rows] >= 0]
+        np.add.at(confusion, (dataset.labels[valid], assessment.predicted[valid]), 1)
+
     def picked() -> None:  # every cell carries [row, column] (see confusion_figure)
         points = st.session_state["confusion_chart"].selection.points
         if points and len(points[0].get("customdata") or ()) == 2:
             row, col = points[0]["customdata"]
             links.put("cell", f"{int(row)},{int(col)}")
 
-    st.plotly_chart(confusion_figure(assessment.confusion, classes), key="confusion_chart",
+    st.plotly_chart(confusion_figure(confusion, classes), key="confusion_chart",
                     on_select=picked, selection_mode="points", config={"displaylogo": False})
     cell = links.get("cell")
     if cell is not None:
         row, col = (int(v) for v in cell.split(","))
         if row < len(classes) and col < len(classes):
             members = np.flatnonzero((dataset.labels == row) & (assessment.predicted == col))
+            if rows is not None:
+                members = members[np.isin(members, rows)]
             st.markdown(f"#### True {plain(classes[row])}, predicted {plain(classes[col])}: {len(members)} "
                         f"image{'s' if len(members) != 1 else ''}")
             grid = st.columns(6)

@@ -42,11 +42,11 @@ with frame.page("Gallery", need_image=False) as view:
     elif method == "occlusion":
         with b:
             widgets.occlusion_options()
-    links.put("explain_count", min(links.get("explain_count"), 256))
-    count = c.number_input(f"Explain the first (of {len(indices)})", 1, 256,
+    count = c.number_input(f"Explain the first (of {len(indices)})", 1, 1000,
                            key=links.key("explain_count"))
     chosen = indices[:int(count)]
-    st.caption(f"Slice: {plain(spec.describe(classes))}: {len(indices)} images"
+    st.caption(f"Slice: {plain(spec.describe(classes))}: {len(indices)} "
+               f"image{'s' if len(indices) != 1 else ''}"
                + (f"; the first {len(chosen)} are explained." if len(chosen) < len(indices)
                   else "."))
 

@@ -169,6 +169,18 @@ def thumbnail(dataset: Dataset, index: int, size: int = 112) -> Image.Image:
                         resample)
 
 
+def only_selection(dataset: Dataset, what: str) -> np.ndarray | None:
+    """The images selected on the embedding map (rows of ``dataset``), when there is a
+    selection and the user keeps ``what`` to it (a toggle); None for the whole dataset."""
+    selected = np.array([i for i in (get("sel") or ()) if i < len(dataset)], dtype=np.int64)
+    if len(selected) == 0:
+        return None
+    if not st.toggle(f"Only the {len(selected)} images selected on the map: {what}",
+                     key="only_selection"):
+        return None
+    return selected
+
+
 def explain_link(dataset: Dataset, index: int, target: int | None = None) -> str | None:
     """A link that opens image ``index`` of a bundled or server dataset in the Explain page."""
     if dataset.id.startswith("zip:"):

@@ -47,10 +47,9 @@ def slice_picker(dataset: Dataset, assessment: Assessment | None) -> SliceSpec:
     ensure_choice("slice", kinds)
     a, b, c = st.columns([2, 2, 2])
     kind = a.selectbox("Slice", kinds, key=key("slice"), format_func=SLICE_TITLES.get)
-    for name in ("slice_class", "slice_pred", "slice_count"):
-        ensure_value(name)
-        if name != "slice_count" and get(name) >= len(classes):
-            put(name, 0)
+    ensure_value("slice_count")
+    for name in ("slice_class", "slice_pred"):  # a class the dataset lacks is noted and reset
+        ensure_choice(name, list(range(len(classes))))
     spec = SliceSpec(kind)
     if kind in ("class", "cell"):
         label = b.selectbox("True class", range(len(classes)), key=key("slice_class"),
@@ -65,7 +64,12 @@ def slice_picker(dataset: Dataset, assessment: Assessment | None) -> SliceSpec:
         count = b.number_input("How many", 1, len(dataset), key=key("slice_count"))
         spec = SliceSpec(kind, count=int(count))
     elif kind == "selection":
-        spec = SliceSpec(kind, indices=tuple(get("sel") or ()))
+        selected = tuple(get("sel") or ())
+        inside = tuple(i for i in selected if i < len(dataset))
+        if len(inside) < len(selected):
+            st.caption(f"{len(selected) - len(inside)} selected indices are beyond this "
+                       f"dataset's {len(dataset)} images and are left out.")
+        spec = SliceSpec(kind, indices=inside)
     return spec
 
 

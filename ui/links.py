@@ -138,7 +138,7 @@ PARAMS: dict[str, Param] = {
     "slice_pred": Param(0, _number(int, 0, 100_000)),
     "slice_count": Param(48, _number(int, 1, 5000)),
     "sel": Param(None, _indices),  # a selection made on the embedding map
-    "explain_count": Param(48, _number(int, 1, 256)),
+    "explain_count": Param(48, _number(int, 1, 1000)),
     "sort": Param("slice", _choice(SORTS)),
     "show": Param("all", _choice(("all", "right", "wrong"))),
     "gpage": Param(1, _number(int, 1, 100_000)),

@@ -5,6 +5,8 @@ review."""
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 
 import numpy as np
@@ -15,7 +17,7 @@ from explain.datasets import bundled
 from explain.embedding import PENULTIMATE, assess, extract_features
 from explain.gallery import SliceSpec, members
 from explain.metrics import faithfulness
-from tests.app.helpers import app, assert_clean, texts
+from tests.app.helpers import app, assert_clean, captions, texts
 
 GALLERY = "pages/9_Gallery.py"
 
@@ -106,3 +108,29 @@ def test_large_slices_page_through_without_recomputing(lite):
     assert len(second) == 6 and "Cards 25-30 of 30." in texts(at.caption)
     assert not set(first) & set(second)
     assert not [b for b in at.button if b.key == "explain_slice"]  # known: no button again
+
+
+def test_the_maps_selection_is_used_by_the_errors_and_neighbours_pages(animals):
+    dataset, _, assessment = animals
+    selected = [1, 4, 7, 12, 20, 33, 41, 47]  # rows of the 5-per-class subset
+    at = app("pages/7_Errors.py", dataset="animal_mnist", per_class=5,
+             sel=",".join(map(str, selected)))
+    assert_clean(at)
+    at.toggle(key="only_selection").set_value(True).run()
+    assert_clean(at)
+    z = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]["z"]  # a typed array
+    shown = np.frombuffer(base64.b64decode(z["bdata"]), dtype=z["dtype"]).reshape(10, 10)
+    expected = np.zeros((10, 10), dtype=np.int64)
+    np.add.at(expected, (dataset.labels[selected], assessment.predicted[selected]), 1)
+    np.testing.assert_array_equal(shown, expected)
+
+    at = app("pages/6_Neighbours.py", dataset="animal_mnist", per_class=5, k=3,
+             sel=",".join(map(str, selected)))
+    at.radio(key="nn_query").set_value("dataset").run()
+    at.number_input(key="nn_row").set_value(12).run()
+    at.toggle(key="only_selection").set_value(True).run()
+    assert_clean(at)
+    neighbours = [c for c in captions(at) if c.startswith("#")]
+    assert len(neighbours) == 3
+    allowed = {dataset.classes[dataset.labels[i]] for i in selected if i != 12}
+    assert all(c.split(" · ")[1] in allowed for c in neighbours), neighbours
