@@ -36,9 +36,10 @@ setup: $(PY)
 	fi
 
 setup-dev: setup
-	@stamp=$(VENV)/.dev-$$(cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12); \
+	@stamp=$(VENV)/.dev-$$(cat requirements.txt requirements-dev.txt requirements-dev-nodeps.txt | sha1sum | cut -c1-12); \
 	if [ ! -f $$stamp ]; then \
-	  $(PY) -m pip install -r requirements-dev.txt && touch $$stamp; \
+	  $(PY) -m pip install -r requirements-dev.txt && \
+	  $(PY) -m pip install --no-deps -r requirements-dev-nodeps.txt && touch $$stamp; \
 	fi
 
 # The browser tests drive Debian's Chromium (Playwright's own browser download is not used).

@@ -5,7 +5,7 @@
     >>> result = explain(load_backbone("efficientnet_lite0"), "cat.jpg", "gradcam")
 """
 
-from . import cam, gradcam, guided, occlusion, saliency  # noqa: F401  (register the methods)
+from . import cam, camfamily, gradcam, guided, occlusion, paths, saliency  # noqa: F401  (register)
 from .activations import ActivationReport
 from .api import activations, explain, visualize_class
 from .base import (
@@ -19,12 +19,26 @@ from .base import (
     NotApplicable,
     to_heatmap,
 )
+from .camfamily import LAYERED
 from .classviz import ClassVisualization
 from .images import ImageError, load_image
 
 __all__ = [
-    "METHODS", "TITLES", "ActivationReport", "Attribution", "Cancelled", "ClassVisualization",
+    "LAYERED",
+    "METHODS",
+    "TITLES",
+    "ActivationReport",
+    "Attribution",
+    "Cancelled",
+    "ClassVisualization",
     "Direction",
-    "ExplainError", "Explanation", "ImageError", "NotApplicable", "activations", "explain",
-    "load_image", "to_heatmap", "visualize_class",
+    "ExplainError",
+    "Explanation",
+    "ImageError",
+    "NotApplicable",
+    "activations",
+    "explain",
+    "load_image",
+    "to_heatmap",
+    "visualize_class",
 ]

@@ -23,7 +23,8 @@ def explain(backbone, image: ImageSource, method: str, target: int | Direction |
     is 0 and its ``probability`` the cosine similarity to the direction).
 
     ``method`` is one of ``METHODS`` ("cam", "gradcam", "guided_backprop", "guided_gradcam",
-    "saliency", "occlusion"); ``options`` are the method's own (``layer=`` for Grad-CAM,
+    "saliency", "occlusion", and the CAM family of ``explain.camfamily``); ``options`` are the
+    method's own (``layer=`` for the methods in ``LAYERED``, a list of layers for LayerCAM,
     ``window=``, ``stride=``, ``baseline=``, ``progress=`` for occlusion). The heatmap has the
     height and width of ``image``. Raises ``ImageError``, ``NotApplicable`` or ``ExplainError``
     with a message for the user.
@@ -48,7 +49,10 @@ def explain(backbone, image: ImageSource, method: str, target: int | Direction |
     size = (picture.height, picture.width)
     heatmap = to_heatmap(result.raw, size)
     seconds = time.perf_counter() - start
-    layer = options.get("layer") or (backbone.spec.gradcam_layer if "gradcam" in method else "")
+    from .camfamily import LAYERED
+
+    layer = options.get("layer") or (backbone.spec.gradcam_layer if method in LAYERED else "")
+    layer = "+".join(layer) if isinstance(layer, list | tuple) else layer
     score = result.probability
     if direction is not None:
         from .embedding import image_features
@@ -57,7 +61,7 @@ def explain(backbone, image: ImageSource, method: str, target: int | Direction |
         score = float(mine @ direction / max(np.linalg.norm(mine) * np.linalg.norm(direction),
                                              1e-12))
     return Explanation(method, result.target, heatmap, result.raw.detach().cpu().numpy(), seconds,
-                       score, layer or "")
+                       score, layer or "", dict(result.notes))
 
 
 def activations(backbone, image: ImageSource, layer: str | None = None) -> ActivationReport:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -52,6 +52,7 @@ class Explanation:
     seconds: float
     probability: float
     layer: str = ""
+    notes: dict = field(default_factory=dict)  # a method's own numbers (IG's convergence delta)
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class Attribution:
     raw: torch.Tensor  # (h, w) or (3, h, w), detached
     target: int
     probability: float
+    notes: dict = field(default_factory=dict)  # a method's own numbers (IG's convergence delta)
 
 
 def resolve_target(logits: torch.Tensor, target: int | None) -> int:

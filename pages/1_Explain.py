@@ -10,7 +10,7 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from explain import METHODS, TITLES, ExplainError
+from explain import LAYERED, METHODS, TITLES, ExplainError, camfamily
 from explain.render import colorize, curves_figure, map_figure, png_bytes
 from reviews import VERDICTS, Review, ReviewError
 from ui import frame, links, results, trust, widgets
@@ -28,6 +28,25 @@ ABOUT = {
     "saliency": "Saliency: |d score / d pixel|, the largest over the colour channels.",
     "occlusion": "Occlusion: the drop of the class score when a patch is covered by the baseline, "
                  "averaged over the windows covering each pixel. Red: covering it hurts the class.",
+    "gradcam_pp": "Grad-CAM++: channel weights from positive gradients with second- and "
+                  "third-order terms: several instances of a class show up better.",
+    "xgradcam": "XGrad-CAM: channel weights are the gradients averaged with the activations "
+                "as weights (an axiom-based refinement of Grad-CAM).",
+    "hirescam": "HiResCAM: gradients times activations, element by element, summed over "
+                "channels: the map shows where the score actually comes from.",
+    "layercam": "LayerCAM: positive gradients times activations, element by element; from "
+                "early layers too, for finer maps.",
+    "eigencam": "EigenCAM: the first principal component of the layer's maps: no gradient and "
+                "no class (the same map for every class).",
+    "scorecam": "Score-CAM: each channel, as a mask over the image, is scored by the model; "
+                "the scores weigh the channels. No gradient; one forward pass per channel.",
+    "integrated_gradients": "Integrated Gradients: gradients along the path from a baseline "
+                            "image to this one, times the difference; they add up to the "
+                            "score's change (Captum).",
+    "input_x_gradient": "Gradient x Input: the gradient of the class score times the input "
+                        "(Captum).",
+    "smoothgrad": "SmoothGrad: the mean attribution over noisy copies of the image: less noise "
+                  "in the map (Captum's NoiseTunnel, seeded).",
 }
 
 with frame.page("Explain") as view:
@@ -39,14 +58,20 @@ with frame.page("Explain") as view:
     left, right = st.columns([1, 2])
     method = left.selectbox("Method", methods, key=links.key("method"), format_func=TITLES.get)
     with right:
-        if "gradcam" in method:
+        if method in LAYERED:
             layers = view.backbone.layers
             links.ensure_choice("layer", layers, default=view.backbone.spec.gradcam_layer)
             st.selectbox("Layer (type to search)", layers, key=links.key("layer"))
         elif method == "occlusion":
             widgets.occlusion_options()
+        elif method in ("integrated_gradients", "smoothgrad"):
+            path_cost = widgets.path_options(method)
     alpha, cmap = widgets.display_options()
     st.caption(ABOUT[method])
+    if method in camfamily.GRADIENT_MAPS or method in ("eigencam", "scorecam"):
+        st.caption(f"Cost: {camfamily.cost(view.backbone, method, links.get('layer'))}.")
+    elif method in ("integrated_gradients", "smoothgrad"):
+        st.caption(f"Cost: {path_cost}.")
 
     result = results.run_explanation(view, method, target)
     if result is not None:
@@ -63,6 +88,10 @@ with frame.page("Explain") as view:
             else:
                 st.plotly_chart(map_figure(result.raw, "Raw map (model resolution)"),
                                 key="raw_map", config={"displaylogo": False})
+        if "convergence_delta" in result.notes:
+            st.caption(f"Convergence delta {result.notes['convergence_delta']:.4f}: how far the "
+                       "attributions' sum is from the score's change along the path (more steps "
+                       "make it smaller).")
         widgets.downloads(result, widgets.overlay_png(view, result, alpha, cmap),
                           f"{view.backbone.name}-{method}-{result.target}")
 

@@ -17,9 +17,12 @@ with frame.page("Compare") as view:
     with st.expander("Occlusion's window, stride and baseline (shared with the Explain page)"):
         widgets.occlusion_options()
 
+    # Score-CAM takes a forward pass per channel (1,280 on the default model): on Explain only
+    shown_methods = [m for m in METHODS if m != "scorecam"]
+    st.caption("Score-CAM (one forward pass per channel) is on the Explain page.")
     columns = st.columns(3)
     made = {}
-    for i, method in enumerate(METHODS):
+    for i, method in enumerate(shown_methods):
         with columns[i % 3]:
             st.subheader(TITLES[method])
             cell = st.container()

@@ -7,7 +7,7 @@ nav.start("Gallery")
 
 import streamlit as st
 
-from explain import METHODS, TITLES, ExplainError
+from explain import LAYERED, METHODS, TITLES, ExplainError
 from explain.gallery import members, scores
 from reviews import VERDICTS, Review, ReviewError
 from ui import data, frame, gallery, links, trust, widgets
@@ -35,7 +35,7 @@ with frame.page("Gallery", need_image=False) as view:
     links.ensure_value("explain_count")
     a, b, c = st.columns([2, 2, 2])
     method = a.selectbox("Method", methods, key=links.key("method"), format_func=TITLES.get)
-    if "gradcam" in method:
+    if method in LAYERED:
         layers = view.backbone.layers
         links.ensure_choice("layer", layers, default=view.backbone.spec.gradcam_layer)
         b.selectbox("Layer", layers, key=links.key("layer"))

@@ -29,6 +29,8 @@ from explain.metrics import (
     FILLS,
 )
 from explain.occlusion import BASELINES
+from explain.paths import BASELINES as PATH_BASELINES
+from explain.paths import OF as SMOOTHED
 from explain.render import COLORMAPS
 from explain.samples import SAMPLES
 from models import (
@@ -132,6 +134,12 @@ PARAMS: dict[str, Param] = {
     "cell": Param(None, _cell),
     "curve_steps": Param(20, _number(int, 5, 50)),
     "fill": Param("blur", _choice(FILLS)),
+    # Integrated Gradients and SmoothGrad
+    "ig_steps": Param(32, _number(int, 2, 512)),
+    "ig_baseline": Param("black", _choice(PATH_BASELINES)),
+    "sg_of": Param("saliency", _choice(SMOOTHED)),
+    "sg_samples": Param(16, _number(int, 1, 256)),
+    "sg_noise": Param(0.15, _number(float, 0.0, 1.0)),
     # the Gallery: a slice of the dataset, how many of it to explain, the order and the page
     "slice": Param("all", _choice(SLICES)),
     "slice_class": Param(0, _number(int, 0, 100_000)),

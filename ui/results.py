@@ -15,6 +15,7 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from explain import (
+    LAYERED,
     ActivationReport,
     Cancelled,
     ClassVisualization,
@@ -229,11 +230,15 @@ def picture(of: object | None, key: tuple, draw: Callable[[], np.ndarray]) -> by
 
 def method_options(view: View, method: str) -> tuple:
     """The options of ``method`` as the link state holds them (hashable, for caching)."""
-    if "gradcam" in method:
+    if method in LAYERED:
         return (("layer", get("layer") or view.backbone.spec.gradcam_layer),)
     if method == "occlusion":
         return (("window", get("window")), ("stride", min(get("stride"), get("window"))),
                 ("baseline", get("baseline")))
+    if method == "integrated_gradients":
+        return (("steps", get("ig_steps")), ("baseline", get("ig_baseline")))
+    if method == "smoothgrad":
+        return (("of", get("sg_of")), ("samples", get("sg_samples")), ("noise", get("sg_noise")))
     return ()
 
 

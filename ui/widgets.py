@@ -62,6 +62,29 @@ def occlusion_options() -> None:
     c.selectbox("Baseline", ["grey", "black", "white", "mean"], key=key("baseline"))
 
 
+def path_options(method: str) -> str:
+    """Integrated Gradients' and SmoothGrad's options (in the link); returns their cost."""
+    from explain.paths import BASELINES, OF
+
+    if method == "integrated_gradients":
+        for name in ("ig_steps", "ig_baseline"):
+            ensure_value(name)
+        a, b = st.columns(2)
+        a.slider("Steps on the path", 2, 256, key=key("ig_steps"))
+        b.selectbox("Baseline", BASELINES, key=key("ig_baseline"), format_func={
+            "black": "black image", "zero": "mean colour", "blur": "blurred image"}.get)
+        return f"{get('ig_steps')} forward and backward passes, in batches of 16"
+    for name in ("sg_of", "sg_samples", "sg_noise"):
+        ensure_value(name)
+    a, b, c = st.columns(3)
+    a.selectbox("Of", OF, key=key("sg_of"), format_func={
+        "saliency": "saliency", "integrated_gradients": "Integrated Gradients (16 steps)"}.get)
+    b.slider("Noisy samples", 1, 64, key=key("sg_samples"))
+    c.slider("Noise (share of the input's range)", 0.0, 0.5, step=0.05, key=key("sg_noise"))
+    per = 1 if get("sg_of") == "saliency" else 16
+    return f"{get('sg_samples') * per} forward and backward passes"
+
+
 TOP = -1  # the class choice that follows the top prediction
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from explain import METHODS, Cancelled, ExplainError, activations, explain, visualize_class
+from explain import LAYERED, METHODS, Cancelled, ExplainError, activations, explain, visualize_class
 from models import load_backbone
 from tests.state import assert_same_state, model_state
 
@@ -46,7 +46,7 @@ def test_state_and_hooks_survive_every_mode(method, which, request, chelsea):
     with pytest.raises((Cancelled, ExplainError)):  # failing midway
         if method == "occlusion":
             explain(backbone, chelsea, method, progress=fail, **options)
-        elif "gradcam" in method:
+        elif method in LAYERED:
             explain(backbone, chelsea, method, layer="fc")  # raises after the forward pass
         else:
             explain(backbone, b"not an image", method)
@@ -66,7 +66,8 @@ def test_activations_and_class_visualization_leave_no_trace(owned, chelsea):
 
 def test_threads_get_what_they_get_alone(lite, chelsea, coffee):
     """Different methods on the same cached model at once == one after the other."""
-    jobs = [(m, img, t) for m in ("gradcam", "saliency", "guided_backprop", "guided_gradcam", "cam")
+    jobs = [(m, img, t) for m in ("gradcam", "saliency", "guided_backprop", "guided_gradcam", "cam",
+                                  "gradcam_pp", "xgradcam", "hirescam", "layercam", "eigencam")
             for img, t in ((chelsea, None), (coffee, 504))]
     alone = {i: explain(lite, img, m, target=t) for i, (m, img, t) in enumerate(jobs)}
     before = model_state(lite.model)

@@ -1,0 +1,233 @@
+"""The Grad-CAM family beyond Grad-CAM: each weighs or combines the feature maps A (K, h, w) of a
+layer, with the gradients G = d y^c / d A where it uses them, and keeps the positive part.
+
+- Grad-CAM++ (Chattopadhay et al., 2018): w_k = sum_ij relu(G_kij) a_kij,
+  a = G^2 / (2 G^2 + sum_ij(A_k) G^3) (0 where G = 0).
+- XGrad-CAM (Fu et al., 2020): w_k = sum_ij(G_kij A_kij) / sum_ij(A_kij).
+- HiResCAM (Draelos & Carin, 2020): sum_k G_k * A_k, element-wise (no averaging of G).
+- LayerCAM (Jiang et al., 2021): sum_k relu(G_k) * A_k, element-wise; on several layers, each
+  map is brought to the input's size and to [0, 1] and they are fused by their element-wise
+  maximum.
+- EigenCAM (Muhammad & Yeasin, 2020): the projection of the (centred) activations on their
+  first principal component; no gradient, no class.
+- Score-CAM (Wang et al., 2020): each channel, upsampled to the input and scaled to [0, 1],
+  masks the input; the class score of each masked input, softmaxed over the channels, weighs
+  the channels. Masked inputs are evaluated in batches: K forward passes in K / batch calls.
+
+The gradient is taken to the layer only (as for Grad-CAM); the invariants are Grad-CAM's:
+hooks live for the call and act for this thread only, no ``.grad`` is written.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .base import (
+    Attribution,
+    ExplainError,
+    Progress,
+    gradient_of_score,
+    probability,
+    register_method,
+    resolve_target,
+)
+from .hooks import captured, evaluating
+
+EPS = 1e-7
+
+
+def activation_and_gradient(model: nn.Module, inputs: torch.Tensor, layer: nn.Module,
+                            target: int | None, layer_name: str = "", gradient: bool = True
+                            ) -> tuple[torch.Tensor, torch.Tensor | None, int, float]:
+    """(A, G, class, probability) at ``layer`` for ``inputs`` (1, 3, H, W); G is None without
+    ``gradient``. A and G are (K, h, w)."""
+    with evaluating(model), captured(layer, layer_name, start_graph=gradient) as capture, \
+            torch.no_grad():
+        logits = model(inputs)
+        activation = capture.activation
+        if activation.ndim != 4:
+            raise ExplainError(
+                f"Layer {capture.name!r} outputs shape {tuple(activation.shape)}, not feature maps "
+                "(N, K, h, w); pick a convolutional layer.")
+        cls = resolve_target(logits, target)
+        grads = gradient_of_score(logits, cls, activation)[0] if gradient else None
+    return activation.detach()[0], grads, cls, probability(logits, cls)
+
+
+def gradcam_pp_map(a: torch.Tensor, g: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """(``eps`` keeps the denominator off zero; 1e-6 as in pytorch-grad-cam: with gradients
+    of 1e-4 and less, G^2 is of its order, so the choice shows in the map.)"""
+    g2 = g.pow(2)
+    g3 = g2 * g
+    total = a.sum(dim=(1, 2), keepdim=True)
+    alpha = g2 / (2 * g2 + total * g3 + eps)
+    alpha = torch.where(g != 0, alpha, torch.zeros_like(alpha))
+    weights = (F.relu(g) * alpha).sum(dim=(1, 2), keepdim=True)
+    return F.relu((weights * a).sum(0))
+
+
+def xgradcam_map(a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    weights = (g * a).sum(dim=(1, 2), keepdim=True) / (a.sum(dim=(1, 2), keepdim=True) + EPS)
+    return F.relu((weights * a).sum(0))
+
+
+def hirescam_map(a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    return F.relu((g * a).sum(0))
+
+
+def layercam_map(a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    return F.relu((F.relu(g) * a).sum(0))
+
+
+def eigencam_map(a: torch.Tensor) -> torch.Tensor:
+    """The first principal component's projection (the sign as numpy's SVD gives it, flipped
+    so that the map's largest magnitude is positive: a component has no sign of its own)."""
+    k, h, w = a.shape
+    flat = a.reshape(k, h * w).T.double().cpu().numpy()
+    flat = flat - flat.mean(axis=0)
+    _, _, vt = np.linalg.svd(flat, full_matrices=True)
+    projection = flat @ vt[0]
+    if projection[np.argmax(np.abs(projection))] < 0:
+        projection = -projection
+    return F.relu(torch.from_numpy(projection.reshape(h, w)).float())
+
+
+GRADIENT_MAPS = {"gradcam_pp": gradcam_pp_map, "xgradcam": xgradcam_map,
+                 "hirescam": hirescam_map, "layercam": layercam_map}
+
+
+def _layers(backbone, layer: str | list[str] | tuple[str, ...] | None) -> list[str]:
+    if layer is None:
+        return [backbone.spec.gradcam_layer]
+    return [layer] if isinstance(layer, str) else list(layer)
+
+
+def _module(backbone, name: str) -> nn.Module:
+    try:
+        return backbone.layer(name)
+    except KeyError as exc:
+        raise ExplainError(str(exc.args[0])) from None
+
+
+def _gradient_method(name: str, title: str) -> None:
+    combine = GRADIENT_MAPS[name]
+
+    @register_method(name, title)
+    def run(backbone, inputs, target, layer: str | None = None) -> Attribution:
+        layer_name = _layers(backbone, layer)[0]
+        a, g, cls, p = activation_and_gradient(backbone.model, inputs,
+                                               _module(backbone, layer_name), target, layer_name)
+        return Attribution(combine(a, g), cls, p)
+
+
+for _name, _title in (("gradcam_pp", "Grad-CAM++"), ("xgradcam", "XGrad-CAM"),
+                      ("hirescam", "HiResCAM")):
+    _gradient_method(_name, _title)
+
+
+def scale(cam: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``cam`` (h, w) at ``size`` (bilinear), then to [0, 1] (min-max)."""
+    up = F.interpolate(cam[None, None].float(), size=size, mode="bilinear",
+                       align_corners=False)[0, 0]
+    up = up - up.min()
+    return up / (up.max() + EPS)
+
+
+@register_method("layercam", "LayerCAM")
+def _layercam(backbone, inputs, target, layer: str | list[str] | None = None) -> Attribution:
+    """One layer: its map. Several (a list): each at the input's size in [0, 1], fused by the
+    element-wise maximum (one forward and one backward pass for all)."""
+    names = _layers(backbone, layer)
+    if len(names) == 1:
+        a, g, cls, p = activation_and_gradient(backbone.model, inputs, _module(backbone, names[0]),
+                                               target, names[0])
+        return Attribution(layercam_map(a, g), cls, p)
+    size = tuple(inputs.shape[-2:])
+    maps, cls, p = [], None, 0.0
+    for name in names:  # one pass per layer keeps each gradient to its own layer
+        a, g, cls, p = activation_and_gradient(backbone.model, inputs, _module(backbone, name),
+                                               target if cls is None else cls, name)
+        maps.append(scale(layercam_map(a, g), size))
+    return Attribution(torch.stack(maps).amax(dim=0), cls, p)
+
+
+@register_method("eigencam", "EigenCAM")
+def _eigencam(backbone, inputs, target, layer: str | None = None) -> Attribution:
+    layer_name = _layers(backbone, layer)[0]
+    a, _, cls, p = activation_and_gradient(backbone.model, inputs, _module(backbone, layer_name),
+                                           target, layer_name, gradient=False)
+    return Attribution(eigencam_map(a), cls, p)
+
+
+def score_cam(model: nn.Module, inputs: torch.Tensor, layer: nn.Module, target: int | None,
+              layer_name: str = "", batch_size: int = 32,
+              progress: Progress | None = None) -> Attribution:
+    """Score-CAM of ``inputs`` at ``layer``: K masked inputs in batches of ``batch_size``."""
+    with evaluating(model), captured(layer, layer_name) as capture, torch.inference_mode():
+        logits = model(inputs)
+        activation = capture.activation
+    if activation.ndim != 4:
+        raise ExplainError(f"Layer {capture.name!r} outputs shape {tuple(activation.shape)}, not "
+                           "feature maps (N, K, h, w); pick a convolutional layer.")
+    cls = resolve_target(logits, target)
+    a = activation[0]
+    size = tuple(inputs.shape[-2:])
+    with torch.inference_mode():  # corners aligned, as in the authors' and pytorch-grad-cam's
+        up = F.interpolate(a[:, None].float(), size=size, mode="bilinear",
+                           align_corners=True)[:, 0]
+        low = up.flatten(1).amin(1)[:, None, None]
+        high = up.flatten(1).amax(1)[:, None, None]
+        masks = (up - low) / (high - low + 1e-8)
+    scores = []
+    with evaluating(model):
+        for start in range(0, len(masks), batch_size):
+            with torch.inference_mode():
+                batch = inputs * masks[start:start + batch_size, None]
+                scores.append(model(batch)[:, cls].float())
+            if progress is not None:
+                progress(min(start + batch_size, len(masks)), len(masks))
+    weights = torch.softmax(torch.cat(scores), dim=0)
+    cam = F.relu((weights[:, None, None] * a.float()).sum(0))
+    return Attribution(cam, cls, probability(logits, cls))
+
+
+@register_method("scorecam", "Score-CAM")
+def _scorecam(backbone, inputs, target, layer: str | None = None, batch_size: int = 32,
+              progress: Progress | None = None) -> Attribution:
+    layer_name = _layers(backbone, layer)[0]
+    return score_cam(backbone.model, inputs, _module(backbone, layer_name), target, layer_name,
+                     batch_size, progress)
+
+
+def cost(backbone, method: str, layer: str | list[str] | None = None,
+         **options) -> str:
+    """What ``method`` costs on ``backbone``, in passes through the model, for the page to say
+    before it runs."""
+    names = _layers(backbone, layer)
+    if method == "scorecam":
+        channels = _channels(backbone, names[0])
+        count = f"{channels:,}" if channels else "one per channel of the layer"
+        return (f"1 forward pass, then {count} more on masked images (in batches of "
+                f"{options.get('batch_size', 32)})")
+    if method == "eigencam":
+        return "1 forward pass and a singular value decomposition of the layer's maps"
+    if method == "layercam" and len(names) > 1:
+        return f"{len(names)} forward passes, each with a backward pass to its layer"
+    return "1 forward pass and a backward pass to the layer"
+
+
+def _channels(backbone, name: str) -> int | None:
+    """The channel count of a layer when its modules say it (their last convolution's)."""
+    try:
+        module = backbone.layer(name)
+    except KeyError:
+        return None
+    convs = [m for m in module.modules() if isinstance(m, nn.Conv2d)]
+    return convs[-1].out_channels if convs else None
+
+
+LAYERED = ("gradcam", "guided_gradcam", "gradcam_pp", "xgradcam", "hirescam", "layercam",
+           "eigencam", "scorecam")  # methods that take ``layer=``

@@ -1,0 +1,89 @@
+"""The CAM family against pytorch-grad-cam (a test-only dependency), on an untrained ResNet-18
+and on the real default model with real photos: the same maps within 1e-4 once both are
+brought to the input's size and to [0, 1] the same way (pytorch-grad-cam's own scaling)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from explain import explain
+from explain.camfamily import activation_and_gradient, eigencam_map
+
+cams = pytest.importorskip("pytorch_grad_cam")
+from pytorch_grad_cam.utils.image import scale_cam_image  # noqa: E402
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # noqa: E402
+from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection  # noqa: E402
+
+THEIRS = {"gradcam_pp": cams.GradCAMPlusPlus, "xgradcam": cams.XGradCAM,
+          "hirescam": cams.HiResCAM, "layercam": cams.LayerCAM, "eigencam": cams.EigenCAM,
+          "scorecam": cams.ScoreCAM}
+
+
+def theirs(backbone, image, method: str, target: int, layers: list[str]) -> np.ndarray:
+    x = backbone.preprocess(image).requires_grad_(True)  # the cached model is frozen
+    modules = [backbone.layer(name) for name in layers]
+    with THEIRS[method](model=backbone.model, target_layers=modules) as cam:
+        if method == "scorecam":
+            cam.batch_size = 32
+        return cam(input_tensor=x, targets=[ClassifierOutputTarget(target)])[0]
+
+
+def ours_scaled(result, size: tuple[int, int]) -> np.ndarray:
+    """Our map scaled as pytorch-grad-cam scales its own: positive part, to [0, 1], resized to
+    the input, to [0, 1] again (a resized map's maximum can fall between pixels)."""
+    return scale_cam_image(scale_cam_image(np.maximum(result.raw, 0)[None], size))[0]
+
+
+@pytest.mark.parametrize("method", ["gradcam_pp", "xgradcam", "hirescam", "layercam",
+                                    "scorecam"])
+@pytest.mark.parametrize("which", ["resnet18", "lite"])
+def test_the_cam_family_equals_pytorch_grad_cam(request, chelsea, coffee, method, which):
+    if which == "lite" and method == "scorecam":
+        pytest.skip("1,280 channels: Score-CAM is compared on ResNet-18 (512) here")
+    backbone = request.getfixturevalue(which)
+    for image in (chelsea, coffee):
+        ours = explain(backbone, image, method)
+        reference = theirs(backbone, image, method, ours.target,
+                           [backbone.spec.gradcam_layer])
+        np.testing.assert_allclose(ours_scaled(ours, reference.shape[::-1]), reference,
+                                   atol=1e-4)
+
+
+@pytest.mark.parametrize("which", ["resnet18", "lite"])
+def test_eigencam_is_the_first_principal_component(request, chelsea, which):
+    """EigenCAM equals pytorch-grad-cam's projection, turned so its largest part is positive
+    (a principal component has no sign of its own; theirs is numpy's)."""
+    backbone = request.getfixturevalue(which)
+    layer = backbone.spec.gradcam_layer
+    a, _, cls, _ = activation_and_gradient(backbone.model, backbone.preprocess(chelsea),
+                                           backbone.layer(layer), None, layer, gradient=False)
+    projection = get_2d_projection(a[None].numpy())[0]
+    sign = 1.0 if projection.flat[np.argmax(np.abs(projection))] > 0 else -1.0
+    np.testing.assert_allclose(eigencam_map(a).numpy(), np.maximum(sign * projection, 0),
+                               rtol=1e-4, atol=1e-4)
+    if sign > 0:  # then theirs, scaled, is ours
+        reference = theirs(backbone, chelsea, "eigencam", cls, [layer])
+        ours = explain(backbone, chelsea, "eigencam")
+        np.testing.assert_allclose(ours_scaled(ours, reference.shape[::-1]), reference,
+                                   atol=1e-4)
+
+
+def test_layercam_on_several_layers_is_the_maximum_of_each(resnet18, chelsea):
+    """Layers fused by their element-wise maximum (pytorch-grad-cam averages them: compared
+    with the maximum of its single-layer maps)."""
+    ours = explain(resnet18, chelsea, "layercam", layer=["layer3", "layer4"])
+    each = [theirs(resnet18, chelsea, "layercam", ours.target, [name])
+            for name in ("layer3", "layer4")]
+    np.testing.assert_allclose(ours.raw, np.maximum(*each), atol=1e-3)
+    assert ours.layer == "layer3+layer4"
+
+
+def test_the_family_keeps_the_shared_model_as_it_was(lite, chelsea):
+    before = [p.detach().clone() for p in lite.model.parameters()]
+    for method in ("gradcam_pp", "xgradcam", "hirescam", "layercam", "eigencam"):
+        explain(lite, chelsea, method)
+    assert all(p.grad is None for p in lite.model.parameters())
+    assert not any(m._forward_hooks or m._backward_hooks for m in lite.model.modules())
+    assert all(torch.equal(a, b) for a, b in zip(before, lite.model.parameters(), strict=True))
