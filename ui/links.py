@@ -134,6 +134,9 @@ PARAMS: dict[str, Param] = {
     "cell": Param(None, _cell),
     "curve_steps": Param(20, _number(int, 5, 50)),
     "fill": Param("blur", _choice(FILLS)),
+    # the second model of the Two models page
+    "backbone_b": Param("efficientnet_lite2", _choice(backbone_names())),
+    "weights_b": Param(PRETRAINED, _choice((PRETRAINED, UNTRAINED, CHECKPOINT))),
     # Integrated Gradients and SmoothGrad
     "ig_steps": Param(32, _number(int, 2, 512)),
     "ig_baseline": Param("black", _choice(PATH_BASELINES)),

@@ -16,6 +16,7 @@ NAVIGATION = [
     ("pages/6_Neighbours.py", "Nearest neighbours", ":material/hub:"),
     ("pages/7_Errors.py", "Errors", ":material/grid_on:"),
     ("pages/9_Gallery.py", "Gallery", ":material/photo_library:"),
+    ("pages/10_Two_models.py", "Two models", ":material/compare:"),
     ("pages/8_Reviews.py", "Reviews", ":material/rate_review:"),
 ]
 

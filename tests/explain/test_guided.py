@@ -15,6 +15,7 @@ from models import backbone_names, load_backbone
 # What each backbone must have guided, by kind, in one forward pass.
 EXPECTED_KINDS = {
     "efficientnet_lite0": {"relu6"},
+    "efficientnet_lite2": {"relu6"},
     "alexnet": {"relu"},
     "vgg16": {"relu"},
     "googlenet": {"relu"},  # functional F.relu only: no ReLU module at all

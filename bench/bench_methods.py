@@ -1,0 +1,108 @@
+"""Speed of issue 11's methods against their own limits, on the offline default model and one
+photo, medians of interleaved runs (goal: each within 1.10x), and Score-CAM against
+pytorch-grad-cam's ScoreCAM for the same map (goal: at least 2x faster).
+
+Limits: the Grad-CAM family, a forward pass and a backward pass to the layer; EigenCAM, a
+forward pass (its SVD of a 49 x 1,280 matrix is part of the method); Score-CAM, its masked
+forward passes in batches of 32 (one per channel that is not constant, plus one); Integrated
+Gradients, ``steps`` forward+backward passes to the input in batches of 16; SmoothGrad over
+saliency, ``samples`` forward+backward passes in batches of 8; Gradient x Input, one.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ["TQDM_DISABLE"] = "1"  # pytorch-grad-cam's ScoreCAM draws a progress bar
+
+
+def median_time(fn, runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    import torch
+
+    from explain import explain
+    from explain.camfamily import activation_and_gradient
+    from explain.samples import sample_image
+    from models import DEFAULT_BACKBONE, load_backbone
+
+    backbone = load_backbone(DEFAULT_BACKBONE, device="cpu")
+    model, image = backbone.model, sample_image("chelsea")
+    x = backbone.preprocess(image)
+    name = backbone.spec.gradcam_layer
+    layer = backbone.layer(name)
+
+    def forward(batch: torch.Tensor) -> None:
+        with torch.inference_mode():
+            model(batch)
+
+    def to_layer() -> None:
+        activation_and_gradient(model, x, layer, None, name)
+
+    def input_grads(count: int, batch: int) -> None:
+        for start in range(0, count, batch):
+            xs = x.repeat(min(batch, count - start), 1, 1, 1).requires_grad_(True)
+            torch.autograd.grad(model(xs)[:, 0].sum(), xs)
+
+    a, _, cls, _ = activation_and_gradient(model, x, layer, None, name, gradient=False)
+    flat = a.flatten(1)
+    varying = int((flat.amax(1) > flat.amin(1)).sum())
+    masked = x.repeat(32, 1, 1, 1)
+
+    def score_limit() -> None:
+        forward(x)
+        for start in range(0, varying, 32):
+            forward(masked[:min(32, varying - start)])
+        if varying < len(a):
+            forward(x)
+
+    cases = [
+        ("gradcam_pp", {}, to_layer), ("xgradcam", {}, to_layer), ("hirescam", {}, to_layer),
+        ("layercam", {}, to_layer), ("eigencam", {}, lambda: forward(x)),
+        ("integrated_gradients", {"steps": 32}, lambda: input_grads(32, 16)),
+        ("smoothgrad", {"samples": 16}, lambda: (forward(x), input_grads(16, 8))),
+        ("input_x_gradient", {}, lambda: (forward(x), input_grads(1, 1))),
+        ("scorecam", {}, score_limit),
+    ]
+    for method, options, limit in cases:
+        runs = 3 if method == "scorecam" else 15
+        explain(backbone, image, method, **options), limit()  # warm-up
+        ours = median_time(lambda m=method, o=options: explain(backbone, image, m, **o), runs)
+        bound = median_time(limit, runs)
+        print(f"{method:22s} {ours * 1e3:8.1f} ms, limit {bound * 1e3:8.1f} ms: "
+              f"{ours / bound:.2f}x (goal <= 1.10)")
+    print(f"  (Score-CAM: {varying} of {len(a)} channels vary on this photo)")
+
+    try:
+        from pytorch_grad_cam import ScoreCAM
+        from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+    except ImportError:
+        print("pytorch-grad-cam is not installed (make setup-dev): no Score-CAM comparison")
+        return
+    xs = x.clone().requires_grad_(True)
+
+    def theirs() -> None:
+        with ScoreCAM(model=model, target_layers=[layer]) as cam:
+            cam.batch_size = 32
+            cam(input_tensor=xs, targets=[ClassifierOutputTarget(cls)])
+
+    slow = median_time(theirs, 2)
+    fast = median_time(lambda: explain(backbone, image, "scorecam"), 2)
+    print(f"Score-CAM: ours {fast:.1f} s, pytorch-grad-cam {slow:.1f} s: {slow / fast:.1f}x "
+          "faster (goal >= 2)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""Two models: the same image, method and class on the sidebar's model and a second one (another
+backbone, or a checkpoint of the same architecture: before and after fine-tuning), side by
+side, with their difference and how much they agree."""
+
+from ui import nav  # Streamlit only: the frame is drawn before the heavy imports
+
+nav.start("Two models")
+
+import numpy as np
+import streamlit as st
+
+from explain import LAYERED, METHODS, TITLES, ExplainError, explain
+from explain.agreement import agreement
+from explain.render import colorize, overlay
+from models import CHECKPOINT, PRETRAINED, UNTRAINED, ModelError, backbone_names, get_spec
+from serving.scheduler import Busy
+from ui import frame, limits, links, results, widgets
+from ui.text import plain, problem
+
+with frame.page("Two models") as view:
+    st.subheader("Two models")
+    st.caption("The sidebar's model (A) and a second one (B) on the same image, method and "
+               "class.")
+    a_col, b_col = st.columns(2)
+    with b_col:
+        names = backbone_names()
+        links.ensure_choice("backbone_b", names)
+        st.selectbox("Model B", names, key=links.key("backbone_b"),
+                     format_func=lambda n: get_spec(n).title)
+        labels = {PRETRAINED: "pretrained (ImageNet)", CHECKPOINT: "my checkpoint",
+                  UNTRAINED: "untrained (random)"}
+        links.ensure_choice("weights_b", list(labels))
+        weights = st.radio("Weights of B", list(labels), key=links.key("weights_b"),
+                           horizontal=True, format_func=labels.get)
+        checkpoint = class_names = None
+        if weights == CHECKPOINT:
+            upload = widgets.uploaded("Checkpoint of B (state dict)", "checkpoint_b_file",
+                                      ["pt", "pth", "bin"], limits.CHECKPOINT_BYTES)
+            names_file = widgets.uploaded("Class names of B (optional)", "class_names_b_file",
+                                          ["txt", "json"], limits.CLASS_NAMES_BYTES)
+            if upload is None:
+                st.info("Upload model B's checkpoint to compare it with A.")
+                st.stop()
+            checkpoint, class_names = upload[1], names_file[1] if names_file else None
+    try:
+        other = frame.model_cache().get(links.get("backbone_b"), weights, checkpoint=checkpoint,
+                                        class_names=class_names)
+    except ModelError as exc:
+        problem(st, str(exc))
+        st.stop()
+    with a_col:
+        st.markdown(f"**Model A**: {plain(view.backbone.spec.title)} ({view.backbone.weights})")
+        st.caption("Change it in the sidebar.")
+
+    methods = [m for m in METHODS if m != "scorecam"]  # one pass per channel: on Explain
+    links.ensure_choice("method", methods)
+    x, y = st.columns(2)
+    method = x.selectbox("Method", methods, key=links.key("method"), format_func=TITLES.get)
+    same_classes = view.backbone.categories == other.categories
+    top_a = results.predictions(view)
+    if same_classes:
+        target = top_a[0].index
+        y.caption(f"Both explain A's top class, “{plain(view.backbone.categories[target])}”.")
+    else:
+        target = None
+        y.caption("The two models have different classes: each explains its own top class.")
+
+    options = {"window": 56, "stride": 28} if method == "occlusion" else {}
+    maps = {}
+    for slot, who, backbone in ((a_col, "A", view.backbone), (b_col, "B", other)):
+        with slot:
+            top = backbone.predict(view.image, k=5)
+            st.text("\n".join(f"{p.name[:40]}: {p.probability:.1%}" for p in top))
+            try:
+                result = results.compute(
+                    ("two-models", backbone.identity, view.image_key, method,
+                     target if target is not None else top[0].index),
+                    lambda job, b=backbone, t=target: explain(b, view.image, method, t, **options),
+                    slot=f"two-{who}")
+            except (ExplainError, Busy) as exc:
+                problem(st, str(exc), "warning")
+                continue
+            maps[who] = result
+            st.image(overlay(view.image, result.heatmap, 0.5, "jet"), width="stretch",
+                     caption=f"{who}: {TITLES[method]} for “{plain(backbone.categories[result.target])}”"
+                             f" (p = {result.probability:.1%})"
+                             + (f" · layer {result.layer}" if method in LAYERED else ""))
+    if len(maps) == 2:
+        st.markdown("#### Where they differ")
+        diff = maps["A"].heatmap - maps["B"].heatmap
+        left, right = st.columns([1, 1])
+        left.image(colorize((diff + 1) / 2, "coolwarm"), width="stretch",
+                   caption="A minus B: red where A looks more, blue where B does")
+        agree = agreement(maps["A"].heatmap, maps["B"].heatmap)
+        right.metric("Rank correlation of the maps (Spearman)", f"{agree.spearman:.2f}")
+        right.metric("Overlap of their top 20% regions (IoU)", f"{agree.top_overlap:.2f}")
+        flips = top_a[0].index != other.predict(view.image, k=1)[0].index if same_classes \
+            else None
+        if flips:
+            right.warning("The two models predict different classes for this image.")
+        right.caption(f"Mean absolute difference {float(np.abs(diff).mean()):.3f} (maps in "
+                      "[0, 1]).")
