@@ -217,6 +217,13 @@ def guided_rectifiers(model: nn.Module | None = None) -> Iterator[Counter[str]]:
 
 def guided_backprop(model: nn.Module, inputs: torch.Tensor, target: int | None = None) -> Attribution:
     """Guided backprop of ``inputs`` (1, 3, H, W): raw is the signed (3, H, W) gradient."""
+    unruled = sorted({type(m).__name__ for m in model.modules()  # timm has its own GELU class
+                      if isinstance(m, nn.GELU | nn.Mish) or "gelu" in type(m).__name__.lower()})
+    if unruled:  # the guided rule is stated for rectifiers; a GELU is not one
+        raise NotApplicable(
+            f"Guided backprop is not defined for this model: it uses {', '.join(unruled)} "
+            "activations, and the guided rule (pass back only positive signals through each "
+            "rectifier) says nothing for them. Use Grad-CAM, saliency or Integrated Gradients.")
     x = inputs.detach().clone().requires_grad_(True)
     with evaluating(model), guided_rectifiers(model) as counts, torch.enable_grad():
         logits = model(x)

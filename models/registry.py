@@ -55,6 +55,13 @@ def register(spec: BackboneSpec) -> BackboneSpec:
 
 
 def get_spec(name: str) -> BackboneSpec:
+    """The spec of ``name``; ``timm:<model>`` (any timm CNN) is made and registered on first
+    use."""
+    if name.startswith("timm:") and name not in _REGISTRY:
+        from .timm_zoo import spec_for
+
+        spec = spec_for(name.removeprefix("timm:"))
+        _REGISTRY.setdefault(name, spec)
     try:
         return _REGISTRY[name]
     except KeyError:

@@ -12,7 +12,7 @@ import torch
 import torchvision
 from torch import nn
 
-from . import efficientnet_lite
+from . import efficientnet_lite, timm_zoo
 from .errors import WeightsUnavailable
 from .preprocess import EFFICIENTNET_LITE
 from .registry import BackboneSpec, CamHead, register
@@ -142,3 +142,6 @@ _torchvision(
     cam=None, cam_reason="its head is two linear layers with a Hardswish between them, after pooling",
     blocks=tuple(f"features.{i}" for i in range(16, 0, -1)),
 )
+
+# CNNs from timm (when it is installed): SENet, ConvNeXt, RegNet, EfficientNetV2
+timm_zoo.register_curated(register)

@@ -150,8 +150,22 @@ def _said(text: str, kind: str = "error") -> tuple[None, Problem]:
 def _model_picker() -> tuple[Backbone | None, Problem]:
     st.header("Model")
     names = backbone_names()
+    current = get("backbone")
+    if current.startswith("timm:") and current not in names:
+        try:
+            get_spec(current)  # registers it
+            names = backbone_names()
+        except ModelError as exc:
+            problem(st, str(exc), "warning")
     ensure_choice("backbone", names)
     st.selectbox("Backbone", names, key=key("backbone"), format_func=lambda n: get_spec(n).title)
+    with st.expander("Another CNN from timm"):
+        st.text_input("timm model name", key="timm_name", placeholder="e.g. resnest26d",
+                      max_chars=100)
+        st.button("Use it", key="timm_use", on_click=_use_timm)
+        unknown = st.session_state.pop("_timm_unknown", None)
+        if unknown:
+            problem(st, f"timm has no CNN called {unknown}.", "warning")
     choices = [PRETRAINED, CHECKPOINT, UNTRAINED]
     st.session_state.setdefault("weights_choice", get("weights"))
     labels = {PRETRAINED: "Pretrained (ImageNet)", CHECKPOINT: "My checkpoint",
@@ -183,6 +197,17 @@ def _model_picker() -> tuple[Backbone | None, Problem]:
         return _said(str(exc))
     st.caption(f"Device: **{backbone.device}** · {backbone.num_classes} classes")
     return backbone, None
+
+
+def _use_timm() -> None:
+    """The button's callback (before the backbone picker is drawn again): use the typed name."""
+    from models.timm_zoo import is_timm_cnn
+
+    typed = (st.session_state.get("timm_name") or "").strip()
+    if typed and is_timm_cnn(typed):
+        put("backbone", f"timm:{typed}")
+    elif typed:
+        st.session_state["_timm_unknown"] = typed
 
 
 def _image_picker() -> tuple[tuple[Image.Image, str, str] | None, Problem]:

@@ -85,6 +85,18 @@ def _indices(text: str) -> tuple[int, ...]:
     return values
 
 
+def _backbone(text: str) -> str:
+    """A registered backbone, or ``timm:<name>`` for any CNN timm knows."""
+    if text in backbone_names():
+        return text
+    if text.startswith("timm:") and _name(text[5:]):
+        from models.timm_zoo import is_timm_cnn
+
+        if is_timm_cnn(text[5:]):
+            return text
+    raise ValueError(text)
+
+
 def _cell(text: str) -> str:
     row, col = (int(v) for v in text.split(","))
     if row < 0 or col < 0:
@@ -99,7 +111,7 @@ class Param:
 
 
 PARAMS: dict[str, Param] = {
-    "backbone": Param(DEFAULT_BACKBONE, _choice(backbone_names())),
+    "backbone": Param(DEFAULT_BACKBONE, _backbone),
     # "checkpoint": the link was taken on an uploaded checkpoint, which it cannot carry
     "weights": Param(PRETRAINED, _choice((PRETRAINED, UNTRAINED, CHECKPOINT))),
     "sample": Param("chelsea", _choice(SAMPLES)),
