@@ -23,6 +23,7 @@ bench: setup
 	$(PY) bench/bench_scheduler.py
 	$(PY) bench/bench_gallery.py
 	$(PY) bench/bench_methods.py
+	$(PY) bench/bench_transfer.py
 	$(PY) bench/load.py --sessions 20 50 --rounds 2 --json test-output/load.json
 
 $(PY):

@@ -71,22 +71,30 @@ class FourierImage(nn.Module):
         return torch.sigmoid(torch.einsum("nchw,dc->ndhw", image, self.color))
 
 
-def _random_view(pixels: torch.Tensor, generator: torch.Generator, jitter: float) -> torch.Tensor:
-    """The image under a random translation (±jitter px), scale (±5 %) and rotation (±10°),
-    padded with grey: an affine resampling, differentiable in the image."""
+def _random_view(pixels: torch.Tensor, generator: torch.Generator, jitter: float,
+                 pad: int = 12) -> torch.Tensor:
+    """Lucid's transform chain in one affine resampling, differentiable in the image: padded
+    by ``pad`` px of grey, jittered by ±``jitter`` px, scaled by 0.9-1.1, rotated by ±10°,
+    jittered again by ±``jitter`` / 2 px, seen at the model's input size."""
     _, _, height, width = pixels.shape
-    r = torch.rand(4, generator=generator).tolist()
-    scale = 0.95 + 0.1 * r[0]
-    angle = math.radians(-10 + 20 * r[1])
-    tx, ty = (2 * r[2] - 1) * 2 * jitter / width, (2 * r[3] - 1) * 2 * jitter / height
-    cos, sin = math.cos(angle) / scale, math.sin(angle) / scale
-    theta = torch.tensor([[[cos, -sin, tx], [sin, cos, ty]]], dtype=pixels.dtype,
-                         device=pixels.device)
+    r = torch.rand(6, generator=generator).tolist()
+
+    def shift(px: float, u: float, v: float) -> np.ndarray:
+        return np.array([[1, 0, (2 * u - 1) * 2 * px / width],
+                         [0, 1, (2 * v - 1) * 2 * px / height], [0, 0, 1]])
+
+    zoom = 1 / (0.9 + 0.2 * r[2])
+    angle = math.radians(-10 + 20 * r[3])
+    rotate = np.array([[math.cos(angle) * zoom, -math.sin(angle) * zoom, 0],
+                       [math.sin(angle) * zoom, math.cos(angle) * zoom, 0], [0, 0, 1]])
+    padded = np.diag([(width + 2 * pad) / width, (height + 2 * pad) / height, 1])
+    sampling = padded @ shift(jitter, r[0], r[1]) @ rotate @ shift(jitter / 2, r[4], r[5])
+    theta = torch.tensor(sampling[None, :2], dtype=pixels.dtype, device=pixels.device)
     grid = F.affine_grid(theta, list(pixels.shape), align_corners=False)
     return F.grid_sample(pixels - 0.5, grid, align_corners=False) + 0.5
 
 
-def class_visualization(model: nn.Module, preprocessing, target: int, steps: int = 128,
+def class_visualization(model: nn.Module, preprocessing, target: int, steps: int = 512,
                         lr: float = 0.05, seed: int = 0, start: str = "noise",
                         jitter: float = 8.0, progress: Progress | None = None,
                         preview: Preview | None = None, preview_every: int = 16,

@@ -124,7 +124,7 @@ PARAMS: dict[str, Param] = {
     "alpha": Param(0.5, _number(float, 0.0, 1.0)),
     "cmap": Param("jet", _choice(COLORMAPS)),
     "viz_class": Param(None, _number(int, 0, 100_000)),
-    "steps": Param(128, _number(int, 8, 512)),
+    "steps": Param(512, _number(int, 8, 512)),
     "seed": Param(0, _number(int, 0, 2**31 - 1)),
     "start": Param("noise", _choice(("noise", "blank"))),
     "jitter": Param(8, _number(int, 0, 32)),
