@@ -10,11 +10,11 @@ import numpy as np
 import streamlit as st
 
 from explain import LAYERED, METHODS, TITLES, ExplainError, explain
-from explain.agreement import agreement
+from explain.agreement import agreement, disagreements
 from explain.render import colorize, overlay
 from models import CHECKPOINT, PRETRAINED, UNTRAINED, ModelError, backbone_names, get_spec
-from serving.scheduler import Busy
-from ui import frame, limits, links, results, widgets
+from serving.scheduler import Busy, Stopped
+from ui import data, frame, limits, links, results, widgets
 from ui.text import plain, problem
 
 with frame.page("Two models") as view:
@@ -100,3 +100,44 @@ with frame.page("Two models") as view:
             right.warning("The two models predict different classes for this image.")
         right.caption(f"Mean absolute difference {float(np.abs(diff).mean()):.3f} (maps in "
                       "[0, 1]).")
+
+    st.divider()
+    st.markdown("#### Where they disagree on a dataset")
+    if not same_classes:
+        st.info("The two models have different classes: their predictions cannot be compared "
+                "image by image.")
+        st.stop()
+    dataset = data.dataset_picker()
+    if dataset is None:
+        st.stop()
+    count = min(len(dataset), 200)
+    run_key = ("disagreements", view.backbone.identity, other.identity, dataset.digest, count)
+    found = results.result_store().peek(run_key)
+    if found is None and st.button(f"Compare the two models on {count} images", key="disagree"):
+        slot = st.container()
+        progress = results.ProgressWithStop(slot, run_key, f"Comparing on {count} images")
+        try:
+            found = results.compute(run_key, lambda job: disagreements(
+                view.backbone, other, dataset, range(count), progress=job.report),
+                slot="disagree", where=slot.empty(), progress=progress)
+        except (ExplainError, Busy, Stopped) as exc:
+            problem(st, str(exc) or "Stopped.", "info")
+        finally:
+            progress.done()
+    if found is not None:
+        flips = sum(d.flip for d in found)
+        st.caption(f"{flips} of {len(found)} images change their prediction from A to B; below, "
+                   "the flips first (most confident first), then the largest map shifts "
+                   "(lowest rank correlation of the Grad-CAM maps).")
+        grid = st.columns(4)
+        categories = view.backbone.categories
+        for n, d in enumerate(found[:24]):
+            with grid[n % 4]:
+                image = dataset.image(d.index)
+                both = np.concatenate([overlay(image, d.heat_a, 0.5, "jet"),
+                                       overlay(image, d.heat_b, 0.5, "jet")], axis=1)
+                st.image(both, width="stretch",
+                         caption=f"{plain(dataset.name(d.index), 24)} · A: "
+                                 f"{plain(categories[d.class_a], 24)} ({d.p_a:.0%}) · B: "
+                                 f"{plain(categories[d.class_b], 24)} ({d.p_b:.0%}) · "
+                                 f"ρ = {d.agreement.spearman:.2f}")

@@ -211,10 +211,10 @@ def sanity_check(view: View, result: Explanation) -> SanityCheck | None:
             return None
         st.session_state.setdefault("_sanity_asked", set()).add(run_key)
         options = dict(method_options(view, result.method))
+        # asked for with a click, and waited for: main work, not behind every session's curves
         with st.spinner("Randomizing the model block by block..."):
             check = compute(run_key, lambda job: randomization_check(
-                view.backbone, view.image, result.method, result.target, **options),
-                priority=BELOW)
+                view.backbone, view.image, result.method, result.target, **options))
     return check
 
 

@@ -78,10 +78,11 @@ def path_options(method: str) -> str:
         ensure_value(name)
     a, b, c = st.columns(3)
     a.selectbox("Of", OF, key=key("sg_of"), format_func={
-        "saliency": "saliency", "integrated_gradients": "Integrated Gradients (16 steps)"}.get)
+        "saliency": "saliency", "guided_backprop": "guided backprop",
+        "integrated_gradients": "Integrated Gradients (16 steps)"}.get)
     b.slider("Noisy samples", 1, 64, key=key("sg_samples"))
     c.slider("Noise (share of the input's range)", 0.0, 0.5, step=0.05, key=key("sg_noise"))
-    per = 1 if get("sg_of") == "saliency" else 16
+    per = 16 if get("sg_of") == "integrated_gradients" else 1
     return f"{get('sg_samples') * per} forward and backward passes"
 
 

@@ -85,7 +85,7 @@ def test_a_slice_explained_card_by_card_with_its_scores(lite, animals):
     # saved as a review: its definition, its scores, its pictures
     at.text_input(key="review_author").input("gallery-test")
     at.text_area(key="review_note").input("silhouettes")
-    at.button[-1].click().run()  # the form's submit button
+    next(b for b in at.button if b.label == "Save review").click().run()
     assert_clean(at)
     from reviews import ReviewStore
 

@@ -40,3 +40,34 @@ def test_an_untrained_second_model_disagrees(lite):
     assert_clean(at)
     metrics = {m.label: float(m.value) for m in at.metric}
     assert metrics["Rank correlation of the maps (Spearman)"] < 0.5
+
+
+def test_where_two_models_disagree_on_a_dataset(lite):
+    from explain.agreement import disagreements
+    from explain.datasets import bundled
+    from tests.app.helpers import texts
+
+    at = app(PAGE, sample="chelsea", method="gradcam", dataset="samples")
+    assert_clean(at)
+    at.button(key="disagree").click().run()
+    assert_clean(at)
+    dataset = bundled("samples")
+    expected = disagreements(lite, load_backbone("efficientnet_lite2", device="cpu"), dataset,
+                             range(len(dataset)))
+    flips = sum(d.flip for d in expected)
+    assert any(t.startswith(f"{flips} of {len(dataset)} images change their prediction")
+               for t in texts(at.caption))
+    shown = [c for c in captions(at) if " · ρ = " in c]
+    assert len(shown) == len(dataset)
+    # the cards fill a 4-column grid row by row; the page's elements come column by column
+    per_column = [len(range(c, len(shown), 4)) for c in range(4)]
+    columns, start = [], 0
+    for count in per_column:
+        columns.append(shown[start:start + count])
+        start += count
+    cards = [columns[n % 4][n // 4] for n in range(len(shown))]
+    # the flips first (the same images as the library finds), then the largest map shifts
+    names = [c.split(" · ")[0] for c in cards]
+    assert set(names[:flips]) == {dataset.name(d.index) for d in expected if d.flip}
+    shifts = [float(c.split("ρ = ")[1]) for c in cards[flips:]]
+    assert shifts == sorted(shifts)

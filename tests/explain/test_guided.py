@@ -16,6 +16,9 @@ from models import backbone_names, load_backbone
 EXPECTED_KINDS = {
     "efficientnet_lite0": {"relu6"},
     "efficientnet_lite2": {"relu6"},
+    "seresnet50": {"relu"},  # timm
+    "regnety_008": {"relu"},
+    "efficientnetv2_rw_s": {"silu"},
     "alexnet": {"relu"},
     "vgg16": {"relu"},
     "googlenet": {"relu"},  # functional F.relu only: no ReLU module at all
@@ -28,7 +31,8 @@ EXPECTED_KINDS = {
 
 
 def test_every_backbone_is_listed():
-    assert set(EXPECTED_KINDS) == set(backbone_names())
+    # ConvNeXt's GELU has no guided rule: refused, see tests/models/test_timm.py
+    assert set(EXPECTED_KINDS) | {"convnext_tiny"} == set(backbone_names())
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_KINDS))
@@ -42,7 +46,10 @@ def test_guided_differs_from_plain_gradient_on_every_backbone(name):
     guided = guided_backprop(backbone.model, x, 0).raw  # first pass: under the function mode
     # later passes use module hooks alone, except where rectifiers are called functionally
     assert _MODULES_SUFFICE[backbone.model] is (name not in {"googlenet", "densenet121"})
-    torch.testing.assert_close(guided_backprop(backbone.model, x, 0).raw, guided)
+    # the same map, up to float32 rounding in another order: on an untrained EfficientNetV2
+    # the guided map reaches 1e8 and differs by 16 at most
+    torch.testing.assert_close(guided_backprop(backbone.model, x, 0).raw, guided, rtol=1e-5,
+                               atol=1e-6 * float(guided.abs().max()))
     plain = saliency(backbone.model, x, 0).raw
     assert guided.shape == plain.shape == (3, 96, 96)
     difference = (guided - plain).norm() / plain.norm()
