@@ -28,7 +28,7 @@ from .base import (
     to_heatmap,
 )
 from .guided import guided_rectifiers
-from .hooks import captured, evaluating
+from .hooks import captured, evaluating, feature_maps
 from .images import load_image
 
 BATCHED = ("gradcam", "cam", "saliency", "guided_backprop")
@@ -92,10 +92,7 @@ def _attribute(backbone, inputs: torch.Tensor, method: str, targets: list[int | 
         with evaluating(model), captured(module, name, start_graph=True) as capture, \
                 torch.no_grad():
             logits = model(inputs)
-            activation = capture.activation
-            if activation.ndim != 4:
-                raise ExplainError(f"Layer {name!r} outputs shape {tuple(activation.shape)}, not "
-                                   "feature maps (N, K, h, w); pick a convolutional layer.")
+            activation = feature_maps(capture)
             classes = _targets(logits, targets)
             grads = gradient(_score_sum(logits, classes), activation)
         weights = grads.mean(dim=(2, 3), keepdim=True)

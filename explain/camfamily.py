@@ -31,32 +31,14 @@ from .base import (
     Attribution,
     ExplainError,
     Progress,
-    gradient_of_score,
     probability,
     register_method,
     resolve_target,
 )
-from .hooks import captured, evaluating
+from .gradcam import activation_and_gradient
+from .hooks import captured, evaluating, feature_maps
 
 EPS = 1e-7
-
-
-def activation_and_gradient(model: nn.Module, inputs: torch.Tensor, layer: nn.Module,
-                            target: int | None, layer_name: str = "", gradient: bool = True
-                            ) -> tuple[torch.Tensor, torch.Tensor | None, int, float]:
-    """(A, G, class, probability) at ``layer`` for ``inputs`` (1, 3, H, W); G is None without
-    ``gradient``. A and G are (K, h, w)."""
-    with evaluating(model), captured(layer, layer_name, start_graph=gradient) as capture, \
-            torch.no_grad():
-        logits = model(inputs)
-        activation = capture.activation
-        if activation.ndim != 4:
-            raise ExplainError(
-                f"Layer {capture.name!r} outputs shape {tuple(activation.shape)}, not feature maps "
-                "(N, K, h, w); pick a convolutional layer.")
-        cls = resolve_target(logits, target)
-        grads = gradient_of_score(logits, cls, activation)[0] if gradient else None
-    return activation.detach()[0], grads, cls, probability(logits, cls)
 
 
 def gradcam_pp_map(a: torch.Tensor, g: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
@@ -170,10 +152,7 @@ def score_cam(model: nn.Module, inputs: torch.Tensor, layer: nn.Module, target: 
     """Score-CAM of ``inputs`` at ``layer``: K masked inputs in batches of ``batch_size``."""
     with evaluating(model), captured(layer, layer_name) as capture, torch.inference_mode():
         logits = model(inputs)
-        activation = capture.activation
-    if activation.ndim != 4:
-        raise ExplainError(f"Layer {capture.name!r} outputs shape {tuple(activation.shape)}, not "
-                           "feature maps (N, K, h, w); pick a convolutional layer.")
+        activation = feature_maps(capture)
     cls = resolve_target(logits, target)
     a = activation[0]
     size = tuple(inputs.shape[-2:])

@@ -20,26 +20,30 @@ from .base import (
     register_method,
     resolve_target,
 )
-from .hooks import captured, evaluating
+from .hooks import captured, evaluating, feature_maps
+
+
+def activation_and_gradient(model: nn.Module, inputs: torch.Tensor, layer: nn.Module,
+                            target: int | None, layer_name: str = "", gradient: bool = True
+                            ) -> tuple[torch.Tensor, torch.Tensor | None, int, float]:
+    """(A, G, class, probability) at ``layer`` for ``inputs`` (1, 3, H, W): the feature maps
+    A (K, h, w) and d score / d A (None without ``gradient``), the graph recorded from the
+    layer on only. What the whole CAM family starts from."""
+    with evaluating(model), captured(layer, layer_name, start_graph=gradient) as capture, \
+            torch.no_grad():
+        logits = model(inputs)
+        activation = feature_maps(capture)
+        cls = resolve_target(logits, target)
+        grads = gradient_of_score(logits, cls, activation)[0] if gradient else None
+    return activation.detach()[0], grads, cls, probability(logits, cls)
 
 
 def grad_cam(model: nn.Module, inputs: torch.Tensor, layer: nn.Module, target: int | None = None,
              layer_name: str = "") -> Attribution:
     """Grad-CAM of ``inputs`` (1, 3, H, W) at ``layer``: raw is (h, w), >= 0."""
-    with evaluating(model), captured(layer, layer_name, start_graph=True) as capture, \
-            torch.no_grad():
-        logits = model(inputs)
-        activation = capture.activation
-        if activation.ndim != 4:
-            raise ExplainError(
-                f"Layer {capture.name!r} outputs shape {tuple(activation.shape)}, not feature maps "
-                "(N, K, h, w); pick a convolutional layer."
-            )
-        cls = resolve_target(logits, target)
-        grads = gradient_of_score(logits, cls, activation)
-    weights = grads.mean(dim=(2, 3), keepdim=True)
-    cam = F.relu((weights * activation.detach()).sum(dim=1))[0]
-    return Attribution(cam, cls, probability(logits, cls))
+    activation, grads, cls, p = activation_and_gradient(model, inputs, layer, target, layer_name)
+    weights = grads.mean(dim=(1, 2), keepdim=True)
+    return Attribution(F.relu((weights * activation).sum(dim=0)), cls, p)
 
 
 @register_method("gradcam", "Grad-CAM")

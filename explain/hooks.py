@@ -39,6 +39,16 @@ class Capture:
         return self.outputs[0]
 
 
+def feature_maps(capture: Capture) -> torch.Tensor:
+    """The captured activation, which must be feature maps (N, K, h, w)."""
+    activation = capture.activation
+    if activation.ndim != 4:
+        raise ExplainError(
+            f"Layer {capture.name!r} outputs shape {tuple(activation.shape)}, not feature maps "
+            "(N, K, h, w); pick a convolutional layer.")
+    return activation
+
+
 @contextmanager
 def captured(layer: nn.Module, name: str = "", *, start_graph: bool = False) -> Iterator[Capture]:
     """Capture ``layer``'s output (a copy, safe from later in-place ops) for this thread.

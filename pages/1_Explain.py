@@ -12,7 +12,7 @@ from PIL import Image
 
 from explain import LAYERED, METHODS, TITLES, ExplainError, camfamily
 from explain.render import colorize, curves_figure, map_figure, png_bytes
-from reviews import VERDICTS, Review, ReviewError
+from reviews import Review, ReviewError
 from ui import frame, links, results, trust, widgets
 from ui.text import plain, problem
 
@@ -158,12 +158,9 @@ with frame.page("Explain") as view:
                                    f"correlation falls to {check.spearman[-1]:.2f}.")
 
         with st.expander("Save this view as a review"):
-            with st.form("review_form", clear_on_submit=False):
-                author = st.text_input("Your name", key="review_author")
-                verdict = st.selectbox("Verdict", VERDICTS, key="review_verdict")
-                note = st.text_area("Note", key="review_note")
-                saved = st.form_submit_button("Save review")
-            if saved:
+            entered = trust.review_form("review_form")
+            if entered is not None:
+                author, verdict, note = entered
                 scores = {"probability": result.probability}
                 try:
                     curves = known_curves()

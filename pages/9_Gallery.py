@@ -9,7 +9,7 @@ import streamlit as st
 
 from explain import LAYERED, METHODS, TITLES, ExplainError
 from explain.gallery import members, scores
-from reviews import VERDICTS, Review, ReviewError
+from reviews import Review, ReviewError
 from ui import data, frame, gallery, links, trust, widgets
 from ui.text import plain, problem
 
@@ -63,12 +63,9 @@ with frame.page("Gallery", need_image=False) as view:
         gallery.cards_grid(view, run, positions, dataset, features, assessment, alpha, cmap)
 
         with st.expander("Save this slice as a review"):
-            with st.form("slice_review_form", clear_on_submit=False):
-                author = st.text_input("Your name", key="review_author")
-                verdict = st.selectbox("Verdict", VERDICTS, key="review_verdict")
-                note = st.text_area("Note", key="review_note")
-                saved = st.form_submit_button("Save review")
-            if saved:
+            entered = trust.review_form("slice_review_form")
+            if entered is not None:
+                author, verdict, note = entered
                 summary = scores(run, dataset.labels)
                 try:
                     stored, how = trust.save_review(Review(

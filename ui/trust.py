@@ -218,6 +218,18 @@ def sanity_check(view: View, result: Explanation) -> SanityCheck | None:
     return check
 
 
+def review_form(form_key: str) -> tuple[str, str, str] | None:
+    """The review form: (name, verdict, note) once it is submitted, else None."""
+    from reviews import VERDICTS
+
+    with st.form(form_key, clear_on_submit=False):
+        author = st.text_input("Your name", key="review_author")
+        verdict = st.selectbox("Verdict", VERDICTS, key="review_verdict")
+        note = st.text_area("Note", key="review_note")
+        saved = st.form_submit_button("Save review")
+    return (author, verdict, note) if saved else None
+
+
 @st.cache_resource(show_spinner=False)
 def review_store():
     return ReviewStore()
