@@ -17,6 +17,9 @@ def test_a_review_saved_on_one_replica_is_listed_by_the_other(postgres, browser,
         first.set_default_timeout(120_000)
         first.goto(f"{a}/Explain?sample=rocket")
         wait_for_caption(first, "Grad-CAM for")
+        # the trust curves rerun the page once they exist: save after that (a click in that
+        # very moment can be lost, see the session note)
+        first.get_by_text("Pixels are removed (deletion)").wait_for()
         first.get_by_text("Save this view as a review").click()
         first.get_by_label("Your name").fill("Replica tester")
         first.get_by_label("Note").fill("saved through replica A")
