@@ -12,9 +12,9 @@ from PIL import Image
 
 from explain import LAYERED, METHODS, TITLES, ExplainError, camfamily
 from explain.render import colorize, curves_figure, map_figure, png_bytes
-from reviews import Review, ReviewError
+from reviews import Review
 from ui import frame, links, results, trust, widgets
-from ui.text import plain, problem
+from ui.text import plain
 
 ABOUT = {
     "cam": "Class Activation Mapping: the classifier's weights for the class applied to the last "
@@ -158,9 +158,7 @@ with frame.page("Explain") as view:
                                    f"correlation falls to {check.spearman[-1]:.2f}.")
 
         with st.expander("Save this view as a review"):
-            entered = trust.review_form("review_form")
-            if entered is not None:
-                author, verdict, note = entered
+            def review(author: str, verdict: str, note: str) -> Review:
                 scores = {"probability": result.probability}
                 try:
                     curves = known_curves()
@@ -173,15 +171,11 @@ with frame.page("Explain") as view:
                     scores["pointing_game"] = pointing.score
                 thumb = Image.open(io.BytesIO(picture))
                 thumb.thumbnail((240, 240))
-                try:
-                    stored, how = trust.save_review(Review(
-                        author=author, verdict=verdict, note=note, link=links.link_query(),
-                        backbone=view.backbone.name, weights=view.backbone.weights,
-                        image_hash=view.image_key, method=method, target=result.target,
-                        target_name=name, page="Explain", thumbnail=png_bytes(np.asarray(thumb)),
-                        scores=scores))
-                except ReviewError as exc:
-                    problem(st, str(exc), "warning")
-                else:
-                    st.success(f"{how} review #{stored.id}.")
-                    st.page_link("pages/8_Reviews.py", label="See all reviews")
+                return Review(
+                    author=author, verdict=verdict, note=note, link=links.link_query(),
+                    backbone=view.backbone.name, weights=view.backbone.weights,
+                    image_hash=view.image_key, method=method, target=result.target,
+                    target_name=name, page="Explain", thumbnail=png_bytes(np.asarray(thumb)),
+                    scores=scores)
+
+            trust.review_section("review_form", review)

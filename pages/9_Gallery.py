@@ -9,7 +9,7 @@ import streamlit as st
 
 from explain import LAYERED, METHODS, TITLES, ExplainError
 from explain.gallery import members, scores
-from reviews import Review, ReviewError
+from reviews import Review
 from ui import data, frame, gallery, links, trust, widgets
 from ui.text import plain, problem
 
@@ -63,25 +63,19 @@ with frame.page("Gallery", need_image=False) as view:
         gallery.cards_grid(view, run, positions, dataset, features, assessment, alpha, cmap)
 
         with st.expander("Save this slice as a review"):
-            entered = trust.review_form("slice_review_form")
-            if entered is not None:
-                author, verdict, note = entered
+            def review(author: str, verdict: str, note: str) -> Review:
                 summary = scores(run, dataset.labels)
-                try:
-                    stored, how = trust.save_review(Review(
-                        author=author, verdict=verdict, note=note, link=links.link_query(),
-                        backbone=view.backbone.name, weights=view.backbone.weights,
-                        image_hash=f"slice:{dataset.digest}:{spec.digest}:{len(chosen)}",
-                        method=method, target=-1, target_name=f"{dataset.title}: "
-                        f"{spec.describe(classes)} ({len(run.cards)} images)", page="Gallery",
-                        thumbnail=gallery.contact_sheet(dataset, run),
-                        scores={"images": len(run.cards),
-                                "deletion_auc": summary.deletion.mean,
-                                "insertion_auc": summary.insertion.mean,
-                                "random_deletion_auc": summary.random_deletion.mean,
-                                "random_insertion_auc": summary.random_insertion.mean}))
-                except ReviewError as exc:
-                    problem(st, str(exc), "warning")
-                else:
-                    st.success(f"{how} review #{stored.id}.")
-                    st.page_link("pages/8_Reviews.py", label="See all reviews")
+                return Review(
+                    author=author, verdict=verdict, note=note, link=links.link_query(),
+                    backbone=view.backbone.name, weights=view.backbone.weights,
+                    image_hash=f"slice:{dataset.digest}:{spec.digest}:{len(chosen)}",
+                    method=method, target=-1, target_name=f"{dataset.title}: "
+                    f"{spec.describe(classes)} ({len(run.cards)} images)", page="Gallery",
+                    thumbnail=gallery.contact_sheet(dataset, run),
+                    scores={"images": len(run.cards),
+                            "deletion_auc": summary.deletion.mean,
+                            "insertion_auc": summary.insertion.mean,
+                            "random_deletion_auc": summary.random_deletion.mean,
+                            "random_insertion_auc": summary.random_insertion.mean})
+
+            trust.review_section("slice_review_form", review)

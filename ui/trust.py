@@ -25,7 +25,7 @@ from explain.metrics import (
 from explain.samples import SAMPLES
 from reviews import Review, ReviewError, ReviewStore
 from serving.scheduler import BELOW, Job
-from ui.links import ensure_choice, ensure_value, get, key
+from ui.links import ensure_choice, ensure_value, get, key, link_query
 from ui.results import compute, method_options, result_store, scheduler, session_id
 from ui.text import problem
 
@@ -117,10 +117,15 @@ def later(section: Callable[[], None], ready: Callable[[], bool], every: float =
     that failed is said in its place, as a message, and is not waited for."""
     try:
         if ready():
-            section()
+            # in a container, as the fragment below is: the page keeps its shape, so what
+            # follows (an open expander, a form being filled) is the same element after the
+            # rerun and stays as the user left it
+            with st.container():
+                section()
             return
     except ExplainError as exc:
-        problem(st, str(exc), "warning")
+        with st.container():
+            problem(st, str(exc), "warning")
         return
 
     @st.fragment(run_every=every)
@@ -228,6 +233,28 @@ def review_form(form_key: str) -> tuple[str, str, str] | None:
         note = st.text_area("Note", key="review_note")
         saved = st.form_submit_button("Save review")
     return (author, verdict, note) if saved else None
+
+
+def review_section(form_key: str, build: Callable[[str, str, str], Review]) -> None:
+    """The review form, the save of what ``build`` makes of it, and what became of the last
+    save. That message stays on later runs of the page while its link is the one saved: the
+    trust curves rerun the page once they exist, and a save in that moment used to show its
+    message for one run only, so a user could not tell whether it was saved."""
+    entered = review_form(form_key)
+    said = st.session_state.setdefault("_review_said", {})
+    if entered is not None:
+        review = build(*entered)
+        try:
+            stored, how = save_review(review)
+        except ReviewError as exc:
+            said.pop(form_key, None)
+            problem(st, str(exc), "warning")
+            return
+        said[form_key] = (review.link, f"{how} review #{stored.id}.")
+    shown = said.get(form_key)
+    if shown is not None and shown[0] == link_query():
+        st.success(shown[1])
+        st.page_link("pages/8_Reviews.py", label="See all reviews")
 
 
 @st.cache_resource(show_spinner=False)

@@ -23,14 +23,18 @@ def test_saving_twice_stores_one_review_and_an_edit_updates_it():
     number = int(first.split("#")[1].rstrip("."))
     assert first == f"Saved as review #{number}."
     assert save(at, "points at the rocket") == f"Updated review #{number}."  # unchanged: no new row
-    at.run()  # a rerun saves nothing either
+    at.run()  # a rerun saves nothing either, and still says what was saved
     assert store.count() == before + 1
+    assert texts(at.success)[-1] == f"Updated review #{number}."
     assert save(at, "points at the rocket and its tower") == f"Updated review #{number}."
     assert store.count() == before + 1 and store.get(number).note.endswith("and its tower")
 
     other = app(EXPLAIN, sample="rocket")  # another session saving the very same review
     at_other = save(other, "points at the rocket and its tower")
     assert at_other == f"Saved as review #{number}." and store.count() == before + 1
+    other.query_params["method"] = "saliency"  # another view: the message was not about it
+    other.run()
+    assert not any("review #" in t for t in texts(other.success))
 
 
 def test_the_sanity_check_stays_after_a_rerun():
