@@ -11,10 +11,11 @@ import streamlit as st
 
 from explain import LAYERED, METHODS, TITLES, ExplainError, explain
 from explain.agreement import agreement, disagreements
+from explain.gallery import members
 from explain.render import colorize, overlay
 from models import CHECKPOINT, PRETRAINED, UNTRAINED, ModelError, backbone_names, get_spec
 from serving.scheduler import Busy, Stopped
-from ui import data, frame, limits, links, results, widgets
+from ui import data, frame, gallery, limits, links, results, widgets
 from ui.text import plain, problem
 
 with frame.page("Two models") as view:
@@ -107,18 +108,32 @@ with frame.page("Two models") as view:
         st.info("The two models have different classes: their predictions cannot be compared "
                 "image by image.")
         st.stop()
-    dataset = data.dataset_picker()
-    if dataset is None:
+    st.caption("Pick a slice as on the Gallery page (it is made with model A's features and "
+               "predictions); up to its first 200 images are compared.")
+    dataset, layer, features = data.dataset_features(view)
+    assessment = data.assessment_for(view, dataset, features)
+    spec = gallery.slice_picker(dataset, assessment)
+    try:
+        indices = members(spec, dataset, features, assessment)
+    except ExplainError as exc:
+        problem(st, str(exc), "warning")
         st.stop()
-    count = min(len(dataset), 200)
-    run_key = ("disagreements", view.backbone.identity, other.identity, dataset.digest, count)
+    if len(indices) == 0:
+        st.info(f"The slice {plain(spec.describe(list(dataset.classes)))} is empty.")
+        st.stop()
+    chosen = [int(i) for i in indices[:200]]
+    count = len(chosen)
+    described = plain(spec.describe(list(dataset.classes)))
+    run_key = ("disagreements", view.backbone.identity, other.identity, dataset.digest,
+               tuple(chosen))
     found = results.result_store().peek(run_key)
-    if found is None and st.button(f"Compare the two models on {count} images", key="disagree"):
+    if found is None and st.button(f"Compare the two models on {count} image"
+                                   f"{'s' if count != 1 else ''} ({described})", key="disagree"):
         slot = st.container()
         progress = results.ProgressWithStop(slot, run_key, f"Comparing on {count} images")
         try:
             found = results.compute(run_key, lambda job: disagreements(
-                view.backbone, other, dataset, range(count), progress=job.report),
+                view.backbone, other, dataset, chosen, progress=job.report),
                 slot="disagree", where=slot.empty(), progress=progress)
         except (ExplainError, Busy, Stopped) as exc:
             problem(st, str(exc) or "Stopped.", "info")
@@ -126,7 +141,8 @@ with frame.page("Two models") as view:
             progress.done()
     if found is not None:
         flips = sum(d.flip for d in found)
-        st.caption(f"{flips} of {len(found)} images change their prediction from A to B; below, "
+        st.caption(f"{flips} of {len(found)} images of {described} change their prediction "
+                   "from A to B; below, "
                    "the flips first (most confident first), then the largest map shifts "
                    "(lowest rank correlation of the Grad-CAM maps).")
         grid = st.columns(4)

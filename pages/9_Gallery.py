@@ -50,6 +50,9 @@ with frame.page("Gallery", need_image=False) as view:
                + (f"; the first {len(chosen)} are explained." if len(chosen) < len(indices)
                   else "."))
 
+    st.page_link("pages/10_Two_models.py", label="Compare this slice on two models",
+                 query_params=st.query_params.to_dict())
+
     run = gallery.explained(view, dataset, chosen, method)
     runs = gallery.known_runs(view, dataset, chosen)
     if runs:

@@ -3,6 +3,8 @@ their difference and agreement numbers equal to the library's."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from explain import explain
@@ -55,7 +57,8 @@ def test_where_two_models_disagree_on_a_dataset(lite):
     expected = disagreements(lite, load_backbone("efficientnet_lite2", device="cpu"), dataset,
                              range(len(dataset)))
     flips = sum(d.flip for d in expected)
-    assert any(t.startswith(f"{flips} of {len(dataset)} images change their prediction")
+    assert any(t.startswith(f"{flips} of {len(dataset)} images of all images change their "
+                            "prediction")
                for t in texts(at.caption))
     shown = [c for c in captions(at) if " · ρ = " in c]
     assert len(shown) == len(dataset)
@@ -71,3 +74,25 @@ def test_where_two_models_disagree_on_a_dataset(lite):
     assert set(names[:flips]) == {dataset.name(d.index) for d in expected if d.flip}
     shifts = [float(c.split("ρ = ")[1]) for c in cards[flips:]]
     assert shifts == sorted(shifts)
+
+
+def test_two_models_compare_the_gallerys_slice(lite):
+    """The Gallery's slices on Two models: the 3 least confident sample photos under model A
+    (found here from A's own probabilities) are exactly the compared images."""
+    from explain.datasets import bundled
+    from tests.app.helpers import texts
+
+    dataset = bundled("samples")
+    top = [lite.predict(dataset.image(i), k=1)[0].probability for i in range(len(dataset))]
+    least = sorted(range(len(dataset)), key=lambda i: top[i])[:3]
+    at = app(PAGE, sample="chelsea", method="gradcam", dataset="samples",
+             slice="least_confident", slice_count=3)
+    assert_clean(at)
+    assert at.button(key="disagree").label.startswith("Compare the two models on 3 images (the 3 "
+                                                      "least confident)")
+    at.button(key="disagree").click().run()
+    assert_clean(at)
+    assert any(re.match(r"\d of 3 images of the 3 least confident change", t)
+               for t in texts(at.caption))
+    shown = {c.split(" · ")[0] for c in captions(at) if " · ρ = " in c}
+    assert shown == {dataset.name(i) for i in least}

@@ -208,6 +208,18 @@ def test_a_box_drawn_on_the_map_becomes_the_gallerys_slice(server, page):
     assert_no_error(page)
     shot(page, "26-gallery-of-the-selection")
 
+    # the same slice on the Two models page, through the Gallery's link
+    page.get_by_role("link", name="Compare this slice on two models").click()
+    page.get_by_role("button", name=f"Compare the two models on {len(inside)} images (a "
+                                    f"selection of {len(inside)} images)").click()
+    page.get_by_text(f"of {len(inside)} images of a selection").wait_for(timeout=120_000)
+    compared = page.evaluate("""() => [...document.querySelectorAll('[data-testid=stCaptionContainer]')]
+        .map(e => e.innerText).filter(t => t.includes(' · ρ = '))
+        .map(t => t.split(' · ')[0])""")
+    assert len(compared) == min(24, len(inside)) and set(compared) <= expected
+    assert_no_error(page)
+    shot(page, "27-two-models-on-the-selection")
+
 
 def _originals(rows: list[int]) -> list[int]:
     """The full dataset's indices of rows of the 10-per-class subset (cards name images so)."""
