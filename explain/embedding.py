@@ -284,6 +284,28 @@ def cached_projection(features: Features, method: str, seed: int = 0,
     return points, False
 
 
+def representatives(points: np.ndarray, cells: int = 12) -> tuple[np.ndarray, float]:
+    """One point per occupied cell of a ``cells`` x ``cells`` grid of square cells over the
+    map: the point nearest the mean of its cell's points, so a thumbnail drawn there shows what
+    lives in that region. Returns (row indices, ordered by cell; the cells' side in map
+    units)."""
+    points = np.asarray(points, dtype=np.float64)
+    if len(points) == 0:
+        return np.zeros(0, dtype=np.int64), 1.0
+    low = points.min(0)
+    side = max(float((points.max(0) - low).max()) / cells, 1e-12)
+    grid = np.minimum(((points - low) / side).astype(np.int64), cells - 1)
+    cell = grid[:, 0] * cells + grid[:, 1]
+    occupied, which, counts = np.unique(cell, return_inverse=True, return_counts=True)
+    centres = np.zeros((len(occupied), 2))
+    np.add.at(centres, which, points)
+    centres /= counts[:, None]
+    distance = ((points - centres[which]) ** 2).sum(1)
+    order = np.lexsort((np.arange(len(points)), distance, which))  # by cell, then nearest
+    first = np.r_[True, which[order][1:] != which[order][:-1]]
+    return order[first].astype(np.int64), side
+
+
 def warm_up_umap() -> None:
     """Compile UMAP's numba code (about 30 s on the first fit in a process) on a small map.
 

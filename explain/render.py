@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import html
 import io
 
@@ -130,10 +131,19 @@ PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#eeca3b", "#b
            "#ff9da6", "#9d755d", "#bab0ac")
 
 
+def image_uri(pixels: np.ndarray | Image.Image, quality: int = 85) -> str:
+    """A small picture as a JPEG data URI, for a plotly layout image."""
+    return "data:image/jpeg;base64," + base64.b64encode(
+        jpeg_bytes(np.asarray(pixels), quality)).decode("ascii")
+
+
 def embedding_figure(points: np.ndarray, groups: np.ndarray, names: list[str], hover: list[str],
-                     title: str = "", selected: int | None = None):
+                     title: str = "", selected: int | None = None,
+                     thumbnails: list[tuple[int, str]] | None = None, side: float = 1.0):
     """A WebGL scatter of a 2-D map (10,000 points stay fluid): one trace per group, so the
-    legend toggles groups; ``customdata`` holds each point's row for selection."""
+    legend toggles groups; ``customdata`` holds each point's row for selection.
+    ``thumbnails``: (row, image URI) pairs drawn centred on their points, ``side`` map units
+    wide (they grow as the map is zoomed, like the points' spacing)."""
     go = _plotly()
 
     fig = go.Figure()
@@ -154,6 +164,11 @@ def embedding_figure(points: np.ndarray, groups: np.ndarray, names: list[str], h
                                                line=dict(width=3, color="black"))))
     fig.update_layout(title=title, height=620, margin=dict(l=0, r=0, t=40 if title else 10, b=0),
                       legend=dict(itemsizing="constant"), dragmode="pan", clickmode="event+select")
+    if thumbnails:
+        fig.update_layout(images=[dict(
+            source=uri, xref="x", yref="y", x=float(points[row, 0]), y=float(points[row, 1]),
+            sizex=side * 0.92, sizey=side * 0.92, xanchor="center", yanchor="middle",
+            sizing="contain", layer="above", name=f"thumbnail {row}") for row, uri in thumbnails])
     fig.update_xaxes(showticklabels=False, zeroline=False)
     fig.update_yaxes(showticklabels=False, zeroline=False, scaleanchor="x")
     return fig

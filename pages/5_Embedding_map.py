@@ -4,12 +4,20 @@ from ui import nav  # Streamlit only: the frame is drawn before the heavy import
 
 nav.start("Embedding map")
 
+import hashlib
+
 import numpy as np
 import streamlit as st
 
 from explain import Direction, ExplainError, explain
-from explain.embedding import PENULTIMATE, PROJECTIONS, cached_projection, nearest
-from explain.render import accuracy_figure, embedding_figure, overlay
+from explain.embedding import (
+    PENULTIMATE,
+    PROJECTIONS,
+    cached_projection,
+    nearest,
+    representatives,
+)
+from explain.render import accuracy_figure, embedding_figure, image_uri, overlay
 from serving import projector
 from serving.scheduler import Busy
 from ui import data, frame, links, results, warm
@@ -34,10 +42,18 @@ with frame.page("Embedding map", need_image=False) as view:
         b.slider("Neighbours (n_neighbors)", 2, 100, key=links.key("n_neighbors"))
         c.slider("Minimum distance (min_dist)", 0.0, 0.99, step=0.01, key=links.key("min_dist"))
     d.number_input("Seed", 0, 2**31 - 1, step=1, key=links.key("seed"))
-    color = st.radio("Colour by", ["label", "prediction", "correct"], key=links.key("color"),
-                     horizontal=True, format_func={"label": "true class",
-                                                   "prediction": "predicted class",
-                                                   "correct": "right or wrong"}.get)
+    links.ensure_choice("thumbs", ["off", "on"])
+    e, f = st.columns([3, 2])
+    color = e.radio("Colour by", ["label", "prediction", "correct"], key=links.key("color"),
+                    horizontal=True, format_func={"label": "true class",
+                                                  "prediction": "predicted class",
+                                                  "correct": "right or wrong"}.get)
+    thumbs = f.radio("Thumbnails on the map", ["off", "on"], key=links.key("thumbs"),
+                     horizontal=True, format_func={"off": "none",
+                                                   "on": "one per region"}.get,
+                     help="A grid of 12 x 12 regions over the map: in each region that has "
+                          "images, the one nearest the middle of its points is drawn there. "
+                          "Zoom in to see them larger.")
 
     if method == "umap" and not warm.umap_ready():
         with st.spinner("UMAP is compiling its code (once after each server start, about half a "
@@ -82,9 +98,18 @@ with frame.page("Embedding map", need_image=False) as view:
         elif rows:
             links.put("point", rows[0])
 
+    thumbnails, side = None, 1.0
+    if thumbs == "on":
+        rows, side = representatives(points)
+        digest = hashlib.sha256(np.ascontiguousarray(points).tobytes()).hexdigest()[:16]
+        thumbnails = results.result_store().get(
+            ("map-thumbnails", dataset.digest, digest), lambda: [
+                (int(i), image_uri(data.thumbnail(dataset, int(i), 48))) for i in rows])
+
     left, right = st.columns([3, 2])
     with left:
-        st.plotly_chart(embedding_figure(points, groups, names, hover, selected=chosen),
+        st.plotly_chart(embedding_figure(points, groups, names, hover, selected=chosen,
+                                         thumbnails=thumbnails, side=side),
                         key="map_chart", on_select=picked,
                         selection_mode=("points", "box", "lasso"),
                         config={"scrollZoom": True, "displaylogo": False})

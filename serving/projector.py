@@ -117,3 +117,11 @@ def shared() -> Projector:
             _shared = Projector()
             atexit.register(_shared.close)
         return _shared
+
+
+def close_shared() -> None:
+    """Stop the server's helper, if one was made."""
+    with _shared_lock:
+        helper = _shared
+    if helper is not None:
+        helper.close()

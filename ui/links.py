@@ -140,6 +140,7 @@ PARAMS: dict[str, Param] = {
     "n_neighbors": Param(15, _number(int, 2, 100)),
     "min_dist": Param(0.1, _number(float, 0.0, 0.99)),
     "color": Param("label", _choice(("label", "prediction", "correct"))),
+    "thumbs": Param("off", _choice(("off", "on"))),  # thumbnails on the embedding map
     "point": Param(None, _number(int, 0, 10_000_000)),
     "k": Param(8, _number(int, 1, 50)),
     "metric": Param("cosine", _choice(METRICS)),

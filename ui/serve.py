@@ -17,7 +17,15 @@ def main(argv: list[str]) -> None:
 
     warm.start(after_server_start=True)
     sys.argv = ["streamlit", "run", APP, *argv]
-    cli.main()
+    try:
+        cli.main()
+    finally:
+        # the helper first, from this thread: at the interpreter's exit the process pool's own
+        # exit hook (which runs before atexit's) would wait for a compile under way, and a
+        # server told to stop in its first half minute took 38 s to exit
+        from serving import projector
+
+        projector.close_shared()
 
 
 if __name__ == "__main__":

@@ -227,6 +227,47 @@ def test_embedding_map_colours_selects_and_compares():
     assert len([c for c in seen if " · 0." in c]) == 8  # eight neighbours with distances
 
 
+def test_thumbnails_on_the_map_are_the_regions_images():
+    import base64
+    import io
+    import json
+
+    from PIL import Image
+
+    from explain.datasets import bundled
+    from explain.embedding import representatives
+
+    at = app(EMBEDDING, per_class=8, proj="pca", thumbs="on")
+    assert_clean(at)
+    figure = json.loads(at.get("plotly_chart")[0].proto.spec)
+    images = figure["layout"]["images"]
+    def array(value) -> np.ndarray:  # plotly sends numpy arrays as typed arrays
+        if isinstance(value, dict):
+            return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+        return np.asarray(value)
+
+    traces = [t for t in figure["data"] if "customdata" in t]
+    points = np.concatenate([np.stack([array(t["x"]), array(t["y"])], 1) for t in traces])
+    rows = np.concatenate([array(t["customdata"]) for t in traces]).astype(int)
+    ordered = np.zeros_like(points)
+    ordered[rows] = points  # the map, back in dataset order
+    expected, side = representatives(ordered)
+    assert [int(i["name"].split()[-1]) for i in images] == expected.tolist()
+    dataset = bundled("animal_mnist").subset(8)
+    originals = [np.asarray(dataset.image(int(r)).convert("L").resize((48, 48)), float)
+                 for r in expected]
+    for n, (shown, row) in enumerate(zip(images, expected, strict=True)):
+        assert (shown["x"], shown["y"]) == pytest.approx(tuple(ordered[row]))
+        assert shown["sizex"] == pytest.approx(side * 0.92, rel=1e-6)
+        picture = Image.open(io.BytesIO(base64.b64decode(shown["source"].split(",", 1)[1])))
+        assert picture.format == "JPEG" and max(picture.size) == 48
+        pixels = np.asarray(picture.convert("L").resize((48, 48)), float)
+        # its own image, of all the regions' images, is the one it looks most like
+        assert int(np.argmin([np.abs(pixels - o).mean() for o in originals])) == n
+    at.radio(key="p_thumbs").set_value("off").run()
+    assert "images" not in json.loads(at.get("plotly_chart")[0].proto.spec)["layout"]
+
+
 def test_neighbours_of_the_sidebar_image_and_of_a_dataset_image():
     at = app(NEIGHBOURS, per_class=8, k=5)
     assert_clean(at)

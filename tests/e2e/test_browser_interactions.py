@@ -227,3 +227,21 @@ def _originals(rows: list[int]) -> list[int]:
 
     subset = bundled("animal_mnist").subset(10)
     return [subset.original(r) for r in rows]
+
+
+def test_thumbnails_are_drawn_on_the_map(server, page):
+    page.goto(server + "/Embedding_map?per_class=10&proj=pca&dataset=animal_mnist&thumbs=on")
+    chart = page.locator("[data-testid=stPlotlyChart] .js-plotly-plot").first
+    chart.locator(".main-svg").first.wait_for()
+    page.wait_for_function("""() => {
+        const gd = document.querySelector('[data-testid=stPlotlyChart] .js-plotly-plot');
+        return gd && gd.layout && gd.layout.images && gd.layout.images.length > 0; }""")
+    drawn, asked, loaded = chart.evaluate("""async gd => {
+        const shown = [...gd.querySelectorAll('.layer-above image')];
+        const ok = await Promise.all(shown.map(i => new Promise(done => {
+            const probe = new Image(); probe.onload = () => done(probe.naturalWidth > 0);
+            probe.onerror = () => done(false); probe.src = i.getAttribute('href'); })));
+        return [shown.length, gd.layout.images.length, ok.filter(Boolean).length]; }""")
+    assert drawn == asked == loaded and 10 < drawn <= 144
+    assert_no_error(page)
+    shot(page, "28-thumbnails-on-the-map")

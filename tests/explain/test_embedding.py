@@ -95,3 +95,24 @@ def test_assessment_uses_a_probe_for_foreign_classes(lite, animals, features):
                    np.ones(300, np.float32), 0.0)
     perfect = assess(own, animals, animals.classes)  # a model trained on these classes
     assert perfect.source == "model" and perfect.accuracy == 1.0
+
+
+def test_map_thumbnails_one_per_region_nearest_its_middle(features):
+    """Checked cell by cell, with plain loops, on the real model's PCA map of Animal-MNIST."""
+    from explain.embedding import representatives
+
+    points = project(features[0].vectors, "pca")
+    rows, side = representatives(points, cells=8)
+    low = points.min(0).astype(np.float64)
+    assert side == pytest.approx(float((points.max(0) - low).max()) / 8)
+    regions: dict[tuple[int, int], list[int]] = {}
+    for i, (x, y) in enumerate(points.astype(np.float64)):
+        cell = (min(int((x - low[0]) / side), 7), min(int((y - low[1]) / side), 7))
+        regions.setdefault(cell, []).append(i)
+    expected = []
+    for cell in sorted(regions):
+        members = regions[cell]
+        middle = points[members].astype(np.float64).mean(0)
+        expected.append(min(members, key=lambda i: (((points[i] - middle) ** 2).sum(), i)))
+    assert 10 < len(regions) <= 64
+    assert rows.tolist() == expected

@@ -76,3 +76,58 @@ def test_the_helper_ends_when_the_server_is_killed():
     while Path(f"/proc/{helper}").exists() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not Path(f"/proc/{helper}").exists(), "the helper outlived its server"
+
+
+def test_a_server_told_to_stop_while_umap_compiles_stops_at_once(tmp_path):
+    """`python -m ui.serve` stopped (SIGTERM, as a deploy does) in its first seconds, while the
+    helper compiles UMAP (30 s): it exits in a few seconds and leaves no helper behind."""
+    import os
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from tests.e2e.conftest import ROOT, free_port
+
+    port = free_port()
+    log = (tmp_path / "serve.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ui.serve", "--server.port", str(port), "--server.address",
+         "127.0.0.1", "--server.headless", "true", "--server.fileWatcherType", "none"],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, "CNN_LENS_DEVICE": "cpu", "CNN_LENS_WARM_UMAP": "1",
+             "CNN_LENS_CACHE": str(tmp_path / "cache")})
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health",
+                                            timeout=2) as reply:
+                    if reply.read() == b"ok":
+                        break
+            except OSError:
+                time.sleep(0.3)
+        helpers = _children(proc.pid)
+        waited = time.monotonic()
+        while not helpers and time.monotonic() < waited + 20:  # the helper starts
+            time.sleep(0.2)
+            helpers = _children(proc.pid)
+        assert helpers, "no projection helper was started"
+        began = time.monotonic()
+        proc.terminate()
+        proc.wait(timeout=60)
+        assert time.monotonic() - began < 10
+        time.sleep(0.5)
+        assert not [p for p in helpers if os.path.exists(f"/proc/{p}")
+                    and open(f"/proc/{p}/stat").read().split()[2] != "Z"]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _children(pid: int) -> list[int]:
+    import subprocess
+
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
