@@ -229,10 +229,7 @@ def test_embedding_map_colours_selects_and_compares():
 
 def test_thumbnails_on_the_map_are_the_regions_images():
     import base64
-    import io
     import json
-
-    from PIL import Image
 
     from explain.datasets import bundled
     from explain.embedding import representatives
@@ -256,10 +253,10 @@ def test_thumbnails_on_the_map_are_the_regions_images():
     dataset = bundled("animal_mnist").subset(8)
     originals = [np.asarray(dataset.image(int(r)).convert("L").resize((48, 48)), float)
                  for r in expected]
-    for n, (shown, row) in enumerate(zip(images, expected, strict=True)):
-        assert (shown["x"], shown["y"]) == pytest.approx(tuple(ordered[row]))
-        assert shown["sizex"] == pytest.approx(side * 0.92, rel=1e-6)
-        picture = Image.open(io.BytesIO(base64.b64decode(shown["source"].split(",", 1)[1])))
+    for n, (drawn, row) in enumerate(zip(images, expected, strict=True)):
+        assert (drawn["x"], drawn["y"]) == pytest.approx(tuple(ordered[row]))
+        assert drawn["sizex"] == pytest.approx(side * 0.92, rel=1e-6)
+        picture = Image.open(io.BytesIO(base64.b64decode(drawn["source"].split(",", 1)[1])))
         assert picture.format == "JPEG" and max(picture.size) == 48
         pixels = np.asarray(picture.convert("L").resize((48, 48)), float)
         # its own image, of all the regions' images, is the one it looks most like

@@ -118,8 +118,7 @@ def test_a_server_told_to_stop_while_umap_compiles_stops_at_once(tmp_path):
         proc.wait(timeout=60)
         assert time.monotonic() - began < 10
         time.sleep(0.5)
-        assert not [p for p in helpers if os.path.exists(f"/proc/{p}")
-                    and open(f"/proc/{p}/stat").read().split()[2] != "Z"]
+        assert not [p for p in helpers if _alive(p)]
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -131,3 +130,12 @@ def _children(pid: int) -> list[int]:
 
     out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
     return [int(p) for p in out.split()]
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for its parent's exit does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
