@@ -137,25 +137,50 @@ def image_uri(pixels: np.ndarray | Image.Image, quality: int = 85) -> str:
         jpeg_bytes(np.asarray(pixels), quality)).decode("ascii")
 
 
+DRAWN_POINTS = 20_000  # above this a map draws a sample of its points over the density of all
+
+
+def drawn_rows(count: int, selected: int | None = None, limit: int = DRAWN_POINTS) -> np.ndarray:
+    """Which of ``count`` points a map draws as markers: all up to ``limit``, else a fixed
+    random sample of ``limit`` (the same on every run), the ``selected`` point included."""
+    if count <= limit:
+        return np.arange(count)
+    rows = np.random.default_rng(0).choice(count, limit, replace=False)
+    if selected is not None and 0 <= selected < count and selected not in rows:
+        rows[0] = selected
+    return np.sort(rows)
+
+
 def embedding_figure(points: np.ndarray, groups: np.ndarray, names: list[str], hover: list[str],
                      title: str = "", selected: int | None = None,
-                     thumbnails: list[tuple[int, str]] | None = None, side: float = 1.0):
-    """A WebGL scatter of a 2-D map (10,000 points stay fluid): one trace per group, so the
-    legend toggles groups; ``customdata`` holds each point's row for selection.
+                     thumbnails: list[tuple[int, str]] | None = None, side: float = 1.0,
+                     limit: int = DRAWN_POINTS):
+    """A WebGL scatter of a 2-D map: one trace per group, so the legend toggles groups;
+    ``customdata`` holds each point's row. Up to ``limit`` points every point is a marker;
+    above, a fixed sample of ``limit`` is, drawn over a density image of all of them (a map of
+    100,000 markers took 0.9 s a frame to pan with software rendering, and a box or a lasso
+    selects from all points on the server anyway: ``explain.embedding.inside_shapes``).
     ``thumbnails``: (row, image URI) pairs drawn centred on their points, ``side`` map units
     wide (they grow as the map is zoomed, like the points' spacing)."""
     go = _plotly()
 
     fig = go.Figure()
-    hover = np.asarray([label(h, 300) for h in hover], dtype=object)
+    rows_drawn = drawn_rows(len(points), selected, limit)
+    sampled = len(rows_drawn) < len(points)
+    if sampled:
+        fig.add_trace(_density(go, points))
+    hover = np.asarray([label(hover[i], 300) for i in rows_drawn], dtype=object)
+    drawn_groups = np.asarray(groups)[rows_drawn]
     for g, name in enumerate(names):
-        rows = np.flatnonzero(groups == g)
-        if rows.size == 0:
+        where = np.flatnonzero(drawn_groups == g)
+        if where.size == 0:
             continue
+        rows = rows_drawn[where]
         fig.add_trace(go.Scattergl(
             x=points[rows, 0], y=points[rows, 1], mode="markers", name=label(name),
-            marker=dict(size=5, color=PALETTE[g % len(PALETTE)], opacity=0.75),
-            customdata=rows, text=hover[rows], hovertemplate="%{text}<extra></extra>",
+            marker=dict(size=3 if sampled else 5, color=PALETTE[g % len(PALETTE)],
+                        opacity=0.75),
+            customdata=rows, text=hover[where], hovertemplate="%{text}<extra></extra>",
         ))
     if selected is not None:
         fig.add_trace(go.Scattergl(x=[points[selected, 0]], y=[points[selected, 1]],
@@ -172,6 +197,17 @@ def embedding_figure(points: np.ndarray, groups: np.ndarray, names: list[str], h
     fig.update_xaxes(showticklabels=False, zeroline=False)
     fig.update_yaxes(showticklabels=False, zeroline=False, scaleanchor="x")
     return fig
+
+
+def _density(go, points: np.ndarray, bins: int = 256):
+    """How many points fall in each of ``bins`` x ``bins`` cells, as a grey image under the
+    markers (empty cells transparent)."""
+    counts, xs, ys = np.histogram2d(points[:, 0], points[:, 1], bins=bins)
+    shade = np.log1p(counts.T)
+    shade[counts.T == 0] = np.nan
+    return go.Heatmap(x=(xs[:-1] + xs[1:]) / 2, y=(ys[:-1] + ys[1:]) / 2, z=shade,
+                      colorscale=[[0, "#e6e6e6"], [1, "#404040"]], showscale=False,
+                      hoverinfo="skip", name=f"all {len(points):,} points", showlegend=True)
 
 
 def confusion_figure(matrix: np.ndarray, classes: list[str]):

@@ -14,13 +14,19 @@ from explain.embedding import (
     PENULTIMATE,
     PROJECTIONS,
     cached_projection,
+    inside_shapes,
     nearest,
     representatives,
 )
-from explain.render import accuracy_figure, embedding_figure, image_uri, overlay
+from explain.render import (
+    accuracy_figure,
+    embedding_figure,
+    image_uri,
+    overlay,
+)
 from serving import projector
 from serving.scheduler import Busy
-from ui import data, frame, links, results, warm
+from ui import data, frame, limits, links, results, warm
 from ui.text import plain, problem
 
 TITLES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
@@ -90,13 +96,31 @@ with frame.page("Embedding map", need_image=False) as view:
 
     def picked() -> None:  # a click inspects a point; a box or a lasso makes a slice
         selection = st.session_state["map_chart"].selection
-        rows = sorted({int(p["customdata"]) for p in selection.points if "customdata" in p})
         if selection.box or selection.lasso:
+            # from all points, by the shapes drawn (a large map draws a sample of its points)
+            try:
+                rows = inside_shapes(points, selection.box, selection.lasso).tolist()
+            except ExplainError as exc:
+                st.session_state["_map_problem"] = str(exc)
+                return
+            if len(rows) > links.MAX_SELECTION:
+                st.session_state["_map_problem"] = (
+                    f"The selection holds {len(rows):,} images; a selection keeps up to "
+                    f"{links.MAX_SELECTION:,} (a link carries them): the first "
+                    f"{links.MAX_SELECTION:,} in the dataset's order are kept.")
+                rows = rows[:links.MAX_SELECTION]
             links.put("sel", tuple(rows) if rows else None)
             if rows:
                 links.put("slice", "selection")
-        elif rows:
-            links.put("point", rows[0])
+            return
+        clicked = [p["customdata"] for p in selection.points if "customdata" in p]
+        if clicked:
+            try:
+                row = int(clicked[0])
+            except (TypeError, ValueError):
+                return
+            if 0 <= row < len(points):
+                links.put("point", row)
 
     thumbnails, side = None, 1.0
     if thumbs == "on":
@@ -109,10 +133,14 @@ with frame.page("Embedding map", need_image=False) as view:
     left, right = st.columns([3, 2])
     with left:
         st.plotly_chart(embedding_figure(points, groups, names, hover, selected=chosen,
-                                         thumbnails=thumbnails, side=side),
+                                         thumbnails=thumbnails, side=side,
+                                         limit=limits.MAP_POINTS),
                         key="map_chart", on_select=picked,
                         selection_mode=("points", "box", "lasso"),
                         config={"scrollZoom": True, "displaylogo": False})
+        said = st.session_state.pop("_map_problem", None)
+        if said:
+            problem(st, said, "info")
         source = ("nothing" if assessment is None else
                   "the model's own classifier" if assessment.source == "model" else
                   "a 10-nearest-neighbour probe on these features (5-fold cross-validated), "
@@ -122,7 +150,10 @@ with frame.page("Embedding map", need_image=False) as view:
                    f"{', loaded from disk' if features.cached else ''}; map "
                    f"{'from the cache' if was_cached else 'computed now'}). Predicted classes "
                    f"come from {source}. Click a point to inspect it; draw a box or a lasso "
-                   "(in the chart's toolbar) to select images.")
+                   "(in the chart's toolbar) to select images."
+                   + (f" The map draws {limits.MAP_POINTS:,} of its {len(points):,} points, a "
+                      "fixed sample, over the density of all (grey); a box or a lasso selects "
+                      "from all of them." if len(points) > limits.MAP_POINTS else ""))
         selected = [i for i in (links.get("sel") or ()) if i < len(dataset)]
         if selected:
             st.markdown(f"**{len(selected)} images selected**")

@@ -4,18 +4,26 @@ the README lists (tests check all three agree)."""
 
 from __future__ import annotations
 
+import os
+
 from explain.datasets import MAX_ZIP_BYTES as ZIP_BYTES
 from explain.images import MAX_BYTES as IMAGE_BYTES
 from explain.images import MAX_PIXELS as IMAGE_PIXELS
+from explain.render import DRAWN_POINTS
 from models.loading import MAX_CHECKPOINT_BYTES as CHECKPOINT_BYTES
 from models.loading import MAX_CLASS_NAMES_BYTES as CLASS_NAMES_BYTES
+
+# points an embedding map draws as markers; above, a fixed sample over the density of all
+# (software rendering pans 100,000 markers at about a second a frame). An operator whose team has
+# fast graphics may raise it.
+MAP_POINTS = int(os.environ.get("CNN_LENS_MAP_POINTS", DRAWN_POINTS))
 
 UPLOADS = {"image": IMAGE_BYTES, "checkpoint": CHECKPOINT_BYTES,
            "class names": CLASS_NAMES_BYTES, "dataset zip": ZIP_BYTES}
 LARGEST_UPLOAD = max(UPLOADS.values())
 
 __all__ = ["CHECKPOINT_BYTES", "CLASS_NAMES_BYTES", "IMAGE_BYTES", "IMAGE_PIXELS",
-           "LARGEST_UPLOAD", "UPLOADS", "ZIP_BYTES", "size", "upload_mb"]
+           "LARGEST_UPLOAD", "MAP_POINTS", "UPLOADS", "ZIP_BYTES", "size", "upload_mb"]
 
 
 def upload_mb(limit: int) -> int:

@@ -77,10 +77,13 @@ def _dataset_id(text: str) -> str:
     raise ValueError(text)
 
 
+MAX_SELECTION = 5000  # images in a selection made on the map: a link carries them
+
+
 def _indices(text: str) -> tuple[int, ...]:
-    """A selection of dataset images: up to 5,000 indices, comma-separated (a link carries it)."""
+    """A selection of dataset images: up to ``MAX_SELECTION`` indices, comma-separated."""
     values = tuple(sorted({int(v) for v in text.split(",") if v}))
-    if not values or len(values) > 5000 or values[0] < 0:
+    if not values or len(values) > MAX_SELECTION or values[0] < 0:
         raise ValueError(text)
     return values
 

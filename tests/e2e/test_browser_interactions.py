@@ -198,6 +198,9 @@ def test_a_box_drawn_on_the_map_becomes_the_gallerys_slice(server, page):
     page.get_by_text(f"a selection of {len(inside)} images").first.wait_for()
     page.get_by_role("button", name=f"Explain these {len(inside)} images").click()
     page.get_by_text(f"of {len(inside)}.").first.wait_for(timeout=120_000)  # "Cards 1-n of n."
+    page.wait_for_function(f"""() => [...document.querySelectorAll(
+        '[data-testid=stCaptionContainer]')].filter(e => e.innerText.includes(' · deletion '))
+        .length >= {min(24, len(inside))}""")  # the caption comes before the cards
     names = page.evaluate("""() => [...document.querySelectorAll('[data-testid=stCaptionContainer]')]
         .map(e => e.innerText).filter(t => t.includes(' · deletion '))
         .map(t => t.split(' · ')[0])""")
@@ -245,3 +248,59 @@ def test_thumbnails_are_drawn_on_the_map(server, page):
     assert drawn == asked == loaded and 10 < drawn <= 144
     assert_no_error(page)
     shot(page, "28-thumbnails-on-the-map")
+
+
+def test_a_box_on_a_sampled_map_selects_from_all_its_points(browser, lite, tmp_path):
+    """A map above CNN_LENS_MAP_POINTS (50 here, 20,000 by default) draws a sample of its
+    points; a box drawn on it selects every point inside, drawn or not (the map's points are
+    made here again from the same features)."""
+    import numpy as np
+
+    from explain.datasets import bundled
+    from explain.embedding import extract_features, project
+    from tests.e2e.conftest import serving
+
+    with serving("sampled-map", CNN_LENS_MAP_POINTS="50", CNN_LENS_WARM_UMAP="0",
+                 CNN_LENS_CACHE=str(tmp_path / "cache")) as url:
+        page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+        page.set_default_timeout(120_000)
+        page.goto(url + "/Embedding_map?per_class=10&proj=pca&dataset=animal_mnist")
+        chart = page.locator("[data-testid=stPlotlyChart] .js-plotly-plot").first
+        chart.locator(".main-svg").first.wait_for()
+        page.get_by_text("The map draws 50 of its 100 points").wait_for()
+        page.wait_for_timeout(1000)
+        drawn = chart.evaluate("""gd => gd._fullData.filter(t => t.customdata)
+            .reduce((n, t) => n + t.x.length, 0)""")
+        assert drawn == 50
+        chart.hover()
+        page.locator(".modebar-btn[data-val=select]").first.click()
+        box = chart.evaluate("""gd => {
+            const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+            const r = gd.getBoundingClientRect();
+            const at = (f, a) => a.range[0] + f * (a.range[1] - a.range[0]);
+            return [r.left + xa._offset + xa.l2p(at(0.25, xa)), r.top + ya._offset + ya.l2p(at(0.25, ya)),
+                    r.left + xa._offset + xa.l2p(at(0.75, xa)), r.top + ya._offset + ya.l2p(at(0.75, ya))];
+        }""")
+        page.mouse.move(box[0], box[1])
+        page.mouse.down()
+        page.mouse.move(box[2], box[3], steps=8)
+        page.mouse.up()
+        page.wait_for_function("() => /sel=/.test(location.search)")
+        shape = chart.evaluate("gd => gd.layout.selections[0]")  # the box the server was sent
+        marked = chart.evaluate(f"""gd => gd._fullData.filter(t => t.customdata).reduce((n, t) =>
+            n + t.x.filter((x, i) => x >= {min(shape['x0'], shape['x1'])} &&
+                x <= {max(shape['x0'], shape['x1'])} && t.y[i] >= {min(shape['y0'], shape['y1'])}
+                && t.y[i] <= {max(shape['y0'], shape['y1'])}).length, 0)""")
+        assert_no_error(page)
+
+    dataset = bundled("animal_mnist").subset(10)
+    points = project(extract_features(lite, dataset, directory=tmp_path / "here").vectors, "pca")
+    x0, x1 = sorted((shape["x0"], shape["x1"]))
+    y0, y1 = sorted((shape["y0"], shape["y1"]))
+    inside = np.flatnonzero((points[:, 0] >= x0) & (points[:, 0] <= x1)
+                            & (points[:, 1] >= y0) & (points[:, 1] <= y1))
+    selected = [int(v) for v in
+                dict(p.split("=", 1) for p in urlsplit(page.url).query.split("&"))["sel"]
+                .replace("%2C", ",").split(",")]
+    assert selected == inside.tolist()
+    assert len(inside) > marked  # points that were not drawn are in the selection too

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from explain import ExplainError
 from explain.datasets import animal_mnist
 from explain.embedding import (
     PENULTIMATE,
@@ -116,3 +117,72 @@ def test_map_thumbnails_one_per_region_nearest_its_middle(features):
         expected.append(min(members, key=lambda i: (((points[i] - middle) ** 2).sum(), i)))
     assert 10 < len(regions) <= 64
     assert rows.tolist() == expected
+
+
+def _in_polygon(x: float, y: float, xs: list[float], ys: list[float]) -> bool:
+    """Ray casting, written out: the reference for the lasso."""
+    inside, j = False, len(xs) - 1
+    for i in range(len(xs)):
+        if (ys[i] > y) != (ys[j] > y) and x < (xs[j] - xs[i]) * (y - ys[i]) / (ys[j] - ys[i]) + xs[i]:
+            inside = not inside
+        j = i
+    return inside
+
+
+def test_a_box_or_a_lasso_selects_the_points_inside_it(features):
+    from explain.embedding import inside_shapes
+
+    points = project(features[0].vectors, "pca").astype(np.float64)
+    (x0, y0), (x1, y1) = np.quantile(points, 0.3, axis=0), np.quantile(points, 0.7, axis=0)
+    box = {"xref": "x", "yref": "y", "x": [x1, x0], "y": [y0, y1]}  # as dragged right to left
+    expected_box = [i for i, (x, y) in enumerate(points) if x0 <= x <= x1 and y0 <= y <= y1]
+    assert inside_shapes(points, [box]).tolist() == expected_box and 10 < len(expected_box) < 200
+    # a lasso: a triangle over the middle of the map
+    cx, cy = points.mean(0)
+    sx, sy = points.std(0)
+    lasso = {"x": [cx - sx, cx + sx, cx], "y": [cy - sy, cy - sy, cy + sy]}
+    expected_lasso = [i for i, (x, y) in enumerate(points)
+                      if _in_polygon(x, y, lasso["x"], lasso["y"])]
+    assert inside_shapes(points, lassos=[lasso]).tolist() == expected_lasso
+    assert len(expected_lasso) > 10
+    both = inside_shapes(points, [box], [lasso]).tolist()
+    assert both == sorted(set(expected_box) | set(expected_lasso))  # shapes add up, as in plotly
+
+
+@pytest.mark.parametrize("shape", [
+    {"x": "0,1", "y": [0, 1]}, {"x": [0, 1]}, {"x": [0, float("nan")], "y": [0, 1]},
+    {"x": [0, 1, 2], "y": [0, 1]}, {"x": [[0, 1]], "y": [[0, 1]]}, "box", None,
+    {"x": list(range(20_001)), "y": list(range(20_001))},
+])
+def test_a_malformed_selection_is_a_message(features, shape):
+    from explain.embedding import inside_shapes
+
+    points = project(features[0].vectors, "pca")
+    with pytest.raises(ExplainError, match="could not be read"):
+        inside_shapes(points, [shape])
+    with pytest.raises(ExplainError, match="could not be read"):
+        inside_shapes(points, lassos=[shape])
+
+
+def test_a_large_map_draws_a_fixed_sample_over_the_density_of_all(features):
+    from explain.render import drawn_rows, embedding_figure
+
+    points = project(features[0].vectors, "pca")
+    labels = np.arange(len(points)) % 10
+    names = [f"class {i}" for i in range(10)]
+    hover = [f"#{i}" for i in range(len(points))]
+    whole = embedding_figure(points, labels, names, hover, limit=1000)
+    assert [t.type for t in whole.data] == ["scattergl"] * 10
+    sampled = embedding_figure(points, labels, names, hover, selected=7, limit=100)
+    density, *markers, ring = sampled.data
+    assert density.type == "heatmap" and ring.name == "selected"
+    rows = np.concatenate([np.asarray(t.customdata) for t in markers])
+    assert len(rows) == 100 and len(set(rows.tolist())) == 100 and 7 in rows
+    assert sorted(rows.tolist()) == drawn_rows(len(points), 7, 100).tolist()  # the same each run
+    for trace in markers:  # each marker is its own point, hover text and class
+        own = np.asarray(trace.customdata)
+        np.testing.assert_array_equal(trace.x, points[own, 0])
+        assert list(trace.text) == [f"#{i}" for i in own]
+        assert {int(labels[i]) for i in own} == {names.index(trace.name)}
+    # the density counts every point, drawn or not
+    assert np.nansum(np.expm1(np.asarray(density.z, dtype=float))) == pytest.approx(len(points))
