@@ -17,11 +17,12 @@ test: setup-dev browser postgres
 lint: setup-dev
 	$(PY) -m ruff check .
 
-bench: setup
+bench: setup-dev browser
 	$(PY) bench/bench_explain.py
 	$(PY) bench/bench_embedding.py
 	$(PY) bench/bench_scheduler.py
 	$(PY) bench/bench_gallery.py
+	$(PY) bench/bench_map.py
 	$(PY) bench/bench_methods.py
 	$(PY) bench/bench_transfer.py
 	$(PY) bench/load.py --sessions 20 50 --rounds 2 --json test-output/load.json
