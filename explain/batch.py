@@ -27,18 +27,20 @@ from .base import (
     resolve_target,
     to_heatmap,
 )
+from .camfamily import GRADIENT_MAPS, eigencam_map, layercam_map
 from .guided import guided_rectifiers
 from .hooks import captured, evaluating, feature_maps
 from .images import load_image
 
-BATCHED = ("gradcam", "cam", "saliency", "guided_backprop")
+GRADIENT_CAMS = ("gradcam", "gradcam_pp", "xgradcam", "hirescam", "layercam")
+BATCHED = (*GRADIENT_CAMS, "eigencam", "cam", "saliency", "guided_backprop", "input_x_gradient")
 
 
 def explain_batch(backbone, images: Sequence[ImageSource], method: str,
                   targets: Sequence[int | None], layer: str | None = None) -> list[Explanation]:
     """``explain(backbone, image, method, target)`` for every (image, target) pair, in one batch.
-    ``method`` is one of ``BATCHED``; ``layer`` is Grad-CAM's. ``seconds`` is the batch's time
-    shared equally."""
+    ``method`` is one of ``BATCHED``; ``layer`` is the CAM family's (one layer: LayerCAM over
+    several layers goes through ``explain``). ``seconds`` is the batch's time shared equally."""
     if method not in BATCHED:
         raise ExplainError(f"{method} is not computed in batches; use explain().")
     if len(images) != len(targets) or not images:
@@ -48,7 +50,10 @@ def explain_batch(backbone, images: Sequence[ImageSource], method: str,
     start = time.perf_counter()
     attributions = _attribute(backbone, inputs, method, list(targets), layer)
     seconds = (time.perf_counter() - start) / len(pictures)
-    name = (layer or backbone.spec.gradcam_layer) if method == "gradcam" else ""
+    if layer is not None and not isinstance(layer, str):
+        raise ExplainError("One layer in a batch; several layers go through explain().")
+    name = (layer or backbone.spec.gradcam_layer) if method in (*GRADIENT_CAMS, "eigencam") \
+        else ""
     return [Explanation(method, a.target, to_heatmap(a.raw, (p.height, p.width)),
                         a.raw.detach().cpu().numpy(), seconds, a.probability, name)
             for a, p in zip(attributions, pictures, strict=True)]
@@ -83,20 +88,28 @@ def _probabilities(logits: torch.Tensor, classes: list[int]) -> list[float]:
 def _attribute(backbone, inputs: torch.Tensor, method: str, targets: list[int | None],
                layer: str | None) -> list[Attribution]:
     model = backbone.model
-    if method == "gradcam":
+    if method in GRADIENT_CAMS or method == "eigencam":
         name = layer or backbone.spec.gradcam_layer
         try:
             module = backbone.layer(name)
         except KeyError as exc:
             raise ExplainError(str(exc.args[0])) from None
-        with evaluating(model), captured(module, name, start_graph=True) as capture, \
+        gradients = method != "eigencam"
+        with evaluating(model), captured(module, name, start_graph=gradients) as capture, \
                 torch.no_grad():
             logits = model(inputs)
             activation = feature_maps(capture)
             classes = _targets(logits, targets)
-            grads = gradient(_score_sum(logits, classes), activation)
-        weights = grads.mean(dim=(2, 3), keepdim=True)
-        raws = F.relu((weights * activation.detach()).sum(dim=1))
+            grads = gradient(_score_sum(logits, classes), activation) if gradients else None
+        activation = activation.detach()
+        if method == "gradcam":
+            weights = grads.mean(dim=(2, 3), keepdim=True)
+            raws = F.relu((weights * activation).sum(dim=1))
+        elif method == "eigencam":
+            raws = [eigencam_map(a) for a in activation]
+        else:
+            combine = {**GRADIENT_MAPS, "layercam": layercam_map}[method]
+            raws = [combine(a, g) for a, g in zip(activation, grads, strict=True)]
     elif method == "cam":
         head = backbone.spec.cam
         if head is None:
@@ -110,7 +123,7 @@ def _attribute(backbone, inputs: torch.Tensor, method: str, targets: list[int | 
         classes = _targets(logits, targets)
         weights = fc.weight.detach()[classes].to(features.dtype)  # (N, K)
         raws = torch.einsum("nk,nkhw->nhw", weights, features)
-    else:  # saliency, guided_backprop: the gradient to the input
+    else:  # saliency, guided_backprop, input_x_gradient: the gradient to the input
         x = inputs.detach().clone().requires_grad_(True)
         with evaluating(model), torch.enable_grad():
             if method == "guided_backprop":
@@ -123,5 +136,7 @@ def _attribute(backbone, inputs: torch.Tensor, method: str, targets: list[int | 
                 logits = model(x)
         classes = _targets(logits, targets)
         raws = gradient(_score_sum(logits, classes), x)
+        if method == "input_x_gradient":
+            raws = raws * inputs
     probabilities = _probabilities(logits, classes)
     return [Attribution(raws[i], classes[i], probabilities[i]) for i in range(len(classes))]

@@ -157,7 +157,7 @@ def explain_slice(backbone, dataset: Dataset, indices: Sequence[int], method: st
     for first in range(0, len(indices), batch_size):
         chunk = indices[first:first + batch_size]
         images = [dataset.image(i) for i in chunk]
-        if method in BATCHED:
+        if method in BATCHED and not isinstance(options.get("layer"), list | tuple):
             results = explain_batch(backbone, images, method, [None] * len(chunk),
                                     layer=options.get("layer"))
         else:
