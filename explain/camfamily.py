@@ -22,7 +22,6 @@ hooks live for the call and act for this thread only, no ``.grad`` is written.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -70,15 +69,17 @@ def eigencam_map(a: torch.Tensor) -> torch.Tensor:
     """The first principal component's projection (the sign as numpy's SVD gives it, flipped
     so that the map's largest magnitude is positive: a component has no sign of its own)."""
     k, h, w = a.shape
-    flat = a.reshape(k, h * w).T.double().cpu().numpy()
-    flat = flat - flat.mean(axis=0)
+    flat = a.reshape(k, h * w).T.double()
+    flat = flat - flat.mean(dim=0)
     # the projection on the first right singular vector is s1 * u1: from the (h*w)^2 Gram
-    # matrix (49 x 49 on a 7 x 7 map), not an SVD of the (h*w) x K matrix (5x faster)
-    values, vectors = np.linalg.eigh(flat @ flat.T)
-    projection = vectors[:, -1] * np.sqrt(max(values[-1], 0.0))
-    if projection[np.argmax(np.abs(projection))] < 0:
+    # matrix (49 x 49 on a 7 x 7 map), not an SVD of the (h*w) x K matrix (5x faster). In
+    # torch, not numpy: numpy's BLAS threads keep spinning after the call and, on a CPU with
+    # few cores, made the model's next forward pass twice as slow
+    values, vectors = torch.linalg.eigh(flat @ flat.T)
+    projection = vectors[:, -1] * values[-1].clamp(min=0).sqrt()
+    if projection[projection.abs().argmax()] < 0:
         projection = -projection
-    return F.relu(torch.from_numpy(projection.reshape(h, w)).float())
+    return F.relu(projection.reshape(h, w).float())
 
 
 GRADIENT_MAPS = {"gradcam_pp": gradcam_pp_map, "xgradcam": xgradcam_map,

@@ -250,16 +250,18 @@ def test_thumbnails_are_drawn_on_the_map(server, page):
     shot(page, "28-thumbnails-on-the-map")
 
 
-def test_a_box_on_a_sampled_map_selects_from_all_its_points(browser, lite, tmp_path):
+def test_a_box_or_a_lasso_on_a_sampled_map_selects_from_all_its_points(browser, lite, tmp_path):
     """A map above CNN_LENS_MAP_POINTS (50 here, 20,000 by default) draws a sample of its
-    points; a box drawn on it selects every point inside, drawn or not (the map's points are
-    made here again from the same features)."""
+    points; a box or a lasso drawn on it selects every point inside, drawn or not (the map's
+    points are made here again from the same features)."""
     import numpy as np
 
     from explain.datasets import bundled
     from explain.embedding import extract_features, project
     from tests.e2e.conftest import serving
 
+    dataset = bundled("animal_mnist").subset(10)
+    points = project(extract_features(lite, dataset, directory=tmp_path / "here").vectors, "pca")
     with serving("sampled-map", CNN_LENS_MAP_POINTS="50", CNN_LENS_WARM_UMAP="0",
                  CNN_LENS_CACHE=str(tmp_path / "cache")) as url:
         page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
@@ -272,35 +274,66 @@ def test_a_box_on_a_sampled_map_selects_from_all_its_points(browser, lite, tmp_p
         drawn = chart.evaluate("""gd => gd._fullData.filter(t => t.customdata)
             .reduce((n, t) => n + t.x.length, 0)""")
         assert drawn == 50
-        chart.hover()
-        page.locator(".modebar-btn[data-val=select]").first.click()
-        box = chart.evaluate("""gd => {
+        # pixel positions of fractions of the axes' ranges
+        corners = chart.evaluate("""gd => {
             const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
             const r = gd.getBoundingClientRect();
             const at = (f, a) => a.range[0] + f * (a.range[1] - a.range[0]);
-            return [r.left + xa._offset + xa.l2p(at(0.25, xa)), r.top + ya._offset + ya.l2p(at(0.25, ya)),
-                    r.left + xa._offset + xa.l2p(at(0.75, xa)), r.top + ya._offset + ya.l2p(at(0.75, ya))];
+            return [0.2, 0.5, 0.8].map(f => [r.left + xa._offset + xa.l2p(at(f, xa)),
+                                             r.top + ya._offset + ya.l2p(at(f, ya))]);
         }""")
-        page.mouse.move(box[0], box[1])
+        (left, top), (middle, _), (right, bottom) = corners  # top: at 20% of the y range
+
+        chart.hover()
+        page.locator(".modebar-btn[data-val=select]").first.click()
+        page.mouse.move(left, top)
         page.mouse.down()
-        page.mouse.move(box[2], box[3], steps=8)
+        page.mouse.move(right, bottom, steps=8)
         page.mouse.up()
         page.wait_for_function("() => /sel=/.test(location.search)")
-        shape = chart.evaluate("gd => gd.layout.selections[0]")  # the box the server was sent
+        box = chart.evaluate("gd => gd.layout.selections[0]")  # the box the server was sent
+        x0, x1 = sorted((box["x0"], box["x1"]))
+        y0, y1 = sorted((box["y0"], box["y1"]))
         marked = chart.evaluate(f"""gd => gd._fullData.filter(t => t.customdata).reduce((n, t) =>
-            n + t.x.filter((x, i) => x >= {min(shape['x0'], shape['x1'])} &&
-                x <= {max(shape['x0'], shape['x1'])} && t.y[i] >= {min(shape['y0'], shape['y1'])}
-                && t.y[i] <= {max(shape['y0'], shape['y1'])}).length, 0)""")
+            n + t.x.filter((x, i) => x >= {x0} && x <= {x1} && t.y[i] >= {y0}
+                && t.y[i] <= {y1}).length, 0)""")
+        inside = np.flatnonzero((points[:, 0] >= x0) & (points[:, 0] <= x1)
+                                & (points[:, 1] >= y0) & (points[:, 1] <= y1)).tolist()
+        assert _selection(page) == inside
+        assert len(inside) > marked  # points that were not drawn are in the selection too
+
+        # a lasso: a triangle, drawn with the mouse
+        page.locator(".modebar-btn[data-val=lasso]").first.click()
+        page.mouse.move(left, bottom)
+        page.mouse.down()
+        for x, y in ((right, bottom), (middle, top), (left, bottom)):
+            page.mouse.move(x, y, steps=6)
+        page.mouse.up()
+        page.wait_for_function(f"() => !location.search.includes('sel={_query(inside)}')")
+        path = chart.evaluate("gd => gd.layout.selections[0].path")  # "M x,y L x,y ... Z"
+        vertices = [tuple(float(v) for v in p.split(",")) for p in
+                    path.strip("MZ").split("L")]
+        xs, ys = [v[0] for v in vertices], [v[1] for v in vertices]
+        lassoed = [i for i, (x, y) in enumerate(points) if _in_polygon(x, y, xs, ys)]
+        assert len(lassoed) > 0 and _selection(page) == lassoed
         assert_no_error(page)
 
-    dataset = bundled("animal_mnist").subset(10)
-    points = project(extract_features(lite, dataset, directory=tmp_path / "here").vectors, "pca")
-    x0, x1 = sorted((shape["x0"], shape["x1"]))
-    y0, y1 = sorted((shape["y0"], shape["y1"]))
-    inside = np.flatnonzero((points[:, 0] >= x0) & (points[:, 0] <= x1)
-                            & (points[:, 1] >= y0) & (points[:, 1] <= y1))
-    selected = [int(v) for v in
-                dict(p.split("=", 1) for p in urlsplit(page.url).query.split("&"))["sel"]
-                .replace("%2C", ",").split(",")]
-    assert selected == inside.tolist()
-    assert len(inside) > marked  # points that were not drawn are in the selection too
+
+def _in_polygon(x: float, y: float, xs: list[float], ys: list[float]) -> bool:
+    inside, j = False, len(xs) - 1
+    for i in range(len(xs)):
+        if (ys[i] > y) != (ys[j] > y) and x < (xs[j] - xs[i]) * (y - ys[i]) / (ys[j] - ys[i]) + xs[i]:
+            inside = not inside
+        j = i
+    return inside
+
+
+def _query(rows: list[int]) -> str:
+    return "%2C".join(str(r) for r in rows)
+
+
+def _selection(page) -> list[int]:
+    from urllib.parse import parse_qs
+
+    found = parse_qs(urlsplit(page.url).query).get("sel", [""])[0]
+    return [int(v) for v in found.split(",") if v]
