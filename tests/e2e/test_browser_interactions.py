@@ -10,6 +10,7 @@ from urllib.parse import quote, urlsplit
 from PIL import Image
 
 from tests.e2e.helpers import assert_no_error, shot, wait_for_caption
+from tests.shapes import in_polygon
 
 HOSTILE_LINK = ("/Explain?method=" + quote("[Session expired - click here](https://example.com/login)")
                 + "&sample=" + quote("![x](https://example.com/p.png)") + "&cmap=__class__"
@@ -274,18 +275,9 @@ def test_a_box_or_a_lasso_on_a_sampled_map_selects_from_all_its_points(browser, 
         drawn = chart.evaluate("""gd => gd._fullData.filter(t => t.customdata)
             .reduce((n, t) => n + t.x.length, 0)""")
         assert drawn == 50
-        # pixel positions of fractions of the axes' ranges
-        corners = chart.evaluate("""gd => {
-            const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
-            const r = gd.getBoundingClientRect();
-            const at = (f, a) => a.range[0] + f * (a.range[1] - a.range[0]);
-            return [0.2, 0.5, 0.8].map(f => [r.left + xa._offset + xa.l2p(at(f, xa)),
-                                             r.top + ya._offset + ya.l2p(at(f, ya))]);
-        }""")
-        (left, top), (middle, _), (right, bottom) = corners  # top: at 20% of the y range
-
         chart.hover()
         page.locator(".modebar-btn[data-val=select]").first.click()
+        (left, top), (middle, _), (right, bottom) = _corners(chart)  # top: at 20% of y's range
         page.mouse.move(left, top)
         page.mouse.down()
         page.mouse.move(right, bottom, steps=8)
@@ -302,8 +294,9 @@ def test_a_box_or_a_lasso_on_a_sampled_map_selects_from_all_its_points(browser, 
         assert _selection(page) == inside
         assert len(inside) > marked  # points that were not drawn are in the selection too
 
-        # a lasso: a triangle, drawn with the mouse
+        # a lasso: a triangle, drawn with the mouse, from outside the box
         page.locator(".modebar-btn[data-val=lasso]").first.click()
+        (left, top), (middle, _), (right, bottom) = _corners(chart, (0.1, 0.5, 0.9))
         page.mouse.move(left, bottom)
         page.mouse.down()
         for x, y in ((right, bottom), (middle, top), (left, bottom)):
@@ -314,18 +307,21 @@ def test_a_box_or_a_lasso_on_a_sampled_map_selects_from_all_its_points(browser, 
         vertices = [tuple(float(v) for v in p.split(",")) for p in
                     path.strip("MZ").split("L")]
         xs, ys = [v[0] for v in vertices], [v[1] for v in vertices]
-        lassoed = [i for i, (x, y) in enumerate(points) if _in_polygon(x, y, xs, ys)]
+        lassoed = [i for i, (x, y) in enumerate(points) if in_polygon(x, y, xs, ys)]
         assert len(lassoed) > 0 and _selection(page) == lassoed
         assert_no_error(page)
 
 
-def _in_polygon(x: float, y: float, xs: list[float], ys: list[float]) -> bool:
-    inside, j = False, len(xs) - 1
-    for i in range(len(xs)):
-        if (ys[i] > y) != (ys[j] > y) and x < (xs[j] - xs[i]) * (y - ys[i]) / (ys[j] - ys[i]) + xs[i]:
-            inside = not inside
-        j = i
-    return inside
+def _corners(chart, at=(0.2, 0.5, 0.8)) -> list[list[float]]:
+    """Page pixels of fractions ``at`` of the chart's x and y ranges (taken after the page has
+    scrolled to the chart)."""
+    return chart.evaluate("""(gd, fractions) => {
+        const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+        const r = gd.getBoundingClientRect();
+        const at = (f, a) => a.range[0] + f * (a.range[1] - a.range[0]);
+        return fractions.map(f => [r.left + xa._offset + xa.l2p(at(f, xa)),
+                                   r.top + ya._offset + ya.l2p(at(f, ya))]);
+    }""", list(at))
 
 
 def _query(rows: list[int]) -> str:

@@ -17,6 +17,7 @@ from explain.embedding import (
     pixel_vectors,
     project,
 )
+from tests.shapes import in_polygon
 
 
 @pytest.fixture(scope="module")
@@ -119,16 +120,6 @@ def test_map_thumbnails_one_per_region_nearest_its_middle(features):
     assert rows.tolist() == expected
 
 
-def _in_polygon(x: float, y: float, xs: list[float], ys: list[float]) -> bool:
-    """Ray casting, written out: the reference for the lasso."""
-    inside, j = False, len(xs) - 1
-    for i in range(len(xs)):
-        if (ys[i] > y) != (ys[j] > y) and x < (xs[j] - xs[i]) * (y - ys[i]) / (ys[j] - ys[i]) + xs[i]:
-            inside = not inside
-        j = i
-    return inside
-
-
 def test_a_box_or_a_lasso_selects_the_points_inside_it(features):
     from explain.embedding import inside_shapes
 
@@ -142,7 +133,7 @@ def test_a_box_or_a_lasso_selects_the_points_inside_it(features):
     sx, sy = points.std(0)
     lasso = {"x": [cx - sx, cx + sx, cx], "y": [cy - sy, cy - sy, cy + sy]}
     expected_lasso = [i for i, (x, y) in enumerate(points)
-                      if _in_polygon(x, y, lasso["x"], lasso["y"])]
+                      if in_polygon(x, y, lasso["x"], lasso["y"])]
     assert inside_shapes(points, lassos=[lasso]).tolist() == expected_lasso
     assert len(expected_lasso) > 10
     both = inside_shapes(points, [box], [lasso]).tolist()
