@@ -26,7 +26,7 @@ from explain.render import (
 )
 from serving import projector
 from serving.scheduler import Busy
-from ui import data, frame, limits, links, results, warm
+from ui import data, frame, hover, limits, links, results, warm
 from ui.text import plain, problem
 
 TITLES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
@@ -86,7 +86,7 @@ with frame.page("Embedding map", need_image=False) as view:
         groups, names = predicted, classes
     else:
         groups, names = (predicted != labels).astype(int), ["right", "wrong"]
-    hover = [f"{dataset.name(i)} · true: {classes[labels[i]]} · predicted: "
+    hover_texts = [f"{dataset.name(i)} · true: {classes[labels[i]]} · predicted: "
              f"{classes[predicted[i]] if predicted[i] >= 0 else '-'} · model says: "
              f"{categories[features.predicted[i]]} ({features.confidence[i]:.0%})"
              for i in range(len(dataset))]
@@ -132,12 +132,20 @@ with frame.page("Embedding map", need_image=False) as view:
 
     left, right = st.columns([3, 2])
     with left:
-        st.plotly_chart(embedding_figure(points, groups, names, hover, selected=chosen,
+        st.plotly_chart(embedding_figure(points, groups, names, hover_texts, selected=chosen,
                                          thumbnails=thumbnails, side=side,
                                          limit=limits.MAP_POINTS),
                         key="map_chart", on_select=picked,
                         selection_mode=("points", "box", "lasso"),
                         config={"scrollZoom": True, "displaylogo": False})
+
+        def thumbnail(row: int) -> tuple[str, str] | None:
+            if not 0 <= row < len(dataset):
+                return None
+            return (image_uri(data.thumbnail(dataset, row, 128)),
+                    f"{dataset.name(row)} · {classes[labels[row]]}")
+
+        hover.preview("map_chart", thumbnail)  # the point's image under the mouse
         said = st.session_state.pop("_map_problem", None)
         if said:
             problem(st, said, "info")

@@ -333,3 +333,45 @@ def _selection(page) -> list[int]:
 
     found = parse_qs(urlsplit(page.url).query).get("sel", [""])[0]
     return [int(v) for v in found.split(",") if v]
+
+
+def test_hovering_a_point_shows_its_thumbnail(server, page):
+    import base64
+
+    import numpy as np
+
+    from explain.datasets import bundled
+
+    page.goto(server + "/Embedding_map?per_class=10&proj=pca&dataset=animal_mnist")
+    chart = page.locator("[data-testid=stPlotlyChart] .js-plotly-plot").first
+    chart.locator(".main-svg").first.wait_for()
+    page.get_by_text("draw a box or a lasso").wait_for()
+    page.wait_for_timeout(1000)
+    chart.hover()  # scrolls the chart into view
+    x, y = chart.evaluate("""gd => { const t = gd._fullData.find(t => t.customdata);
+        const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, r = gd.getBoundingClientRect();
+        return [r.left + xa._offset + xa.l2p(t.x[3]), r.top + ya._offset + ya.l2p(t.y[3])]; }""")
+    page.mouse.move(x - 30, y - 30)
+    page.mouse.move(x, y, steps=5)
+    preview = page.locator(".preview")
+    page.wait_for_function("""() => { const host = [...document.querySelectorAll('*')]
+        .map(e => e.shadowRoot).filter(Boolean).map(s => s.querySelector('.preview'))
+        .find(Boolean); return host && host.style.display === 'block'; }""")
+    hovered = chart.evaluate("gd => Number(gd._hoverdata[0].customdata)")
+    assert int(preview.get_attribute("data-row")) == hovered
+    dataset = bundled("animal_mnist").subset(10)
+    label = dataset.classes[dataset.labels[hovered]]
+    assert preview.locator(".caption").inner_text() == f"{dataset.name(hovered)} · {label}"
+    source = preview.locator("img").get_attribute("src")
+    picture = Image.open(io.BytesIO(base64.b64decode(source.split(",", 1)[1]))).convert("L")
+    shown = np.asarray(picture.resize((64, 64)), float)
+    # the hovered image, of all the dataset's images, is the one it looks most like
+    distances = [np.abs(shown - np.asarray(dataset.image(i).convert("L").resize((64, 64)),
+                                           float)).mean() for i in range(len(dataset))]
+    assert int(np.argmin(distances)) == hovered
+    shot(page, "30-hover-thumbnail")
+    page.mouse.move(5, 5)  # off the point: the thumbnail goes
+    page.wait_for_function("""() => { const host = [...document.querySelectorAll('*')]
+        .map(e => e.shadowRoot).filter(Boolean).map(s => s.querySelector('.preview'))
+        .find(Boolean); return host && host.style.display === 'none'; }""")
+    assert_no_error(page)
