@@ -68,29 +68,6 @@ def test_bad_link_and_not_applicable_show_messages(server, page):
     shot(page, "8-not-applicable")
 
 
-def test_dataset_pages(server, page):
-    page.goto(f"{server}/Embedding_map?per_class=10&proj=umap&color=prediction")
-    page.locator("[data-testid=stMetric]").wait_for()
-    page.locator("[data-testid=stPlotlyChart] .main-svg").first.wait_for()
-    assert_no_error(page)
-    assert page.locator("[data-testid=stPlotlyChart]").count() == 2
-    assert "UMAP of 100 images" in page.inner_text("body")
-    shot(page, "9-embedding-map")
-
-    nav(page, "Nearest neighbours").click()
-    wait_for_caption(page, "Query: Cat (Chelsea)")
-    wait_for_caption(page, "#8 · ")
-    assert_no_error(page)
-    assert "per_class=10" in page.url
-    shot(page, "10-neighbours")
-
-    nav(page, "Errors").click()
-    page.get_by_text("classified by a 10-nearest-neighbour probe").wait_for()
-    page.locator("[data-testid=stPlotlyChart] .main-svg").first.wait_for()
-    assert_no_error(page)
-    shot(page, "11-errors")
-
-
 def test_reviews_page_and_exported_report_in_chromium(server, page, tmp_path):
     from reviews import VERDICTS, Review, ReviewStore
     from reviews.report import html_report

@@ -9,7 +9,7 @@ from urllib.parse import quote, urlsplit
 
 from PIL import Image
 
-from tests.e2e.helpers import assert_no_error, shot, wait_for_caption
+from tests.e2e.helpers import assert_no_error, nav, shot, wait_for_caption
 from tests.shapes import in_polygon
 
 HOSTILE_LINK = ("/Explain?method=" + quote("[Session expired - click here](https://example.com/login)")
@@ -375,3 +375,28 @@ def test_hovering_a_point_shows_its_thumbnail(server, page):
         .map(e => e.shadowRoot).filter(Boolean).map(s => s.querySelector('.preview'))
         .find(Boolean); return host && host.style.display === 'none'; }""")
     assert_no_error(page)
+
+
+def test_dataset_pages(server, page):
+    # the last browser test: its UMAP map waits for the server's UMAP compile (about 40 s
+    # after it starts), which the tests before it leave time for
+    page.goto(f"{server}/Embedding_map?per_class=10&proj=umap&color=prediction")
+    page.locator("[data-testid=stMetric]").wait_for()
+    page.locator("[data-testid=stPlotlyChart] .main-svg").first.wait_for()
+    assert_no_error(page)
+    assert page.locator("[data-testid=stPlotlyChart]").count() == 2
+    assert "UMAP of 100 images" in page.inner_text("body")
+    shot(page, "9-embedding-map")
+
+    nav(page, "Nearest neighbours").click()
+    wait_for_caption(page, "Query: Cat (Chelsea)")
+    wait_for_caption(page, "#8 · ")
+    assert_no_error(page)
+    assert "per_class=10" in page.url
+    shot(page, "10-neighbours")
+
+    nav(page, "Errors").click()
+    page.get_by_text("classified by a 10-nearest-neighbour probe").wait_for()
+    page.locator("[data-testid=stPlotlyChart] .main-svg").first.wait_for()
+    assert_no_error(page)
+    shot(page, "11-errors")
