@@ -11,11 +11,10 @@ import streamlit as st
 
 from explain import LAYERED, METHODS, TITLES, ExplainError, explain
 from explain.agreement import agreement, disagreements
-from explain.gallery import members
 from explain.render import colorize, overlay
 from models import CHECKPOINT, PRETRAINED, UNTRAINED, ModelError, backbone_names, get_spec
 from serving.scheduler import Busy, Stopped
-from ui import data, frame, gallery, limits, links, results, widgets
+from ui import frame, gallery, limits, links, results, widgets
 from ui.text import plain, problem
 
 with frame.page("Two models") as view:
@@ -110,17 +109,7 @@ with frame.page("Two models") as view:
         st.stop()
     st.caption("Pick a slice as on the Gallery page (it is made with model A's features and "
                "predictions); up to its first 200 images are compared.")
-    dataset, layer, features = data.dataset_features(view)
-    assessment = data.assessment_for(view, dataset, features)
-    spec = gallery.slice_picker(dataset, assessment)
-    try:
-        indices = members(spec, dataset, features, assessment)
-    except ExplainError as exc:
-        problem(st, str(exc), "warning")
-        st.stop()
-    if len(indices) == 0:
-        st.info(f"The slice {plain(spec.describe(list(dataset.classes)))} is empty.")
-        st.stop()
+    dataset, _, _, _, spec, indices = gallery.picked_slice(view)
     chosen = [int(i) for i in indices[:200]]
     count = len(chosen)
     described = plain(spec.describe(list(dataset.classes)))

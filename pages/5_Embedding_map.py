@@ -142,8 +142,11 @@ with frame.page("Embedding map", need_image=False) as view:
         def thumbnail(row: int) -> tuple[str, str] | None:
             if not 0 <= row < len(dataset):
                 return None
-            return (image_uri(data.thumbnail(dataset, row, 128)),
-                    f"{dataset.name(row)} · {classes[labels[row]]}")
+            try:  # a file of a large folder is first read here: it may be unreadable
+                picture = data.thumbnail(dataset, row, 128)
+            except ExplainError:
+                return None
+            return image_uri(picture), f"{dataset.name(row)} · {classes[labels[row]]}"
 
         hover.preview("map_chart", thumbnail)  # the point's image under the mouse
         said = st.session_state.pop("_map_problem", None)

@@ -7,28 +7,18 @@ nav.start("Gallery")
 
 import streamlit as st
 
-from explain import LAYERED, METHODS, TITLES, ExplainError
-from explain.gallery import members, scores
+from explain import LAYERED, METHODS, TITLES
+from explain.gallery import scores
 from reviews import Review
-from ui import data, frame, gallery, links, trust, widgets
-from ui.text import plain, problem
+from ui import frame, gallery, links, trust, widgets
+from ui.text import plain
 
 with frame.page("Gallery", need_image=False) as view:
     st.subheader("Gallery")
     st.caption("A slice of a dataset, every image with its map and its own deletion and "
                "insertion AUC; the scores over the slice per method, beside a random map's.")
-    dataset, layer, features = data.dataset_features(view)
-    assessment = data.assessment_for(view, dataset, features)
-    spec = gallery.slice_picker(dataset, assessment)
-    try:
-        indices = members(spec, dataset, features, assessment)
-    except ExplainError as exc:
-        problem(st, str(exc), "warning")
-        st.stop()
+    dataset, layer, features, assessment, spec, indices = gallery.picked_slice(view)
     classes = list(dataset.classes)
-    if len(indices) == 0:
-        st.info(f"The slice {plain(spec.describe(classes))} is empty.")
-        st.stop()
 
     methods = list(METHODS)
     links.ensure_choice("method", methods)

@@ -73,6 +73,26 @@ def slice_picker(dataset: Dataset, assessment: Assessment | None) -> SliceSpec:
     return spec
 
 
+def picked_slice(view: View):
+    """The dataset pages' common start for a slice: the dataset, its features and predictions,
+    the slice picked and its members; the page stops with a message where there are none.
+    Returns (dataset, layer, features, assessment, spec, indices)."""
+    from explain.gallery import members
+
+    dataset, layer, features = data.dataset_features(view)
+    assessment = data.assessment_for(view, dataset, features)
+    spec = slice_picker(dataset, assessment)
+    try:
+        indices = members(spec, dataset, features, assessment)
+    except ExplainError as exc:
+        problem(st, str(exc), "warning")
+        st.stop()
+    if len(indices) == 0:
+        st.info(f"The slice {plain(spec.describe(list(dataset.classes)))} is empty.")
+        st.stop()
+    return dataset, layer, features, assessment, spec, indices
+
+
 def run_key(view: View, dataset: Dataset, indices: np.ndarray, method: str,
             options: tuple) -> tuple:
     digest = hashlib.sha256(np.asarray(indices, dtype=np.int64).tobytes()).hexdigest()[:16]
