@@ -109,7 +109,7 @@ with frame.page("Embedding map", need_image=False) as view:
                     f"{links.MAX_SELECTION:,} (a link carries them): the first "
                     f"{links.MAX_SELECTION:,} in the dataset's order are kept.")
                 rows = rows[:links.MAX_SELECTION]
-            links.put("sel", tuple(rows) if rows else None)
+            links.put_selection(dataset, rows)
             if rows:
                 links.put("slice", "selection")
             return
@@ -165,7 +165,7 @@ with frame.page("Embedding map", need_image=False) as view:
                    + (f" The map draws {limits.MAP_POINTS:,} of its {len(points):,} points, a "
                       "fixed sample, over the density of all (grey); a box or a lasso selects "
                       "from all of them." if len(points) > limits.MAP_POINTS else ""))
-        selected = [i for i in (links.get("sel") or ()) if i < len(dataset)]
+        selected = list(links.selection(dataset))
         if selected:
             st.markdown(f"**{len(selected)} images selected**")
             grid = st.columns(8)
@@ -176,7 +176,7 @@ with frame.page("Embedding map", need_image=False) as view:
             x.page_link("pages/9_Gallery.py", label="Explain the selection in the Gallery",
                         icon=":material/photo_library:")
             if y.button("Clear the selection"):
-                links.put("sel", None)
+                links.put_selection(dataset, None)
                 st.rerun()
     if assessment is not None:
         with right:

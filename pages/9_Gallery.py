@@ -41,7 +41,7 @@ with frame.page("Gallery", need_image=False) as view:
                   else "."))
 
     st.page_link("pages/10_Two_models.py", label="Compare this slice on two models",
-                 query_params=st.query_params.to_dict())
+                 query_params=links.values())
 
     run = gallery.explained(view, dataset, chosen, method)
     runs = gallery.known_runs(view, dataset, chosen)

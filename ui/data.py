@@ -30,7 +30,7 @@ from models import (
 )
 from serving.scheduler import Busy, Stopped
 from ui import limits
-from ui.links import ensure_choice, ensure_value, get, key, put
+from ui.links import ensure_choice, ensure_value, get, key, put, selection, values
 from ui.results import ProgressWithStop, _store_get, compute, feature_store, result_store
 from ui.text import plain, problem
 from ui.widgets import uploaded
@@ -172,7 +172,7 @@ def thumbnail(dataset: Dataset, index: int, size: int = 112) -> Image.Image:
 def only_selection(dataset: Dataset, what: str) -> np.ndarray | None:
     """The images selected on the embedding map (rows of ``dataset``), when there is a
     selection and the user keeps ``what`` to it (a toggle); None for the whole dataset."""
-    selected = np.array([i for i in (get("sel") or ()) if i < len(dataset)], dtype=np.int64)
+    selected = np.array(selection(dataset), dtype=np.int64)
     if len(selected) == 0:
         return None
     if not st.toggle(f"Only the {len(selected)} images selected on the map: {what}",
@@ -185,7 +185,7 @@ def explain_link(dataset: Dataset, index: int, target: int | None = None) -> str
     """A link that opens image ``index`` of a bundled or server dataset in the Explain page."""
     if dataset.id.startswith("zip:"):
         return None
-    params = {k: v for k, v in st.query_params.to_dict().items()
+    params = {k: v for k, v in values().items()
               if k in ("backbone", "weights", "method", "layer", "alpha", "cmap")}
     params.update(dataset=dataset.id, index=str(dataset.original(index)))
     if target is not None:

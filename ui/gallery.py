@@ -27,7 +27,7 @@ from explain.gallery import (
 from explain.render import overlay, png_bytes
 from serving.scheduler import Busy, Stopped
 from ui import data
-from ui.links import ensure_choice, ensure_value, get, key, put
+from ui.links import ensure_choice, ensure_value, get, key, put, selection
 from ui.results import ProgressWithStop, compute, method_options, picture, result_store
 from ui.text import plain, problem
 
@@ -65,8 +65,8 @@ def slice_picker(dataset: Dataset, assessment: Assessment | None) -> SliceSpec:
         spec = SliceSpec(kind, count=int(count))
     elif kind == "selection":
         selected = tuple(get("sel") or ())
-        inside = tuple(i for i in selected if i < len(dataset))
-        if len(inside) < len(selected):
+        inside = selection(dataset)
+        if get("sel_of") in (None, dataset.digest) and len(inside) < len(selected):
             st.caption(f"{len(selected) - len(inside)} selected indices are beyond this "
                        f"dataset's {len(dataset)} images and are left out.")
         spec = SliceSpec(kind, indices=inside)
@@ -88,6 +88,8 @@ def picked_slice(view: View):
         problem(st, str(exc), "warning")
         st.stop()
     if len(indices) == 0:
+        if spec.kind == "selection":  # said above: made on other images, or beyond these
+            st.stop()
         st.info(f"The slice {plain(spec.describe(list(dataset.classes)))} is empty.")
         st.stop()
     return dataset, layer, features, assessment, spec, indices

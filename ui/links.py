@@ -88,6 +88,13 @@ def _indices(text: str) -> tuple[int, ...]:
     return values
 
 
+def _digest(text: str) -> str:
+    """A dataset's digest (16 hex digits): which images a selection's rows index."""
+    if len(text) != 16 or any(c not in "0123456789abcdef" for c in text):
+        raise ValueError(text)
+    return text
+
+
 def _backbone(text: str) -> str:
     """A registered backbone, or ``timm:<name>`` for any CNN timm knows."""
     if text in backbone_names():
@@ -164,7 +171,8 @@ PARAMS: dict[str, Param] = {
     "slice_class": Param(0, _number(int, 0, 100_000)),
     "slice_pred": Param(0, _number(int, 0, 100_000)),
     "slice_count": Param(48, _number(int, 1, 5000)),
-    "sel": Param(None, _indices),  # a selection made on the embedding map
+    "sel": Param(None, _indices),  # a selection made on the embedding map: rows of...
+    "sel_of": Param(None, _digest),  # ...this dataset (its digest: the subset per class too)
     "explain_count": Param(48, _number(int, 1, 1000)),
     "sort": Param("slice", _choice(SORTS)),
     "show": Param("all", _choice(("all", "right", "wrong"))),
@@ -222,24 +230,50 @@ def seed_from_url() -> None:
 SIDEBAR_KEYS = ("weights_choice", "source")  # sidebar widgets that are not in links
 
 
+KEPT = "_kept_choices"  # a copy of the choices, in a key no widget owns
+
+
+def _state_keys() -> list[str]:
+    return [key(n) for n in PARAMS] + list(SIDEBAR_KEYS)
+
+
 def keep_state() -> None:
-    """Keep every page's choices when another page is shown (Streamlit drops the state of
-    widgets that a run does not draw unless it is written again)."""
-    for name in [key(n) for n in PARAMS] + list(SIDEBAR_KEYS):
+    """Keep every page's choices when another page is shown. Streamlit drops the state of a
+    widget that a run does not draw unless it is written again; and on a page switch it keeps
+    only the widgets the browser reports, which a switch made while a run is drawing can miss.
+    So each run ends with a copy of the choices (``remember``), and a choice missing at the
+    start of a run is taken from it."""
+    kept = st.session_state.get(KEPT, {})
+    for name in _state_keys():
         if name in st.session_state:
             st.session_state[name] = st.session_state[name]
+        elif name in kept:
+            st.session_state[name] = kept[name]
 
 
-def write_url() -> None:
-    values = {}  # every choice made on any page, defaults included: a link must not depend on them
+def remember() -> None:
+    st.session_state[KEPT] = {name: st.session_state[name] for name in _state_keys()
+                              if name in st.session_state}
+
+
+def values() -> dict[str, str]:
+    """Every choice made on any page, defaults included (a link must not depend on them), as
+    the URL's parameters."""
+    found = {}
     for name in PARAMS:
         value = st.session_state.get(key(name))
         if value is not None:
-            values[name] = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+            found[name] = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
     if st.session_state.get("source") == "upload":
-        values.pop("sample", None)  # an upload cannot travel in a link
-    if dict(st.query_params.to_dict()) != values:
-        st.query_params.from_dict(values)
+        found.pop("sample", None)  # an upload cannot travel in a link
+    return found
+
+
+def write_url() -> None:
+    remember()
+    current = values()
+    if dict(st.query_params.to_dict()) != current:
+        st.query_params.from_dict(current)
 
 
 def show_notes(slot, last: bool = False) -> None:
@@ -288,4 +322,23 @@ def base_url() -> str:
 
 
 def link_query() -> str:
-    return urlencode(st.query_params.to_dict())
+    return urlencode(values())
+
+
+def selection(dataset) -> tuple[int, ...]:
+    """The rows of ``dataset`` selected on the embedding map; none, with a message, when the
+    selection was made on other images (another dataset, or another number per class: its
+    rows would be other images)."""
+    selected = get("sel") or ()
+    made_on = get("sel_of")
+    if selected and made_on is not None and made_on != dataset.digest:
+        st.info(f"The {len(selected)} images selected on the map were selected on other images "
+                f"(another dataset, or another number of images per class). Pick those again, "
+                f"or make a new selection on this one's map.")
+        return ()
+    return tuple(i for i in selected if i < len(dataset))
+
+
+def put_selection(dataset, rows) -> None:
+    put("sel", tuple(rows) if rows else None)
+    put("sel_of", dataset.digest if rows else None)

@@ -134,3 +134,27 @@ def test_the_maps_selection_is_used_by_the_errors_and_neighbours_pages(animals):
     assert len(neighbours) == 3
     allowed = {dataset.classes[dataset.labels[i]] for i in selected if i != 12}
     assert all(c.split(" · ")[1] in allowed for c in neighbours), neighbours
+
+
+def test_a_selection_is_used_only_on_the_images_it_was_made_on(animals):
+    """A selection's rows index the images it was made on: the same rows of another subset
+    are other images, so a slice of them is refused with a message, not shown."""
+    dataset = animals[0]
+    selected = [1, 4, 7, 12]
+    link = dict(dataset="animal_mnist", slice="selection", sel=",".join(map(str, selected)),
+                sel_of=dataset.digest)
+    at = app(GALLERY, per_class=5, **link)
+    assert_clean(at)
+    assert "Slice: a selection of 4 images: 4 images." in texts(at.caption)
+    assert [b for b in at.button if b.key == "explain_slice"]
+
+    at.slider(key="p_per_class").set_value(10).run()  # the same rows of another subset
+    assert_clean(at)
+    assert any("selected on other images" in i for i in texts(at.info))
+    assert not [c for c in texts(at.caption) if c.startswith("Slice:")]
+    assert not [b for b in at.button if b.key == "explain_slice"]
+
+    at = app(GALLERY, per_class=10, **link)  # a link that says so itself
+    assert any("selected on other images" in i for i in texts(at.info))
+    assert not [b for b in at.button if b.key == "explain_slice"]
+

@@ -161,6 +161,27 @@ def test_the_sidebar_shows_the_backbone_and_photo_names_whole(server, page):
     assert cut == []
 
 
+def test_choices_survive_a_page_switch_made_while_a_fragment_polls(server, page):
+    """The browser reports none of a page's widgets when it switches pages, and after a
+    fragment's run Streamlit holds their values only under the widgets: a switch made while
+    the trust curves are being waited for must still keep every choice."""
+    page.goto(server + "/Explain?sample=chelsea&method=saliency&alpha=0.3&cmap=viridis"
+              "&curve_steps=50&fill=blur")
+    page.get_by_text("Computing the deletion and insertion curves").wait_for(timeout=120_000)
+    page.wait_for_timeout(2500)  # the fragment has checked again (every second)
+    assert page.get_by_text("Computing the deletion and insertion curves").count()
+    nav(page, "Compare").click()
+    page.wait_for_function("() => location.pathname.endsWith('/Compare')")
+    page.locator("[data-testid=stSlider]").filter(has_text="Heatmap opacity").wait_for()
+    page.wait_for_function("() => /alpha=/.test(location.search)")
+    shown = page.locator("[data-testid=stSlider]").filter(has_text="Heatmap opacity") \
+        .locator("[data-testid=stSliderThumbValue]").inner_text()
+    query = dict(p.split("=", 1) for p in urlsplit(page.url).query.split("&"))
+    assert float(shown) == 0.3 and query["alpha"] == "0.3" and query["cmap"] == "viridis"
+    assert query["curve_steps"] == "50" and query["fill"] == "blur"
+    assert_no_error(page)
+
+
 def test_a_box_drawn_on_the_map_becomes_the_gallerys_slice(server, page):
     page.goto(server + "/Embedding_map?per_class=10&proj=pca&dataset=animal_mnist&method=cam")
     chart = page.locator("[data-testid=stPlotlyChart] .js-plotly-plot").first
