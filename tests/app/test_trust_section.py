@@ -32,8 +32,8 @@ def test_saving_twice_stores_one_review_and_an_edit_updates_it():
     other = app(EXPLAIN, sample="rocket")  # another session saving the very same review
     at_other = save(other, "points at the rocket and its tower")
     assert at_other == f"Saved as review #{number}." and store.count() == before + 1
-    other.query_params["method"] = "saliency"  # another view: the message was not about it
-    other.run()
+    other.selectbox(key="p_method").set_value("saliency").run()  # another view: the message
+    # was not about it
     assert not any("review #" in t for t in texts(other.success))
 
 
