@@ -110,17 +110,28 @@ def bench_model(name: str, weights: str, repeats: int) -> list[tuple[str, float,
           + ", ".join(f"{k}: {v * 1e3:.1f}" for k, v in per_image.items()) + f"; best {best}")
     rows.append((f"{name}: occlusion ({count} images) / limit at batch {best}",
                  t["occ"] / (count * per_image[best]), 1.05))
-    # Class visualization: seconds per step against one forward+backward to the input.
-    steps = 6
-    t = timed({
-        "fwd_bwd": lambda: forward_backward(model, x),
-        "viz": lambda: class_visualization(model, b.preprocessing, 0, steps=steps),
-    }, max(3, repeats // 3))
-    # steps ascent passes + the final scoring forward (~ a third of a forward+backward)
-    per_step = (t["viz"] - t["fwd_bwd"] / 3) / steps
+    # Class visualization: each step against a forward+backward to the input run right after
+    # it (from the step's progress report), so that the machine's slow spells fall on both.
     rows.append((f"{name}: class visualization step / forward+backward",
-                 per_step / t["fwd_bwd"], 1.05))
+                 class_viz_step_ratio(model, b.preprocessing, x, max(24, 4 * repeats)), 1.05))
     return rows
+
+
+def class_viz_step_ratio(model, preprocessing, x, steps: int) -> float:
+    """Median seconds of a class visualization step over the median of a forward+backward
+    pass to the input, each pass timed right after a step."""
+    marks: list[tuple[float, float]] = []  # (the step's end, the pass's end)
+
+    def progress(step: int, total: int) -> None:
+        stepped = time.perf_counter()
+        forward_backward(model, x)
+        marks.append((stepped, time.perf_counter()))
+
+    forward_backward(model, x)  # warm-up
+    class_visualization(model, preprocessing, 0, steps=steps, progress=progress)
+    step_times = [stepped - before for (_, before), (stepped, _) in zip(marks, marks[1:])]
+    pass_times = [done - stepped for stepped, done in marks[1:]]
+    return statistics.median(step_times) / statistics.median(pass_times)
 
 
 def main() -> None:
