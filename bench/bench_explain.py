@@ -12,6 +12,7 @@ Run: make bench   (or .venv/bin/python bench/bench_explain.py [--quick])
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import sys
 import time
@@ -129,7 +130,7 @@ def class_viz_step_ratio(model, preprocessing, x, steps: int) -> float:
 
     forward_backward(model, x)  # warm-up
     class_visualization(model, preprocessing, 0, steps=steps, progress=progress)
-    step_times = [stepped - before for (_, before), (stepped, _) in zip(marks, marks[1:])]
+    step_times = [stepped - before for (_, before), (stepped, _) in itertools.pairwise(marks)]
     pass_times = [done - stepped for stepped, done in marks[1:]]
     return statistics.median(step_times) / statistics.median(pass_times)
 
