@@ -156,7 +156,7 @@ class _Resample(torch.autograd.Function):
 
 class _Adam:
     """Adam (Kingma and Ba, 2015) on one tensor, as ``torch.optim.Adam`` computes it, taking
-    the gradient as an argument: no ``.grad`` is written, and a step is four in-place ops."""
+    the gradient as an argument: no ``.grad`` is written, and a step is a few tensor ops."""
 
     def __init__(self, param: torch.Tensor, lr: float, betas=(0.9, 0.999), eps=1e-8) -> None:
         self.param, self.lr, self.betas, self.eps = param, lr, betas, eps

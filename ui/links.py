@@ -239,10 +239,11 @@ def _state_keys() -> list[str]:
 
 def keep_state() -> None:
     """Keep every page's choices when another page is shown. Streamlit drops the state of a
-    widget that a run does not draw unless it is written again; and on a page switch it keeps
-    only the widgets the browser reports, which a switch made while a run is drawing can miss.
-    So each run ends with a copy of the choices (``remember``), and a choice missing at the
-    start of a run is taken from it."""
+    widget that a run does not draw unless it is written again. And on a page switch it keeps
+    only the widgets the browser reports, which are none of the old page's: after a fragment's
+    run (the trust curves poll) their values live only under those widgets and are dropped.
+    So each full run ends with a copy of the choices (``remember``), and a choice missing at
+    the start of a run is taken from it."""
     kept = st.session_state.get(KEPT, {})
     for name in _state_keys():
         if name in st.session_state:
