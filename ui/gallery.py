@@ -111,12 +111,14 @@ def explained(view: View, dataset: Dataset, indices: np.ndarray, method: str) ->
     if known is not None:
         return known
     seconds = len(indices) * 1.5
-    if not st.button(f"Explain these {len(indices)} images with {TITLES[method]}",
+    asking = st.empty()  # the button goes once clicked: the run it starts draws the cards
+    if not asking.button(f"Explain these {len(indices)} images with {TITLES[method]}",
                      key="explain_slice", type="primary",
                      help=f"Each image: its map, and its deletion and insertion curves and those "
                           f"of a random map ({4 * (CURVE_STEPS + 1)} forward passes). About "
                           f"{seconds:.0f} s on this server's CPU."):
         return None
+    asking.empty()
     slot = st.container()
     progress = ProgressWithStop(slot, wanted, f"Explaining {len(indices)} images")
     try:
