@@ -29,6 +29,16 @@ def wait_for_caption(page, start: str, count: int = 1) -> None:
         arg=[start, count])
 
 
+def first_chart(page, ready: str):
+    """The page's first plotly chart, once drawn and once the text ``ready`` is on the page
+    (what the run draws after it), with a second for the chart's own handlers to settle."""
+    chart = page.locator("[data-testid=stPlotlyChart] .js-plotly-plot").first
+    chart.locator(".main-svg").first.wait_for()
+    page.get_by_text(ready).wait_for()
+    page.wait_for_timeout(1000)
+    return chart
+
+
 def assert_no_error(page) -> None:
     page.wait_for_timeout(300)  # let the last deltas land
     assert page.locator("[data-testid=stException]").count() == 0

@@ -9,7 +9,7 @@ from urllib.parse import quote, urlsplit
 
 from PIL import Image
 
-from tests.e2e.helpers import assert_no_error, nav, shot, wait_for_caption
+from tests.e2e.helpers import assert_no_error, first_chart, nav, shot, wait_for_caption
 from tests.shapes import in_polygon
 
 HOSTILE_LINK = ("/Explain?method=" + quote("[Session expired - click here](https://example.com/login)")
@@ -66,10 +66,7 @@ def test_an_uploaded_file_name_is_plain_text(server, page):
 
 def test_clicking_a_confusion_matrix_cell_lists_its_images(server, page):
     page.goto(server + "/Errors?per_class=10&dataset=animal_mnist")
-    chart = page.locator("[data-testid=stPlotlyChart] .js-plotly-plot").first
-    chart.locator(".main-svg").first.wait_for()
-    page.get_by_text("classified by a 10-nearest-neighbour probe").wait_for()
-    page.wait_for_timeout(1000)
+    chart = first_chart(page, "classified by a 10-nearest-neighbour probe")
     row, col = 4, 4  # true dog, predicted dog: a cell that holds images
     x, y = chart.evaluate("""(gd, [row, col]) => {
         const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
@@ -184,10 +181,7 @@ def test_choices_survive_a_page_switch_made_while_a_fragment_polls(server, page)
 
 def test_a_box_drawn_on_the_map_becomes_the_gallerys_slice(server, page):
     page.goto(server + "/Embedding_map?per_class=10&proj=pca&dataset=animal_mnist&method=cam")
-    chart = page.locator("[data-testid=stPlotlyChart] .js-plotly-plot").first
-    chart.locator(".main-svg").first.wait_for()
-    page.get_by_text("draw a box or a lasso").wait_for()
-    page.wait_for_timeout(1000)
+    chart = first_chart(page, "draw a box or a lasso")
     chart.hover()
     page.locator(".modebar-btn[data-val=select]").first.click()  # the toolbar's box select
     # a box over the middle of the map, and the points plotly holds inside it
@@ -289,10 +283,7 @@ def test_a_box_or_a_lasso_on_a_sampled_map_selects_from_all_its_points(browser, 
         page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
         page.set_default_timeout(120_000)
         page.goto(url + "/Embedding_map?per_class=10&proj=pca&dataset=animal_mnist")
-        chart = page.locator("[data-testid=stPlotlyChart] .js-plotly-plot").first
-        chart.locator(".main-svg").first.wait_for()
-        page.get_by_text("The map draws 50 of its 100 points").wait_for()
-        page.wait_for_timeout(1000)
+        chart = first_chart(page, "The map draws 50 of its 100 points")
         drawn = chart.evaluate("""gd => gd._fullData.filter(t => t.customdata)
             .reduce((n, t) => n + t.x.length, 0)""")
         assert drawn == 50
@@ -364,10 +355,7 @@ def test_hovering_a_point_shows_its_thumbnail(server, page):
     from explain.datasets import bundled
 
     page.goto(server + "/Embedding_map?per_class=10&proj=pca&dataset=animal_mnist")
-    chart = page.locator("[data-testid=stPlotlyChart] .js-plotly-plot").first
-    chart.locator(".main-svg").first.wait_for()
-    page.get_by_text("draw a box or a lasso").wait_for()
-    page.wait_for_timeout(1000)
+    chart = first_chart(page, "draw a box or a lasso")
     chart.hover()  # scrolls the chart into view
     x, y = chart.evaluate("""gd => { const t = gd._fullData.find(t => t.customdata);
         const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, r = gd.getBoundingClientRect();
