@@ -5,9 +5,10 @@ recognisable by the regularisation of feature visualization (Olah et al., 2017):
 parametrised in a decorrelated Fourier basis (low frequencies first, natural colours), and each
 step sees it under a random jitter, scale and rotation so that only robust evidence survives.
 Only the image receives gradients (``torch.autograd.grad``): the model's parameters are untouched.
-A step costs a forward+backward of the model and ~3 ms more on CPU (224 x 224): the resampling's
-gradient is resampled at the inverse map (``_Resample``) rather than scattered, and Adam runs on
-the gradient it is given (``_Adam``).
+A step costs a forward+backward of the model and ~1.5-2.5 ms more on CPU (224 x 224): the image
+and its random view are one autograd function (``_ModelInput``) whose backward resamples the
+gradient at the inverse map rather than scattering it; the views are drawn before the first
+step (``_Views``); Adam is PyTorch's fused kernel on the gradient it is given (``_Adam``).
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ class ClassVisualization:
 
 
 class FourierImage(nn.Module):
-    """An RGB image in [0, 1] parametrised by a scaled spectrum (``decay`` 1: 1/f amplitudes)."""
+    """An RGB image in [0, 1] parametrised by a scaled spectrum (``decay`` 1: 1/f amplitudes):
+    ``sigmoid(color @ irfft(spectrum * scale))``."""
 
     def __init__(self, height: int, width: int, start: str, generator: torch.Generator,
                  device: torch.device, decay: float = 1.0) -> None:
@@ -58,8 +60,15 @@ class FourierImage(nn.Module):
         self.size = (height, width)
         # amplitudes fall as 1/f; the 1/4 (from Lucid) keeps the start image in sigmoid's middle
         scale = 0.25 / freqs.clamp(min=1.0 / max(height, width)) ** decay
-        self.register_buffer("scale", scale.to(device))
+        # irfft's gradient (PyTorch's own): an rfft whose columns that stand for two
+        # frequencies (the mirrored one is not stored) count twice
+        mirrored = torch.ones_like(scale)
+        mirrored[:, 1:width - scale.shape[1] + 1] = 2
+        # complex: a real factor would be made complex at each product
+        self.register_buffer("scale", scale.to(device, torch.complex64))
+        self.register_buffer("gradient_scale", (scale * mirrored).to(device, torch.complex64))
         self.register_buffer("color", _COLOR.to(device))
+        self.register_buffer("half_color", _COLOR.to(device) / 2)
         shape = (1, 3, *freqs.shape, 2)
         if start == "noise":
             init = torch.randn(shape, generator=generator) * 0.01
@@ -85,92 +94,134 @@ def _base_grid(height: int, width: int, dtype: torch.dtype, device: torch.device
     return torch.stack([x, y, torch.ones_like(x)], -1).reshape(-1, 3).to(device)
 
 
-def _random_view(centred: torch.Tensor, generator: torch.Generator, jitter: float,
-                 pad: int = 12) -> torch.Tensor:
-    """Lucid's transform chain in one affine resampling, differentiable in the image (see
-    ``_sampling``). ``centred``: a (1, 3, H, W) image minus 0.5 (so that the padding, zeros,
-    is grey); so is the view."""
-    sampling = _sampling(generator, jitter, *centred.shape[2:], pad)
-    return _Resample.apply(centred, _grid(sampling, centred),
-                           _grid(np.linalg.inv(sampling), centred),
-                           abs(np.linalg.det(sampling[:2, :2])))
+@dataclass(frozen=True)
+class _Views:
+    """A run's random views, drawn at once (see ``_samplings``): for each step the affine
+    maps from the view's pixels to the image's and back, as ``grid_sample`` thetas (steps, 2,
+    3, 2), and the determinant of each forward map."""
+
+    thetas: torch.Tensor
+    dets: list[float]
+
+    @classmethod
+    def draw(cls, generator: torch.Generator, jitter: float, size: tuple[int, int],
+             steps: int, like: torch.Tensor, pad: int = 12) -> _Views:
+        maps = _samplings(generator, jitter, *size, steps, pad)
+        both = np.stack([maps, np.linalg.inv(maps)], 1)[:, :, :2].swapaxes(-1, -2)
+        return cls(torch.tensor(both, dtype=like.dtype, device=like.device),
+                   np.abs(np.linalg.det(maps[:, :2, :2])).tolist())
+
+    def grids(self, step: int, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Where each pixel of the view samples the image, and the reverse: (H * W, 2) each
+        (two matrix products: one batched product is a slower kernel)."""
+        base = _base_grid(*size, self.thetas.dtype, self.thetas.device)
+        return base @ self.thetas[step, 0], base @ self.thetas[step, 1]
 
 
-def _sampling(generator: torch.Generator, jitter: float, height: int, width: int,
-              pad: int = 12) -> np.ndarray:
-    """A random view's map from output to input coordinates (``grid_sample``'s, in [-1, 1]),
-    3 x 3: padded by ``pad`` px, jittered by ±``jitter`` px, scaled by 0.9-1.1, rotated by
-    ±10°, jittered again by ±``jitter`` / 2 px, seen at the input's size."""
-    r = torch.rand(6, generator=generator).tolist()
+def _random_view(image: FourierImage, views: _Views, step: int, offset: torch.Tensor,
+                 gain: torch.Tensor) -> torch.Tensor:
+    """The model's input ``offset + gain * view`` (per channel) for the ``step``-th random
+    view of ``image`` minus 0.5: Lucid's transform chain (see ``_samplings``) in one affine
+    resampling, padded with zeros (grey); differentiable in the image's spectrum."""
+    return _ModelInput.apply(image.spectrum, image, views.grids(step, image.size),
+                             views.dets[step], offset, gain)
 
-    def shift(px: float, u: float, v: float) -> np.ndarray:
-        return np.array([[1, 0, (2 * u - 1) * 2 * px / width],
-                         [0, 1, (2 * v - 1) * 2 * px / height], [0, 0, 1]])
 
-    zoom = 1 / (0.9 + 0.2 * r[2])
-    angle = math.radians(-10 + 20 * r[3])
-    rotate = np.array([[math.cos(angle) * zoom, -math.sin(angle) * zoom, 0],
-                       [math.sin(angle) * zoom, math.cos(angle) * zoom, 0], [0, 0, 1]])
+def _samplings(generator: torch.Generator, jitter: float, height: int, width: int,
+               count: int, pad: int = 12) -> np.ndarray:
+    """``count`` random views' maps from output to input coordinates (``grid_sample``'s, in
+    [-1, 1]), (count, 3, 3): padded by ``pad`` px, jittered by ±``jitter`` px, scaled by
+    0.9-1.1, rotated by ±10°, jittered again by ±``jitter`` / 2 px, seen at the input's
+    size."""
+    r = torch.rand(count, 6, generator=generator, dtype=torch.float64).numpy()
+
+    def shift(px: float, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        maps = np.tile(np.eye(3), (count, 1, 1))
+        maps[:, 0, 2], maps[:, 1, 2] = (2 * u - 1) * 2 * px / width, (2 * v - 1) * 2 * px / height
+        return maps
+
+    zoom = 1 / (0.9 + 0.2 * r[:, 2])
+    angle = np.radians(-10 + 20 * r[:, 3])
+    rotate = np.tile(np.eye(3), (count, 1, 1))
+    rotate[:, 0, 0] = rotate[:, 1, 1] = np.cos(angle) * zoom
+    rotate[:, 1, 0] = np.sin(angle) * zoom
+    rotate[:, 0, 1] = -rotate[:, 1, 0]
     padded = np.diag([(width + 2 * pad) / width, (height + 2 * pad) / height, 1])
-    return padded @ shift(jitter, r[0], r[1]) @ rotate @ shift(jitter / 2, r[4], r[5])
+    return padded @ shift(jitter, r[:, 0], r[:, 1]) @ rotate @ shift(jitter / 2, r[:, 4], r[:, 5])
 
 
-def _grid(sampling: np.ndarray, like: torch.Tensor) -> torch.Tensor:
-    """Where each output pixel samples the input under the affine map ``sampling`` (3 x 3, on
-    ``grid_sample``'s coordinates in [-1, 1]): (H * W, 2)."""
-    _, _, height, width = like.shape
-    theta = torch.tensor(sampling[:2].T, dtype=like.dtype, device=like.device)
-    return _base_grid(height, width, like.dtype, like.device) @ theta
-
-
-def _resample(image: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
-    """``grid_sample`` of a (1, C, H, W) image at a (H * W, 2) grid. PyTorch resamples the
+def _resample(image: torch.Tensor, grid: torch.Tensor, finish) -> torch.Tensor:
+    """``grid_sample`` of a (1, C, H, W) image at a (H * W, 2) grid, passed through
+    ``finish(sampled, out)``, an element-wise op that writes ``out``. PyTorch resamples the
     images of a batch in parallel, not the rows of one image: the rows are cut into bands,
     one per thread, each a batch item reading the same image (measured faster than one
-    image, or one channel per batch item)."""
+    image, or one channel per batch item); ``finish`` reads the bands where they lie and
+    writes the (1, C, H, W) result, so that putting them in order costs no copy."""
     _, channels, height, width = image.shape
     bands = math.gcd(height, max(1, min(torch.get_num_threads(), 8)))
-    out = F.grid_sample(image.expand(bands, -1, -1, -1),
-                        grid.view(bands, height // bands, width, 2), align_corners=False)
-    return out if bands == 1 else out.transpose(0, 1).reshape(1, channels, height, width)
+    sampled = F.grid_sample(image.expand(bands, -1, -1, -1),
+                            grid.view(bands, height // bands, width, 2), align_corners=False)
+    out = torch.empty((1, channels, height, width), dtype=image.dtype, device=image.device)
+    finish(sampled.transpose(0, 1), out.view(channels, bands, height // bands, width))
+    return out
 
 
-class _Resample(torch.autograd.Function):
-    """An affine resampling whose backward resamples the gradient at the inverse map (divided
-    by the map's determinant): the adjoint of bilinear resampling but for its interpolation
-    kernel (cosine similarity over 0.99 with the exact gradient, tested), at the cost of a
-    forward pass. PyTorch's exact backward scatters into a zeroed image per band, three
-    times the cost."""
+class _ModelInput(torch.autograd.Function):
+    """``_random_view``: from the spectrum, ``color @ irfft(spectrum * scale)`` (``y``), the
+    centred image ``sigmoid(y) - 0.5 = tanh(y / 2) / 2`` (the halves are in ``half_color``
+    and ``gain``), its resampling, the normalisation. Written out, each side is six tensor
+    ops, where autograd's chain of views, copies and in-place doublings takes about twenty.
+
+    Backward: irfft's gradient is PyTorch's own (rfft, ``gradient_scale``); the resampling's
+    resamples the gradient at the inverse map, divided by the map's determinant: the adjoint
+    of bilinear resampling but for its interpolation kernel (cosine similarity over 0.99 with
+    the exact gradient, tested), at the cost of a forward pass. PyTorch's exact backward
+    scatters into a zeroed image per band, three times the cost."""
 
     @staticmethod
-    def forward(ctx, image, grid, inverse, det):
-        ctx.save_for_backward(inverse)
-        ctx.det = det
-        return _resample(image, grid)
+    def forward(ctx, spectrum, image, grids, det, offset, gain):
+        pixels = torch.fft.irfftn(torch.view_as_complex(spectrum) * image.scale, s=image.size,
+                                  norm="ortho")
+        centred = torch.tanh(image.half_color @ pixels.view(3, -1)).view(1, 3, *image.size)
+        ctx.image = image
+        # the gain (and 1 / det) of each channel commutes with the rest of the backward:
+        # it joins the colour matrix there
+        ctx.save_for_backward(centred, grids[1], image.half_color.t() * (gain / det))
+        offset, gain = offset.view(-1, 1, 1, 1), gain.view(-1, 1, 1, 1)
+        return _resample(centred, grids[0],
+                         lambda sampled, out: torch.addcmul(offset, sampled, gain, out=out))
 
     @staticmethod
     def backward(ctx, grad):
-        (inverse,) = ctx.saved_tensors
-        return _resample(grad.contiguous(), inverse) / ctx.det, None, None, None
+        centred, inverse, colors = ctx.saved_tensors
+        image = ctx.image
+
+        def through_tanh(sampled, out):
+            torch.ops.aten.tanh_backward.grad_input(sampled, centred.view(out.shape),
+                                                    grad_input=out)
+
+        pixels = colors @ _resample(grad, inverse, through_tanh).view(3, -1)
+        spectrum = torch.fft.rfftn(pixels.view(1, 3, *image.size), dim=(-2, -1), norm="ortho")
+        return torch.view_as_real(spectrum * image.gradient_scale), *(None,) * 5
 
 
 class _Adam:
-    """Adam (Kingma and Ba, 2015) on one tensor, as ``torch.optim.Adam`` computes it, taking
-    the gradient as an argument: no ``.grad`` is written, and a step is a few tensor ops."""
+    """Adam (Kingma and Ba, 2015) ascending one tensor, as ``torch.optim.Adam(maximize=True,
+    fused=True)`` computes it (its kernel, one pass over the tensor), taking the gradient as
+    an argument: no ``.grad`` is written, and the optimizer's per-step Python is skipped."""
 
     def __init__(self, param: torch.Tensor, lr: float, betas=(0.9, 0.999), eps=1e-8) -> None:
         self.param, self.lr, self.betas, self.eps = param, lr, betas, eps
         self.mean = torch.zeros_like(param)
         self.square = torch.zeros_like(param)
-        self.steps = 0
+        self.steps = torch.zeros((), dtype=torch.float32, device=param.device)
 
     @torch.no_grad()
     def step(self, grad: torch.Tensor) -> None:
-        (b1, b2), self.steps = self.betas, self.steps + 1
-        self.mean.lerp_(grad, 1 - b1)
-        self.square.mul_(b2).addcmul_(grad, grad, value=1 - b2)
-        denom = self.square.sqrt().mul_(1 / math.sqrt(1 - b2**self.steps)).add_(self.eps)
-        self.param.addcdiv_(self.mean, denom, value=-self.lr / (1 - b1**self.steps))
+        self.steps += 1
+        torch._fused_adam_([self.param], [grad], [self.mean], [self.square], [], [self.steps],
+                           lr=self.lr, beta1=self.betas[0], beta2=self.betas[1],
+                           weight_decay=0.0, eps=self.eps, amsgrad=False, maximize=True)
 
 
 def class_visualization(model: nn.Module, preprocessing, target: int, steps: int = 512,
@@ -189,18 +240,20 @@ def class_visualization(model: nn.Module, preprocessing, target: int, steps: int
     image = FourierImage(*preprocessing.size, start, generator, device)
     optimizer = _Adam(image.spectrum, lr)
     scores = []
-    # the model's input from a view of the centred image: (view + 0.5 - mean) / std, one op
-    scale = 1 / torch.tensor(preprocessing.std, device=device).view(1, 3, 1, 1)
-    offset = (0.5 - torch.tensor(preprocessing.mean, device=device).view(1, 3, 1, 1)) * scale
+    # the model's input from a view of the centred image v: (v + 0.5 - mean) / std, where the
+    # view is made of tanh(y / 2) = 2 v
+    std = torch.tensor(preprocessing.std, device=device)
+    offset = (0.5 - torch.tensor(preprocessing.mean, device=device)) / std
+    gain = 0.5 / std
+    views = _Views.draw(generator, jitter, preprocessing.size, steps, offset)
     with evaluating(model), torch.enable_grad():
         for step in range(1, steps + 1):
-            view = _random_view(image() - 0.5, generator, jitter)
-            logits = model(torch.addcmul(offset, view, scale))
+            logits = model(_random_view(image, views, step - 1, offset, gain))
             if step == 1 and not 0 <= target < logits.shape[1]:
                 raise ExplainError(f"Class {target} does not exist: this model has "
                                    f"{logits.shape[1]} classes.")
             score = logits[0, target]
-            (grad,) = torch.autograd.grad(-score, image.spectrum)
+            (grad,) = torch.autograd.grad(score, image.spectrum)
             optimizer.step(grad)
             scores.append(float(score.detach()))
             if progress is not None:
