@@ -5,10 +5,11 @@ recognisable by the regularisation of feature visualization (Olah et al., 2017):
 parametrised in a decorrelated Fourier basis (low frequencies first, natural colours), and each
 step sees it under a random jitter, scale and rotation so that only robust evidence survives.
 Only the image receives gradients (``torch.autograd.grad``): the model's parameters are untouched.
-A step costs a forward+backward of the model and ~1.5-2.5 ms more on CPU (224 x 224): the image
-and its random view are one autograd function (``_ModelInput``) whose backward resamples the
-gradient at the inverse map rather than scattering it; the views are drawn before the first
-step (``_Views``); Adam is PyTorch's fused kernel on the gradient it is given (``_Adam``).
+A step costs a forward+backward of the model and ~1.5 ms more on CPU (224 x 224, warm caches;
+about twice that right after the model's pass): autograd sees only the model, the image's way to
+its random view and back is written out (``_random_view``), the gradient resampled at the
+inverse map rather than scattered; the views are drawn before the first step (``_Views``); Adam
+is PyTorch's fused kernel on the gradient it is given (``_Adam``).
 """
 
 from __future__ import annotations
@@ -119,12 +120,41 @@ class _Views:
 
 
 def _random_view(image: FourierImage, views: _Views, step: int, offset: torch.Tensor,
-                 gain: torch.Tensor) -> torch.Tensor:
-    """The model's input ``offset + gain * view`` (per channel) for the ``step``-th random
-    view of ``image`` minus 0.5: Lucid's transform chain (see ``_samplings``) in one affine
-    resampling, padded with zeros (grey); differentiable in the image's spectrum."""
-    return _ModelInput.apply(image.spectrum, image, views.grids(step, image.size),
-                             views.dets[step], offset, gain)
+                 gain: torch.Tensor) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
+    """The model's input ``offset + gain * view`` (per channel) for the ``step``-th random view
+    of ``image`` minus 0.5 (Lucid's transform chain, see ``_samplings``, in one affine
+    resampling, padded with zeros: grey), and the function that takes a gradient in that input
+    back to the image's spectrum.
+
+    Written out rather than left to autograd, which is given only the model: from the
+    spectrum, ``y = color @ irfft(spectrum * scale)``, the centred image ``sigmoid(y) - 0.5 =
+    tanh(y / 2) / 2`` (the halves are in ``half_color`` and ``gain``), its resampling, the
+    normalisation: six tensor ops each way, where autograd's chain of views, copies and
+    in-place doublings took about twenty. The gradient: irfft's is PyTorch's own (an rfft,
+    ``gradient_scale``); the resampling's resamples the gradient at the inverse map, divided
+    by the map's determinant: the adjoint of bilinear resampling but for its interpolation
+    kernel (cosine similarity over 0.99 with the exact gradient, tested), at the cost of a
+    forward pass (PyTorch's exact backward scatters into a zeroed image per band, three times
+    the cost); the per-channel gain and 1 / det join the colour matrix."""
+    grid, inverse = views.grids(step, image.size)
+    with torch.no_grad():
+        pixels = torch.fft.irfftn(torch.view_as_complex(image.spectrum) * image.scale,
+                                  s=image.size, norm="ortho")
+        centred = torch.tanh(image.half_color @ pixels.view(3, -1)).view(1, 3, *image.size)
+        x = _resample(centred, grid, lambda sampled, out: torch.addcmul(
+            offset.view(-1, 1, 1, 1), sampled, gain.view(-1, 1, 1, 1), out=out))
+
+    def to_spectrum(grad: torch.Tensor) -> torch.Tensor:
+        def through_tanh(sampled, out):
+            torch.ops.aten.tanh_backward.grad_input(sampled, centred.view(out.shape),
+                                                    grad_input=out)
+
+        colors = image.half_color.t() * (gain / views.dets[step])
+        pixels = colors @ _resample(grad, inverse, through_tanh).view(3, -1)
+        spectrum = torch.fft.rfftn(pixels.view(1, 3, *image.size), dim=(-2, -1), norm="ortho")
+        return torch.view_as_real(spectrum * image.gradient_scale)
+
+    return x, to_spectrum
 
 
 def _samplings(generator: torch.Generator, jitter: float, height: int, width: int,
@@ -164,45 +194,6 @@ def _resample(image: torch.Tensor, grid: torch.Tensor, finish) -> torch.Tensor:
     out = torch.empty((1, channels, height, width), dtype=image.dtype, device=image.device)
     finish(sampled.transpose(0, 1), out.view(channels, bands, height // bands, width))
     return out
-
-
-class _ModelInput(torch.autograd.Function):
-    """``_random_view``: from the spectrum, ``color @ irfft(spectrum * scale)`` (``y``), the
-    centred image ``sigmoid(y) - 0.5 = tanh(y / 2) / 2`` (the halves are in ``half_color``
-    and ``gain``), its resampling, the normalisation. Written out, each side is six tensor
-    ops, where autograd's chain of views, copies and in-place doublings takes about twenty.
-
-    Backward: irfft's gradient is PyTorch's own (rfft, ``gradient_scale``); the resampling's
-    resamples the gradient at the inverse map, divided by the map's determinant: the adjoint
-    of bilinear resampling but for its interpolation kernel (cosine similarity over 0.99 with
-    the exact gradient, tested), at the cost of a forward pass. PyTorch's exact backward
-    scatters into a zeroed image per band, three times the cost."""
-
-    @staticmethod
-    def forward(ctx, spectrum, image, grids, det, offset, gain):
-        pixels = torch.fft.irfftn(torch.view_as_complex(spectrum) * image.scale, s=image.size,
-                                  norm="ortho")
-        centred = torch.tanh(image.half_color @ pixels.view(3, -1)).view(1, 3, *image.size)
-        ctx.image = image
-        # the gain (and 1 / det) of each channel commutes with the rest of the backward:
-        # it joins the colour matrix there
-        ctx.save_for_backward(centred, grids[1], image.half_color.t() * (gain / det))
-        offset, gain = offset.view(-1, 1, 1, 1), gain.view(-1, 1, 1, 1)
-        return _resample(centred, grids[0],
-                         lambda sampled, out: torch.addcmul(offset, sampled, gain, out=out))
-
-    @staticmethod
-    def backward(ctx, grad):
-        centred, inverse, colors = ctx.saved_tensors
-        image = ctx.image
-
-        def through_tanh(sampled, out):
-            torch.ops.aten.tanh_backward.grad_input(sampled, centred.view(out.shape),
-                                                    grad_input=out)
-
-        pixels = colors @ _resample(grad, inverse, through_tanh).view(3, -1)
-        spectrum = torch.fft.rfftn(pixels.view(1, 3, *image.size), dim=(-2, -1), norm="ortho")
-        return torch.view_as_real(spectrum * image.gradient_scale), *(None,) * 5
 
 
 class _Adam:
@@ -248,13 +239,14 @@ def class_visualization(model: nn.Module, preprocessing, target: int, steps: int
     views = _Views.draw(generator, jitter, preprocessing.size, steps, offset)
     with evaluating(model), torch.enable_grad():
         for step in range(1, steps + 1):
-            logits = model(_random_view(image, views, step - 1, offset, gain))
+            x, to_spectrum = _random_view(image, views, step - 1, offset, gain)
+            logits = model(x.requires_grad_(True))
             if step == 1 and not 0 <= target < logits.shape[1]:
                 raise ExplainError(f"Class {target} does not exist: this model has "
                                    f"{logits.shape[1]} classes.")
             score = logits[0, target]
-            (grad,) = torch.autograd.grad(score, image.spectrum)
-            optimizer.step(grad)
+            (grad,) = torch.autograd.grad(score, x)
+            optimizer.step(to_spectrum(grad))
             scores.append(float(score.detach()))
             if progress is not None:
                 progress(step, steps)

@@ -93,9 +93,9 @@ def _picture_near(photo, image):
 
 
 def test_a_step_sees_the_picture_and_gets_pytorchs_gradient(lite):
-    """A step's model input (one custom autograd function from the spectrum: Fourier
-    picture, colours, sigmoid, resampling, normalisation) equals the same chain of PyTorch's
-    ops. Under the identity view its gradient in the spectrum is autograd's (for a fixed
+    """A step's model input (written out from the spectrum: Fourier picture, colours,
+    sigmoid, resampling, normalisation) equals the same chain of PyTorch's ops. Under the
+    identity view the gradient it takes back to the spectrum is autograd's (for a fixed
     linear function of the input: the model's own gradient moves by ~1% when the input moves
     by 3e-5, as it does between two exact ways of computing it). Under random
     views the resampling's backward (the gradient resampled at the inverse map) points the
@@ -121,9 +121,10 @@ def test_a_step_sees_the_picture_and_gets_pytorchs_gradient(lite):
 
     weights = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(2))
 
-    def gradients(step_input, exact_input, score=lambda x: lite.model(x)[0, espresso]):
-        return [torch.autograd.grad(score(x), image.spectrum)[0]
-                for x in (step_input, exact_input)]
+    def gradients(view, exact_input, score=lambda x: lite.model(x)[0, espresso]):
+        x, to_spectrum = view
+        ours = to_spectrum(torch.autograd.grad(score(x.requires_grad_(True)), x)[0])
+        return ours, torch.autograd.grad(score(exact_input), image.spectrum)[0]
 
     for start in (photo, image.spectrum.detach().clone()):
         with torch.no_grad():
@@ -132,9 +133,10 @@ def test_a_step_sees_the_picture_and_gets_pytorchs_gradient(lite):
                                 _exact_input(image, pre, np.eye(3)), lambda x: (x * weights).sum())
         assert float((ours - exact).norm() / exact.norm()) < 1e-5
         for step, sampling in enumerate(maps):
-            x = _random_view(image, views, step, offset, gain)
-            torch.testing.assert_close(x, _exact_input(image, pre, sampling), rtol=0, atol=1e-4)
-            ours, exact = gradients(x, _exact_input(image, pre, sampling))
+            view = _random_view(image, views, step, offset, gain)
+            torch.testing.assert_close(view[0], _exact_input(image, pre, sampling), rtol=0,
+                                       atol=1e-4)
+            ours, exact = gradients(view, _exact_input(image, pre, sampling))
             cosine = float(F.cosine_similarity(ours.flatten(), exact.flatten(), dim=0))
             assert cosine > 0.99, (step, cosine)
             assert 0.9 < float(ours.norm() / exact.norm()) < 1.1
