@@ -231,8 +231,8 @@ def class_visualization(model: nn.Module, preprocessing, target: int, steps: int
     image = FourierImage(*preprocessing.size, start, generator, device)
     optimizer = _Adam(image.spectrum, lr)
     scores = []
-    # the model's input from a view of the centred image v: (v + 0.5 - mean) / std, where the
-    # view is made of tanh(y / 2) = 2 v
+    # the model's input is (v + 0.5 - mean) / std for a view v of the centred image; the view
+    # is resampled from tanh(y / 2) = 2 v, hence the gain 0.5 / std
     std = torch.tensor(preprocessing.std, device=device)
     offset = (0.5 - torch.tensor(preprocessing.mean, device=device)) / std
     gain = 0.5 / std

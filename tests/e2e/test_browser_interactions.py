@@ -232,6 +232,9 @@ def test_a_box_drawn_on_the_map_becomes_the_gallerys_slice(server, page):
     page.get_by_role("button", name=f"Compare the two models on {len(inside)} images (a "
                                     f"selection of {len(inside)} images)").click()
     page.get_by_text(f"of {len(inside)} images of a selection").wait_for(timeout=120_000)
+    page.wait_for_function(f"""() => [...document.querySelectorAll(
+        '[data-testid=stCaptionContainer]')].filter(e => e.innerText.includes(' · ρ = '))
+        .length >= {min(24, len(inside))}""")  # the summary comes before the cards
     compared = page.evaluate("""() => [...document.querySelectorAll('[data-testid=stCaptionContainer]')]
         .map(e => e.innerText).filter(t => t.includes(' · ρ = '))
         .map(t => t.split(' · ')[0])""")
