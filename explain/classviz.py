@@ -80,10 +80,13 @@ class FourierImage(nn.Module):
         self.spectrum = nn.Parameter(init.to(device))
 
     def forward(self) -> torch.Tensor:
-        spectrum = torch.view_as_complex(self.spectrum) * self.scale
-        image = torch.fft.irfftn(spectrum, s=self.size, norm="ortho")  # (1, 3, H, W)
         # the colours: one small matrix product over all pixels (an einsum permutes and copies)
-        return torch.sigmoid(self.color @ image.reshape(3, -1)).view(1, 3, *self.size)
+        return torch.sigmoid(self.color @ self.channels()).view(1, 3, *self.size)
+
+    def channels(self) -> torch.Tensor:
+        """``irfft(spectrum * scale)``, the decorrelated channels before the colours: (3, H * W)."""
+        spectrum = torch.view_as_complex(self.spectrum) * self.scale
+        return torch.fft.irfftn(spectrum, s=self.size, norm="ortho").view(3, -1)
 
 
 @functools.lru_cache(maxsize=8)
@@ -138,9 +141,7 @@ def _random_view(image: FourierImage, views: _Views, step: int, offset: torch.Te
     the cost); the per-channel gain and 1 / det join the colour matrix."""
     grid, inverse = views.grids(step, image.size)
     with torch.no_grad():
-        pixels = torch.fft.irfftn(torch.view_as_complex(image.spectrum) * image.scale,
-                                  s=image.size, norm="ortho")
-        centred = torch.tanh(image.half_color @ pixels.view(3, -1)).view(1, 3, *image.size)
+        centred = torch.tanh(image.half_color @ image.channels()).view(1, 3, *image.size)
         x = _resample(centred, grid, lambda sampled, out: torch.addcmul(
             offset.view(-1, 1, 1, 1), sampled, gain.view(-1, 1, 1, 1), out=out))
 
