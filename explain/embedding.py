@@ -228,34 +228,66 @@ def nearest(features: Features, query: np.ndarray, k: int = 8, metric: str = "co
 # --- projections -----------------------------------------------------------------------------
 
 
-def project(vectors: np.ndarray, method: str = "umap", seed: int = 0, perplexity: float = 30.0,
-            n_neighbors: int = 15, min_dist: float = 0.1) -> np.ndarray:
-    """A 2-D map (N, 2) of ``vectors``; deterministic for a given ``seed``.
+MIN_POINTS = {"pca": 2, "tsne": 4, "umap": 4}  # images a map of each kind needs
 
-    t-SNE and UMAP first reduce to 50 dimensions with PCA (standard practice: it removes noise
-    and makes the neighbour search several times faster).
-    """
+
+def projection_settings(count: int, method: str, perplexity: float = 30.0, n_neighbors: int = 15,
+                        min_dist: float = 0.1) -> tuple[dict, list[str]]:
+    """The parameters a map of ``count`` images is made with, and a sentence for each one that
+    had to be lowered to fit so few images. t-SNE's perplexity is at most (count - 1) / 3 (each
+    point's neighbourhood must fit in the rest), UMAP's n_neighbors at most count - 1. Raises
+    ``ExplainError`` saying what the method needs when ``count`` is below it."""
     if method not in PROJECTIONS:
         raise ExplainError(f"The projection is one of {', '.join(PROJECTIONS)}.")
+    title = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}[method]
+    least = MIN_POINTS[method]
+    if count < least:
+        raise ExplainError(f"A {title} map needs at least {least} images; this dataset has "
+                           f"{count}." + ("" if method == "pca" or count < MIN_POINTS["pca"]
+                                         else " PCA can map it."))
+    notes = []
+    if method == "tsne":
+        allowed = (count - 1) / 3
+        if perplexity > allowed:
+            notes.append(f"t-SNE's perplexity is {allowed:.1f} instead of {perplexity:g}: with "
+                         f"{count} images it can be at most (images - 1) / 3.")
+            perplexity = allowed
+        return {"perplexity": float(perplexity)}, notes
+    if method == "umap":
+        if n_neighbors > count - 1:
+            notes.append(f"UMAP's n_neighbors is {count - 1} instead of {n_neighbors}: with "
+                         f"{count} images each has at most {count - 1} neighbours.")
+            n_neighbors = count - 1
+        return {"n_neighbors": int(n_neighbors), "min_dist": float(min_dist)}, notes
+    return {}, notes
+
+
+def project(vectors: np.ndarray, method: str = "umap", seed: int = 0, perplexity: float = 30.0,
+            n_neighbors: int = 15, min_dist: float = 0.1) -> np.ndarray:
+    """A 2-D map (N, 2) of ``vectors``; deterministic for a given ``seed``. Parameters too large
+    for the number of images are lowered as ``projection_settings`` says.
+
+    t-SNE and UMAP first reduce to 50 dimensions with PCA (standard practice: it removes noise
+    and makes the neighbour search several times faster), or to as many as there are images.
+    """
     from sklearn.decomposition import PCA
 
     x = np.asarray(vectors, dtype=np.float32)
-    if len(x) < 5:
-        raise ExplainError("A map needs at least 5 images.")
+    used, _ = projection_settings(len(x), method, perplexity, n_neighbors, min_dist)
     if method == "pca":
         return PCA(2, random_state=seed).fit_transform(x).astype(np.float32)
-    if x.shape[1] > 50:
-        x = PCA(50, random_state=seed).fit_transform(x).astype(np.float32)
+    dimensions = min(50, len(x))
+    if x.shape[1] > dimensions:
+        x = PCA(dimensions, random_state=seed).fit_transform(x).astype(np.float32)
     if method == "tsne":
         from openTSNE import TSNE
 
-        perplexity = min(perplexity, (len(x) - 1) / 3)
-        embedding = TSNE(perplexity=perplexity, random_state=seed, n_jobs=os.cpu_count() or 1,
-                         verbose=False).fit(x)
+        embedding = TSNE(perplexity=used["perplexity"], random_state=seed,
+                         n_jobs=os.cpu_count() or 1, verbose=False).fit(x)
         return np.asarray(embedding, dtype=np.float32)
     import umap
 
-    reducer = umap.UMAP(n_neighbors=min(n_neighbors, len(x) - 1), min_dist=min_dist,
+    reducer = umap.UMAP(n_neighbors=used["n_neighbors"], min_dist=used["min_dist"],
                         random_state=seed, n_components=2)
     return reducer.fit_transform(x).astype(np.float32)
 
@@ -265,9 +297,8 @@ def cached_projection(features: Features, method: str, seed: int = 0,
                       **params) -> tuple[np.ndarray, bool]:
     """``project`` (or ``compute``, with its arguments: the server's helper process) through the
     disk cache: (map, whether it came from the cache)."""
-    used = {"perplexity": params.get("perplexity")} if method == "tsne" else (
-        {"n_neighbors": params.get("n_neighbors"), "min_dist": params.get("min_dist")}
-        if method == "umap" else {})
+    used, _ = projection_settings(len(features.vectors), method,
+                                  **{k: v for k, v in params.items() if v is not None})
     name = hashlib.sha256(f"{features.key}|{method}|{sorted(used.items())}|{seed}".encode())
     path = (directory or cache_dir()) / "maps" / f"{name.hexdigest()[:24]}.npy"
     if path.exists():
@@ -275,8 +306,7 @@ def cached_projection(features: Features, method: str, seed: int = 0,
             return np.load(path), True
         except (OSError, ValueError):
             path.unlink(missing_ok=True)
-    points = (compute or project)(features.vectors, method, seed,
-                                  **{k: v for k, v in used.items() if v})
+    points = (compute or project)(features.vectors, method, seed, **used)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as tmp:
         np.save(tmp, points)
@@ -353,18 +383,29 @@ def warm_up_umap() -> None:
 # --- how good are the features: k-NN probes --------------------------------------------------
 
 
+def probe_size(labels: np.ndarray, k: int = 10, folds: int = 5) -> tuple[int, int]:
+    """The (k, folds) a cross-validated k-NN probe of ``labels`` can use: at most as many folds
+    as the smallest class has images, and k at most the images of the smallest class left for
+    training in a fold (more would make every class's vote reach into other classes: 12 images
+    in three perfect clusters scored 33% with k = 10)."""
+    counts = np.bincount(np.asarray(labels, dtype=np.int64))
+    smallest = int(counts[counts > 0].min()) if len(labels) else 0
+    folds = min(folds, smallest)
+    if folds < 2:
+        raise ExplainError("Every class needs at least two images for a cross-validated probe.")
+    training = smallest - -(-smallest // folds)  # a stratified fold holds out ceil(n / folds)
+    return max(1, min(k, training)), folds
+
+
 def knn_predictions(vectors: np.ndarray, labels: np.ndarray, k: int = 10, folds: int = 5,
                     metric: str = "cosine", seed: int = 0) -> np.ndarray:
-    """Each image's label as predicted by a k-NN classifier that never saw it (k-fold CV)."""
+    """Each image's label as predicted by a k-NN classifier that never saw it (k-fold CV), with
+    k and the folds lowered to what the classes allow (``probe_size``)."""
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
     from sklearn.neighbors import KNeighborsClassifier
 
-    counts = np.bincount(labels)
-    folds = int(min(folds, counts[counts > 0].min()))
-    if folds < 2:
-        raise ExplainError("Every class needs at least two images for a cross-validated probe.")
-    probe = KNeighborsClassifier(n_neighbors=min(k, len(labels) - len(labels) // folds - 1),
-                                 metric=metric, algorithm="brute")
+    k, folds = probe_size(labels, k, folds)
+    probe = KNeighborsClassifier(n_neighbors=k, metric=metric, algorithm="brute")
     split = StratifiedKFold(folds, shuffle=True, random_state=seed)
     return cross_val_predict(probe, vectors, labels, cv=split)
 
@@ -389,6 +430,8 @@ class Assessment:
     source: str
     accuracy: float
     confusion: np.ndarray  # (C, C): rows true class, columns predicted
+    k: int = 0  # the probe's k and folds (0: the model's own head)
+    folds: int = 0
 
 
 def assess(features: Features, dataset: Dataset, categories: tuple[str, ...],
@@ -397,10 +440,13 @@ def assess(features: Features, dataset: Dataset, categories: tuple[str, ...],
     own = [lookup.get(name.lower(), -1) for name in categories]
     if all(c.lower() in {n.lower() for n in categories} for c in dataset.classes):
         predicted, source = np.array([own[p] for p in features.predicted]), "model"
+        k = folds = 0
     else:
+        k, folds = probe_size(dataset.labels, k)
         predicted, source = knn_predictions(features.vectors, dataset.labels, k=k), "probe"
     classes = len(dataset.classes)
     confusion = np.zeros((classes, classes), dtype=np.int64)
     valid = predicted >= 0
     np.add.at(confusion, (dataset.labels[valid], predicted[valid]), 1)
-    return Assessment(predicted, source, float((predicted == dataset.labels).mean()), confusion)
+    return Assessment(predicted, source, float((predicted == dataset.labels).mean()), confusion,
+                      k, folds)

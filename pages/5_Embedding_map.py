@@ -16,6 +16,8 @@ from explain.embedding import (
     cached_projection,
     inside_shapes,
     nearest,
+    probe_size,
+    projection_settings,
     representatives,
 )
 from explain.render import (
@@ -65,12 +67,20 @@ with frame.page("Embedding map", need_image=False) as view:
         with st.spinner("UMAP is compiling its code (once after each server start, about half a "
                         "minute)..."):
             warm.wait_for_umap()
+    asked = dict(perplexity=links.get("perplexity"), n_neighbors=links.get("n_neighbors"),
+                 min_dist=links.get("min_dist"))
+    try:  # a small dataset: what the method needs, or the parameters it can have
+        lowered = projection_settings(len(dataset), method, **asked)[1]
+    except ExplainError as exc:
+        problem(st, str(exc), "warning")
+        st.stop()
+    for sentence in lowered:
+        st.info(sentence)
     with st.spinner(f"Computing the {TITLES[method]} map of {len(dataset)} points..."):
         try:
             # t-SNE and UMAP run in the helper process, off the pages' interpreter lock
             points, was_cached = cached_projection(
-                features, method, seed=links.get("seed"), perplexity=links.get("perplexity"),
-                n_neighbors=links.get("n_neighbors"), min_dist=links.get("min_dist"),
+                features, method, seed=links.get("seed"), **asked,
                 compute=None if method == "pca" else projector.shared().project)
         except ExplainError as exc:
             problem(st, str(exc), "warning")
@@ -154,8 +164,9 @@ with frame.page("Embedding map", need_image=False) as view:
             problem(st, said, "info")
         source = ("nothing" if assessment is None else
                   "the model's own classifier" if assessment.source == "model" else
-                  "a 10-nearest-neighbour probe on these features (5-fold cross-validated), "
-                  "because the model's classes are not the dataset's")
+                  f"a {assessment.k}-nearest-neighbour probe on these features "
+                  f"({assessment.folds}-fold cross-validated), because the model's classes are "
+                  "not the dataset's")
         st.caption(f"{TITLES[method]} of {len(dataset)} images, features from {layer} "
                    f"({features.vectors.shape[1]} dimensions; {features.seconds:.0f} s to compute"
                    f"{', loaded from disk' if features.cached else ''}; map "
@@ -180,14 +191,16 @@ with frame.page("Embedding map", need_image=False) as view:
                 st.rerun()
     if assessment is not None:
         with right:
-            st.metric("k-NN accuracy of these features", f"{assessment.accuracy:.1%}"
-                      if assessment.source == "probe" else f"{assessment.accuracy:.1%} (model head)")
+            st.metric(f"k-NN accuracy of these features (k = {assessment.k})"
+                      if assessment.source == "probe" else "Accuracy of the model's own head",
+                      f"{assessment.accuracy:.1%}")
             board = data.accuracy_board().get(dataset.digest, {})
             rows = sorted(board.items(), key=lambda r: -r[1])
             rows.append((f"raw pixels ({len(dataset)} images)", data.pixel_accuracy(dataset)))
             st.plotly_chart(accuracy_figure(rows), key="accuracy_chart",
                             config={"displaylogo": False})
-            st.caption("Cross-validated 10-NN accuracy, for every backbone and layer computed on "
+            st.caption(f"Cross-validated {probe_size(labels)[0]}-NN accuracy (k lowered to what "
+                       "the smallest class allows), for every backbone and layer computed on "
                        "this server for this dataset: compare representations by number.")
 
     if chosen is not None:

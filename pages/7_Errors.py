@@ -22,9 +22,10 @@ with frame.page("Errors", need_image=False) as view:
         st.caption(f"Predictions of the model's own classifier: accuracy {assessment.accuracy:.1%}.")
     else:
         st.caption(f"The model's classes are not the dataset's, so each image is classified by a "
-                   f"10-nearest-neighbour probe on the {layer} features that never saw it (5-fold "
-                   f"cross-validation): accuracy {assessment.accuracy:.1%}. Rows: true class; "
-                   "columns: predicted. Click a cell to list its images.")
+                   f"{assessment.k}-nearest-neighbour probe on the {layer} features that never saw it "
+                   f"({assessment.folds}-fold cross-validation): accuracy "
+                   f"{assessment.accuracy:.1%}. Rows: true class; columns: predicted. "
+                   "Click a cell to list its images.")
 
     rows = data.only_selection(dataset, "their confusion matrix")
     confusion = assessment.confusion
