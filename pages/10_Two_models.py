@@ -54,27 +54,29 @@ with frame.page("Two models") as view:
 
     methods = [m for m in METHODS if m != "scorecam"]  # one pass per channel: on Explain
     links.ensure_choice("method", methods)
-    x, y = st.columns(2)
-    method = x.selectbox("Method", methods, key=links.key("method"), format_func=TITLES.get)
+    method = st.selectbox("Method", methods, key=links.key("method"), format_func=TITLES.get)
+    chosen, top_a = widgets.target_picker(view)  # the class, as on Explain (a link's too)
     same_classes = view.backbone.categories == other.categories
-    top_a = results.predictions(view)
+    explained = chosen if chosen is not None else top_a[0].index
     if same_classes:
-        target = top_a[0].index
-        y.caption(f"Both explain A's top class, “{plain(view.backbone.categories[target])}”.")
+        targets = {"A": explained, "B": explained}
+        st.caption(f"Both explain “{plain(view.backbone.categories[explained])}”"
+                   + (" (A's top class)." if chosen is None else "."))
     else:
-        target = None
-        y.caption("The two models have different classes: each explains its own top class.")
+        targets = {"A": explained, "B": None}
+        st.caption(f"The two models have different classes: A explains "
+                   f"“{plain(view.backbone.categories[explained])}”, B its own top class.")
 
     options = {"window": 56, "stride": 28} if method == "occlusion" else {}
-    maps = {}
+    maps, tops = {}, {}
     for slot, who, backbone in ((a_col, "A", view.backbone), (b_col, "B", other)):
         with slot:
-            top = backbone.predict(view.image, k=5)
+            top = tops[who] = results.predictions(view, backbone=backbone)
             st.text("\n".join(f"{p.name[:40]}: {p.probability:.1%}" for p in top))
+            target = targets[who] if targets[who] is not None else top[0].index
             try:
                 result = results.compute(
-                    ("two-models", backbone.identity, view.image_key, method,
-                     target if target is not None else top[0].index),
+                    ("two-models", backbone.identity, view.image_key, method, target),
                     lambda job, b=backbone, t=target: explain(b, view.image, method, t, **options),
                     slot=f"two-{who}")
             except (ExplainError, Busy) as exc:
@@ -94,9 +96,7 @@ with frame.page("Two models") as view:
         agree = agreement(maps["A"].heatmap, maps["B"].heatmap)
         right.metric("Rank correlation of the maps (Spearman)", f"{agree.spearman:.2f}")
         right.metric("Overlap of their top 20% regions (IoU)", f"{agree.top_overlap:.2f}")
-        flips = top_a[0].index != other.predict(view.image, k=1)[0].index if same_classes \
-            else None
-        if flips:
+        if same_classes and tops["A"][0].index != tops["B"][0].index:
             right.warning("The two models predict different classes for this image.")
         right.caption(f"Mean absolute difference {float(np.abs(diff).mean()):.3f} (maps in "
                       "[0, 1]).")

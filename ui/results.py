@@ -166,11 +166,12 @@ def wait_for(job: Job, where=None, progress: Callable[[Job], None] | None = None
     return job.result()
 
 
-def predictions(view: View, k: int = 5) -> list[Prediction]:
-    backbone = view.backbone
-    return compute(("predict", view.model_key, view.image_key, k),
+def predictions(view: View, k: int = 5, backbone=None) -> list[Prediction]:
+    """The top ``k`` of the view's image by the view's model (or by ``backbone``)."""
+    backbone = backbone or view.backbone
+    return compute(("predict", backbone.identity, view.image_key, k),
                    lambda job: backbone.predict(view.image, k=k),
-                   batch=("predict", view.model_key, k), item=view.image,
+                   batch=("predict", backbone.identity, k), item=view.image,
                    batch_fn=lambda images: predict_batch(backbone, images, k))
 
 

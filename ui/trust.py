@@ -148,7 +148,9 @@ def object_box(view: View) -> tuple[int, int, int, int] | None:
     with st.expander("Object box for the pointing game (pixels of your image)"):
         w, h = view.image.width, view.image.height
         cols = st.columns(4)
-        values = [cols[i].number_input(label, 0, limit, value, key=f"box_{label}")
+        # a box belongs to the image it was entered for: each image has its own fields
+        image = hashlib.sha1(view.image_key.encode()).hexdigest()[:12]
+        values = [cols[i].number_input(label, 0, limit, value, key=f"box_{label}_{image}")
                   for i, (label, limit, value) in enumerate(
                       (("left", w, 0), ("top", h, 0), ("right", w, w), ("bottom", h, h)))]
         if values[0] >= values[2] or values[1] >= values[3]:

@@ -87,6 +87,7 @@ def path_options(method: str) -> str:
 
 
 TOP = -1  # the class choice that follows the top prediction
+CLASS_OF = "_class_of"  # the image the chosen class was chosen for
 
 
 def target_picker(view: View) -> tuple[int | None, list[Prediction]]:
@@ -96,6 +97,11 @@ def target_picker(view: View) -> tuple[int | None, list[Prediction]]:
     categories = view.backbone.categories
     options = [TOP, *range(len(categories))]
     ensure_choice("class", options, default=TOP)
+    # a class is chosen for an image: another image starts on its own top class (a link's
+    # class is for the image the link names, the first one this session shows)
+    if st.session_state.setdefault(CLASS_OF, view.image_key) != view.image_key:
+        put("class", TOP)
+    st.session_state[CLASS_OF] = view.image_key
 
     def clicked() -> None:
         points = st.session_state["topk_chart"].selection.points
