@@ -40,14 +40,14 @@ with frame.page("Two models") as view:
                                           ["txt", "json"], limits.CLASS_NAMES_BYTES)
             if upload is None:
                 st.info("Upload model B's checkpoint to compare it with A.")
-                st.stop()
+                links.stop()
             checkpoint, class_names = upload[1], names_file[1] if names_file else None
     try:
         other = frame.model_cache().get(links.get("backbone_b"), weights, checkpoint=checkpoint,
                                         class_names=class_names)
     except ModelError as exc:
         problem(st, str(exc))
-        st.stop()
+        links.stop()
     with a_col:
         st.markdown(f"**Model A**: {plain(view.backbone.spec.title)} ({view.backbone.weights})")
         st.caption("Change it in the sidebar.")
@@ -106,7 +106,7 @@ with frame.page("Two models") as view:
     if not same_classes:
         st.info("The two models have different classes: their predictions cannot be compared "
                 "image by image.")
-        st.stop()
+        links.stop()
     st.caption("Pick a slice as on the Gallery page (it is made with model A's features and "
                "predictions); up to its first 200 images are compared.")
     dataset, _, _, _, spec, indices = gallery.picked_slice(view)

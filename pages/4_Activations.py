@@ -26,7 +26,7 @@ with frame.page("Activations") as view:
         report = results.cached_activations(view, layer)
     except ExplainError as exc:
         st.warning(str(exc))
-        st.stop()
+        links.stop()
 
     channels = report.maps.shape[0]
     st.caption(f"Layer {layer}: {channels} channels of {report.maps.shape[1]}x{report.maps.shape[2]}. "

@@ -73,7 +73,7 @@ with frame.page("Embedding map", need_image=False) as view:
         lowered = projection_settings(len(dataset), method, **asked)[1]
     except ExplainError as exc:
         problem(st, str(exc), "warning")
-        st.stop()
+        links.stop()
     for sentence in lowered:
         st.info(sentence)
     with st.spinner(f"Computing the {TITLES[method]} map of {len(dataset)} points..."):
@@ -84,7 +84,7 @@ with frame.page("Embedding map", need_image=False) as view:
                 compute=None if method == "pca" else projector.shared().project)
         except ExplainError as exc:
             problem(st, str(exc), "warning")
-            st.stop()
+            links.stop()
 
     classes = list(dataset.classes)
     labels = dataset.labels

@@ -36,7 +36,7 @@ with frame.page("Nearest neighbours", need_image=False) as view:
         vector = features.vectors[row]
     elif view.image is None:
         st.info("Choose an image in the sidebar, or query with an image of the dataset.")
-        st.stop()
+        links.stop()
     else:
         query_image, query_title = view.image, view.image_title
         try:
@@ -45,7 +45,7 @@ with frame.page("Nearest neighbours", need_image=False) as view:
                 lambda job: image_features(view.backbone, view.image, layer), slot="query")
         except (ExplainError, Busy) as exc:
             problem(st, str(exc), "warning")
-            st.stop()
+            links.stop()
 
     among = data.only_selection(dataset, "the neighbours are found among them")
     if among is None:
@@ -58,7 +58,7 @@ with frame.page("Nearest neighbours", need_image=False) as view:
         indices, distances = indices[keep][:links.get("k")], distances[keep][:links.get("k")]
         if len(indices) == 0:
             st.info("No selected image other than the query.")
-            st.stop()
+            links.stop()
     left, right = st.columns([1, 4])
     left.image(query_image, caption=f"Query: {plain(query_title)}", width="stretch")
     with right:
@@ -76,7 +76,7 @@ with frame.page("Nearest neighbours", need_image=False) as view:
     if layer != PENULTIMATE:
         st.info("The similarity maps explain the penultimate features (what the classifier "
                 "reads): choose them in “Features from”.")
-        st.stop()
+        links.stop()
     pick = st.selectbox("Neighbour", range(len(indices)), key="nn_similar",
                         format_func=lambda n: f"#{n + 1}: {dataset.name(int(indices[n]))}")
     other = int(indices[pick])

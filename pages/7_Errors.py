@@ -16,7 +16,7 @@ with frame.page("Errors", need_image=False) as view:
     dataset, layer, features = data.dataset_features(view)
     assessment = data.assessment_for(view, dataset, features)
     if assessment is None:
-        st.stop()
+        links.stop()
     classes = list(dataset.classes)
     if assessment.source == "model":
         st.caption(f"Predictions of the model's own classifier: accuracy {assessment.accuracy:.1%}.")

@@ -24,7 +24,7 @@ with frame.page("Reviews", need_image=False) as view:
         logging.getLogger("cnn_lens").exception("the review database is not available")
         st.warning("The review database is not available right now (the details are in the "
                    "server's log). The other pages keep working.")
-        st.stop()
+        links.stop()
     a, b, c, d = st.columns(4)
     backbone = a.selectbox("Model", ["", *backbone_names()], key="rv_backbone",
                            format_func=lambda n: n or "all models")

@@ -30,7 +30,7 @@ from models import (
 )
 from serving.scheduler import Busy, Stopped
 from ui import limits
-from ui.links import ensure_choice, ensure_value, get, key, put, selection, values
+from ui.links import ensure_choice, ensure_value, get, key, put, selection, stop, values
 from ui.results import ProgressWithStop, _store_get, compute, feature_store, result_store
 from ui.text import plain, problem
 from ui.widgets import uploaded
@@ -129,11 +129,11 @@ def dataset_features(view: View) -> tuple[Dataset, str, Features]:
     page stops with a message where one of them cannot be had."""
     dataset = dataset_picker()
     if dataset is None:
-        st.stop()
+        stop()
     layer = layer_picker(view)
     features = features_for(view, dataset, layer)
     if features is None:
-        st.stop()
+        stop()
     return dataset, layer, features
 
 

@@ -41,6 +41,7 @@ from ui.links import (
     put,
     seed_from_url,
     show_notes,
+    stop,
     write_url,
 )
 from ui.results import _store_get
@@ -98,7 +99,7 @@ def page(title: str, need_image: bool = True) -> Iterator[View]:
         except Exception:
             log.exception("the frame of page %s failed", title)
             st.error(UNEXPECTED)
-            st.stop()
+            stop()
         try:
             yield view
         except Busy as exc:  # the scheduler's queue or wait bound, wherever the page asked
@@ -113,8 +114,8 @@ def page(title: str, need_image: bool = True) -> Iterator[View]:
 
 def frame(need_image: bool = True) -> View:
     """Draw the sidebar (navigation, model, weights, image) and return the view; stop the page
-    with a clear message in the main area (repeated in the sidebar) when the model or the
-    image it needs cannot be used. The sidebar stays usable."""
+    with a clear message in the main area when the model or the image it needs cannot be used.
+    The sidebar stays usable, and the link says what the sidebar shows."""
     keep_state()
     seed_from_url()
     with st.sidebar:
@@ -125,13 +126,13 @@ def frame(need_image: bool = True) -> View:
             kind, text = message
             problem(st, text, kind)
     if backbone is None:
-        st.stop()
+        stop()
     if backbone.untrained:
         st.warning("**Untrained weights.** This model has random weights: its predictions and "
                    "explanations mean nothing. Use it only to see how the tool works.")
     if picked is None:
         if need_image:
-            st.stop()
+            stop()
         picked = (None, "", "")
     image, image_key, title = picked
     return View(backbone, image, image_key, title)
@@ -141,9 +142,7 @@ Problem = tuple[str, str] | None  # (kind: "error" or "info", plain text)
 
 
 def _said(text: str, kind: str = "error") -> tuple[None, Problem]:
-    """A picker's problem: said where the picker is (the sidebar), and returned for the frame
-    to say again in the main area."""
-    problem(st, text, kind)
+    """A picker's problem, returned for the frame to say once, in the main area."""
     return None, (kind, text)
 
 

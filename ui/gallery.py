@@ -27,7 +27,7 @@ from explain.gallery import (
 from explain.render import overlay, png_bytes
 from serving.scheduler import Busy, Stopped
 from ui import data
-from ui.links import ensure_choice, ensure_value, get, key, put, selection
+from ui.links import ensure_choice, ensure_value, get, key, put, selection, stop
 from ui.results import ProgressWithStop, compute, method_options, picture, result_store
 from ui.text import plain, problem
 
@@ -86,12 +86,12 @@ def picked_slice(view: View):
         indices = members(spec, dataset, features, assessment)
     except ExplainError as exc:
         problem(st, str(exc), "warning")
-        st.stop()
+        stop()
     if len(indices) == 0:
         if spec.kind == "selection":  # said above: made on other images, or beyond these
-            st.stop()
+            stop()
         st.info(f"The slice {plain(spec.describe(list(dataset.classes)))} is empty.")
-        st.stop()
+        stop()
     return dataset, layer, features, assessment, spec, indices
 
 

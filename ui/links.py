@@ -11,6 +11,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NoReturn
 from urllib.parse import urlencode, urlsplit
 
 import streamlit as st
@@ -268,6 +269,14 @@ def values() -> dict[str, str]:
     if st.session_state.get("source") == "upload":
         found.pop("sample", None)  # an upload cannot travel in a link
     return found
+
+
+def stop() -> NoReturn:
+    """``st.stop()`` after writing the link: once a stop is asked for, Streamlit sends nothing
+    more, so the address bar would keep the previous run's choices (a failed model choice left
+    the URL on the model before it, and a copied link opened another view)."""
+    write_url()
+    st.stop()
 
 
 def write_url() -> None:

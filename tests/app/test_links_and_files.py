@@ -170,7 +170,7 @@ def test_missing_weights_and_a_bad_image_are_said_in_the_main_area(tmp_path, mon
     assert "resnet50-11ad3fa6.pth" in message and "untrained" in message
     for leak in ("urlopen", "Errno", str(tmp_path), "/hub/", "Traceback"):
         assert leak not in message, leak
-    assert texts(at.sidebar.error) == texts(at.main.error)  # the sidebar repeats it
+    assert texts(at.sidebar.error) == []  # said once, in the main area
 
     at = app(EXPLAIN)
     at.radio(key="source").set_value("upload").run()
@@ -239,3 +239,27 @@ def test_a_link_taken_on_a_checkpoint_says_it_cannot_carry_it():
     message = " ".join(texts(opened.main.info))
     assert "taken while viewing an uploaded checkpoint, which a link cannot carry" in message
     assert not captions(opened)  # no other model is shown in its place
+
+
+def test_a_failed_model_choice_is_in_the_link_and_said_once(tmp_path, monkeypatch):
+    """The address bar says what the page shows, a failed choice included: a copied link opens
+    the same view (the same message), not the model before it."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    at = app(EXPLAIN)
+    at.selectbox(key="p_backbone").set_value("seresnet50").run()
+    assert not at.exception
+    said = texts(at.main.error)
+    assert len(said) == 1 and "ImageNet weights of seresnet50 (timm) are not" in said[0]
+    assert texts(at.sidebar.error) == []
+    link = {k: (v[0] if isinstance(v, list) else v) for k, v in at.query_params.items()}
+    assert link["backbone"] == "seresnet50" and link["weights"] == "pretrained"
+    again = app(EXPLAIN, **link)
+    assert texts(again.main.error) == said
+
+    at.selectbox(key="p_backbone").set_value("resnet50").run()
+    at.radio(key="weights_choice").set_value("untrained").run()
+    assert at.query_params["weights"] in ("untrained", ["untrained"])
+    at.radio(key="weights_choice").set_value("pretrained").run()
+    assert "ImageNet weights of resnet50 are not available" in " ".join(texts(at.main.error))
+    assert at.query_params["weights"] in ("pretrained", ["pretrained"])
+    assert at.query_params["backbone"] in ("resnet50", ["resnet50"])
