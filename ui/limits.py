@@ -32,5 +32,7 @@ def upload_mb(limit: int) -> int:
 
 
 def size(limit: int) -> str:
-    """A byte count as people read it: "50 MB", "600 MB", "1 MB"."""
+    """A byte count as people read it: "50 MB", "1 GB", "1 MB"."""
+    if limit >= 1 << 30:
+        return f"{limit / (1 << 30):.0f} GB"
     return f"{limit / (1 << 20):.0f} MB" if limit >= 1 << 20 else f"{limit / 1024:.0f} kB"

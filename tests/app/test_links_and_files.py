@@ -194,8 +194,21 @@ def test_one_set_of_upload_limits():
     uploader = at.file_uploader(key="image_file")
     assert uploader.proto.max_upload_size_mb == 50 and "up to 50 MB" in shown(uploader.label)
     at.radio(key="weights_choice").set_value("checkpoint").run()
-    assert at.file_uploader(key="checkpoint_file").proto.max_upload_size_mb == \
-        limits.upload_mb(limits.CHECKPOINT_BYTES)
+    uploader = at.file_uploader(key="checkpoint_file")
+    assert uploader.proto.max_upload_size_mb == limits.upload_mb(limits.CHECKPOINT_BYTES)
+    assert "up to 1 GB" in shown(uploader.label)
+    for limit in limits.UPLOADS.values():  # the drop zone says the label's number
+        assert dropzone_size(limits.upload_mb(limit) << 20) == limits.size(limit).replace(" ", "")
+
+
+def dropzone_size(size: float, unit: str = "b") -> str:
+    """What Streamlit's drop zone writes before "per file" (its frontend's size formatter,
+    ``utils.*.js``: the next unit up once a value passes half of it, no decimals)."""
+    units = ["gb", "mb", "kb", "b"]
+    at = units.index(unit)
+    if at and size > 1024 / 2:
+        return dropzone_size(size / 1024, units[at - 1])
+    return f"{size:.0f}{unit.upper()}"
 
 
 @pytest.mark.parametrize("side", [8000, 12000])
