@@ -249,8 +249,13 @@ def class_visualization(model: nn.Module, preprocessing, target: int, steps: int
             (grad,) = torch.autograd.grad(score, x)
             optimizer.step(to_spectrum(grad))
             scores.append(float(score.detach()))
-            if progress is not None:
-                progress(step, steps)
+            try:
+                if progress is not None:
+                    progress(step, steps)
+            except Exception:  # stopped: the picture as it is at this step, not an older one
+                if preview is not None:
+                    preview(step, _to_uint8(image))
+                raise
             if preview is not None and (step % preview_every == 0 or step == steps):
                 preview(step, _to_uint8(image))
     with evaluating(model), torch.inference_mode():

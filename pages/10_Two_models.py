@@ -14,7 +14,7 @@ from explain.agreement import agreement, disagreements
 from explain.render import colorize, overlay
 from models import CHECKPOINT, PRETRAINED, UNTRAINED, ModelError, backbone_names, get_spec
 from serving.scheduler import Busy, Stopped
-from ui import frame, gallery, limits, links, results, widgets
+from ui import frame, gallery, layout, limits, links, results, widgets
 from ui.text import plain, problem
 
 with frame.page("Two models") as view:
@@ -134,10 +134,9 @@ with frame.page("Two models") as view:
                    "from A to B; below, "
                    "the flips first (most confident first), then the largest map shifts "
                    "(lowest rank correlation of the Grad-CAM maps).")
-        grid = st.columns(4)
         categories = view.backbone.categories
-        for n, d in enumerate(found[:24]):
-            with grid[n % 4]:
+        for cell, d in zip(layout.grid(len(found[:24]), 4), found[:24], strict=True):
+            with cell:
                 image = dataset.image(d.index)
                 both = np.concatenate([overlay(image, d.heat_a, 0.5, "jet"),
                                        overlay(image, d.heat_b, 0.5, "jet")], axis=1)

@@ -7,7 +7,7 @@ nav.start("Compare")
 import streamlit as st
 
 from explain import METHODS, TITLES
-from ui import frame, results, trust, widgets
+from ui import frame, layout, results, trust, widgets
 from ui.text import plain
 
 with frame.page("Compare") as view:
@@ -20,10 +20,10 @@ with frame.page("Compare") as view:
     # Score-CAM takes a forward pass per channel (1,280 on the default model): on Explain only
     shown_methods = [m for m in METHODS if m != "scorecam"]
     st.caption("Score-CAM (one forward pass per channel) is on the Explain page.")
-    columns = st.columns(3)
     made = {}
-    for i, method in enumerate(shown_methods):
-        with columns[i % 3]:
+    for method, cell_column in zip(shown_methods, layout.grid(len(shown_methods), 3),
+                                   strict=True):
+        with cell_column:
             st.subheader(TITLES[method])
             cell = st.container()
             result = results.run_explanation(view, method, target, slot=cell)

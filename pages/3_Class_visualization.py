@@ -72,13 +72,17 @@ with frame.page("Class visualization", need_image=False) as view:
                 progress.done()
         result = pictures.get(run_key) or results.result_store().peek(
             results.visualization_key(view, target, options))
+        last = results.stopped_job_shared().get("preview")  # the step it stopped at
+        if last is not None and st.session_state.get("stopped") == run_key:
+            partial[run_key] = last
         if result is not None:
             partial.pop(run_key, None)
             picture.image(result.image, width=360,
                           caption=f"“{plain(categories[result.target])}” · the model's probability "
                                   f"for this picture: {result.probability:.1%} · {result.steps} "
                                   f"steps in {result.seconds:.1f} s")
-            st.line_chart({"class score (logit)": result.scores}, height=160)
+            st.line_chart({"class score (logit)": result.scores}, height=160, x_label="step",
+                          y_label="class score (logit)")
             st.download_button("Download PNG", png_bytes(result.image), f"{stem}.png",
                                "image/png", on_click="ignore")
         elif run_key in partial and st.session_state.get("stopped") == run_key:

@@ -8,7 +8,7 @@ import streamlit as st
 
 from explain import ExplainError
 from explain.render import map_figure, npy_bytes, overlay, png_bytes
-from ui import frame, links, results, widgets
+from ui import frame, layout, links, results, widgets
 
 with frame.page("Activations") as view:
     backbone = view.backbone
@@ -55,9 +55,8 @@ with frame.page("Activations") as view:
             st.rerun()
 
     top = report.top(links.get("topk"))
-    grid = st.columns(4)
-    for i, (channel, score) in enumerate(top):
-        with grid[i % 4]:
+    for i, (cell, (channel, score)) in enumerate(zip(layout.grid(len(top), 4), top, strict=True)):
+        with cell:
             st.image(overlay(view.image, report.mask(channel), alpha, cmap), width="stretch",
                      caption=f"#{i + 1}: channel {channel} · mean {score:.3f}")
             st.button("Enlarge", key=f"enlarge_{channel}", on_click=links.put,

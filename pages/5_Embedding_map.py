@@ -28,7 +28,7 @@ from explain.render import (
 )
 from serving import projector
 from serving.scheduler import Busy
-from ui import data, frame, hover, limits, links, results, warm
+from ui import data, frame, hover, layout, limits, links, results, warm
 from ui.text import plain, problem
 
 TITLES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
@@ -179,9 +179,8 @@ with frame.page("Embedding map", need_image=False) as view:
         selected = list(links.selection(dataset))
         if selected:
             st.markdown(f"**{len(selected)} images selected**")
-            grid = st.columns(8)
-            for n, i in enumerate(selected[:16]):
-                grid[n % 8].image(data.thumbnail(dataset, i, 64), width="stretch",
+            for cell, i in zip(layout.grid(len(selected[:16]), 8), selected[:16], strict=True):
+                cell.image(data.thumbnail(dataset, i, 64), width="stretch",
                                   caption=plain(classes[labels[i]], 20))
             x, y = st.columns(2)
             x.page_link("pages/9_Gallery.py", label="Explain the selection in the Gallery",
@@ -233,9 +232,9 @@ with frame.page("Embedding map", need_image=False) as view:
         indices, distances = nearest(features, features.vectors[chosen], 8, exclude=chosen)
         with c:
             st.caption("Nearest neighbours (cosine distance)")
-            grid = st.columns(4)
-            for n, (i, dist) in enumerate(zip(indices, distances, strict=True)):
-                grid[n % 4].image(data.thumbnail(dataset, int(i)), width="stretch",
+            for cell, i, dist in zip(layout.grid(len(indices), 4), indices, distances,
+                                     strict=True):
+                cell.image(data.thumbnail(dataset, int(i)), width="stretch",
                                   caption=f"{plain(classes[labels[i]])} · {dist:.3f}")
         link = data.explain_link(dataset, chosen)
         if link:

@@ -11,7 +11,7 @@ from explain import Direction, ExplainError, explain
 from explain.embedding import METRICS, PENULTIMATE, image_features, nearest
 from explain.render import overlay
 from serving.scheduler import Busy
-from ui import data, frame, links, results
+from ui import data, frame, layout, links, results
 from ui.text import plain, problem
 
 with frame.page("Nearest neighbours", need_image=False) as view:
@@ -62,9 +62,9 @@ with frame.page("Nearest neighbours", need_image=False) as view:
     left, right = st.columns([1, 4])
     left.image(query_image, caption=f"Query: {plain(query_title)}", width="stretch")
     with right:
-        grid = st.columns(5)
-        for n, (i, dist) in enumerate(zip(indices, distances, strict=True)):
-            with grid[n % 5]:
+        cells = layout.grid(len(indices), 5)
+        for n, (cell, i, dist) in enumerate(zip(cells, indices, distances, strict=True)):
+            with cell:
                 st.image(data.thumbnail(dataset, int(i), 160), width="stretch",
                          caption=f"#{n + 1} · {plain(dataset.classes[dataset.labels[i]])} · "
                                  f"{links.get('metric')} {dist:.3f}")

@@ -8,7 +8,7 @@ import numpy as np
 import streamlit as st
 
 from explain.render import confusion_figure
-from ui import data, frame, links
+from ui import data, frame, layout, links
 from ui.text import plain
 
 with frame.page("Errors", need_image=False) as view:
@@ -51,9 +51,8 @@ with frame.page("Errors", need_image=False) as view:
                 members = members[np.isin(members, rows)]
             st.markdown(f"#### True {plain(classes[row])}, predicted {plain(classes[col])}: {len(members)} "
                         f"image{'s' if len(members) != 1 else ''}")
-            grid = st.columns(6)
-            for n, i in enumerate(members[:48]):
-                with grid[n % 6]:
+            for cell, i in zip(layout.grid(len(members[:48]), 6), members[:48], strict=True):
+                with cell:
                     st.image(data.thumbnail(dataset, int(i)), caption=plain(dataset.name(int(i))))
                     link = data.explain_link(dataset, int(i))
                     if link:

@@ -8,15 +8,16 @@ import logging
 
 import streamlit as st
 
+from explain import TITLES
 from models import backbone_names
-from reviews import VERDICTS, ReviewError
+from reviews import VERDICTS, ReviewError, score_lines
 from reviews.report import html_report
 from ui import frame, links, trust
 
 with frame.page("Reviews", need_image=False) as view:
     st.subheader("Reviews")
-    st.caption("Saved from the Explain page. There are no accounts: anyone on the team can edit "
-               "or delete any review.")
+    st.caption("Saved from the Explain page (a view) and the Gallery (a slice). There are no "
+               "accounts: anyone on the team can edit or delete any review.")
     try:
         store = trust.review_store()
         authors = store.authors()
@@ -35,7 +36,7 @@ with frame.page("Reviews", need_image=False) as view:
     text = d.text_input("Text", key="rv_text", placeholder="search notes and classes")
     found = store.find(backbone or None, verdict or None, author or None, text or None)
     st.download_button("Download these reviews as HTML",
-                       html_report(found, base_url=links.base_url()).encode(),
+                       html_report(found, base_url=links.base_url(), methods=TITLES).encode(),
                        "cnn-lens-reviews.html", "text/html", on_click="ignore",
                        disabled=not found)
     st.caption(f"{len(found)} review{'s' if len(found) != 1 else ''}.")
@@ -44,19 +45,19 @@ with frame.page("Reviews", need_image=False) as view:
         with st.container(border=True):
             left, right = st.columns([1, 4])
             if review.thumbnail:
-                left.image(review.thumbnail, width=160, output_format="PNG")
+                left.image(review.thumbnail, width="stretch", output_format="PNG")
             with right:
                 st.markdown(f"**{review.verdict}** · #{review.id}")
                 # names and notes are shown as plain text: no markup from users is rendered
                 st.text(f"{review.author}, {review.created:%Y-%m-%d %H:%M} UTC · "
-                        f"{review.backbone} ({review.weights}) · {review.method} "
+                        f"{review.backbone} ({review.weights}) · "
+                        f"{TITLES.get(review.method, review.method)} "
                         + (f"over {review.target_name}" if review.target < 0  # a slice
                            else f"for {review.target_name} ({review.target})"))
                 if review.note:
                     st.text(review.note)
                 if review.scores:
-                    st.text(" · ".join(f"{k}: {v:.3f}" if isinstance(v, float) else f"{k}: {v}"
-                                       for k, v in sorted(review.scores.items())))
+                    st.text(" · ".join(f"{k}: {v}" for k, v in score_lines(review.scores)))
                 x, y, z = st.columns([2, 1, 1])
                 x.link_button("Open this view", f"{review.page.replace(' ', '_')}?{review.link}")
                 editing = y.toggle("Edit", key=f"edit_{review.id}")

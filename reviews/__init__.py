@@ -1,5 +1,5 @@
 """Team reviews: saved views with a verdict and a note, in a real database, and HTML reports."""
 
-from .store import VERDICTS, Review, ReviewError, ReviewStore
+from .store import SCORE_TITLES, VERDICTS, Review, ReviewError, ReviewStore, score_lines
 
-__all__ = ["VERDICTS", "Review", "ReviewError", "ReviewStore"]
+__all__ = ["SCORE_TITLES", "VERDICTS", "Review", "ReviewError", "ReviewStore", "score_lines"]

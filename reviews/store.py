@@ -29,6 +29,23 @@ MAX_NOTE = 20_000
 MAX_AUTHOR = 120
 
 
+# what a review's scores are called where people read them (the Reviews page, the HTML export)
+SCORE_TITLES = {"probability": "probability", "images": "images",
+                "deletion_auc": "deletion AUC", "insertion_auc": "insertion AUC",
+                "random_deletion_auc": "random map's deletion AUC",
+                "random_insertion_auc": "random map's insertion AUC",
+                "pointing_game": "pointing game"}
+
+
+def score_lines(scores: dict) -> list[tuple[str, str]]:
+    """(title, value) per score, in ``SCORE_TITLES``' order, floats to three decimals."""
+    order = list(SCORE_TITLES)
+    ranked = sorted(scores, key=lambda k: (order.index(k) if k in order else len(order), k))
+    return [(SCORE_TITLES.get(k, k.replace("_", " ")),
+             f"{scores[k]:.3f}" if isinstance(scores[k], float) else str(scores[k]))
+            for k in ranked]
+
+
 class ReviewError(ValueError):
     """A review cannot be saved or found; ``str(err)`` is the user message."""
 

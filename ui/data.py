@@ -71,7 +71,8 @@ def dataset_picker() -> Dataset | None:
         problem(st, str(exc))
         return None
     if dataset.skipped:
-        with st.expander(f"{len(dataset.skipped)} files were skipped"):
+        skipped = len(dataset.skipped)
+        with st.expander(f"{skipped} file{' was' if skipped == 1 else 's were'} skipped"):
             st.text("\n".join(dataset.skipped[:200]))
     largest = int(np.bincount(dataset.labels).max())
     if largest > 5:

@@ -27,6 +27,7 @@ from explain.gallery import (
 from explain.render import overlay, png_bytes
 from serving.scheduler import Busy, Stopped
 from ui import data
+from ui.layout import grid
 from ui.links import ensure_choice, ensure_value, get, key, put, selection, stop
 from ui.results import ProgressWithStop, compute, method_options, picture, result_store
 from ui.text import plain, problem
@@ -223,12 +224,11 @@ def cards_grid(view: View, run: SliceRun, positions: list[int], dataset: Dataset
     st.caption(f"Cards {first + 1}-{first + len(shown)} of {len(positions)}." if shown
                else "No card matches.")
     classes = dataset.classes
-    grid = st.columns(6)
-    for n, position in enumerate(shown):
+    for cell, position in zip(grid(len(shown), 6), shown, strict=True):
         card = run.cards[position]
         index = card.index
         result = card.explanation
-        with grid[n % 6]:
+        with cell:
             st.image(picture(result, ("card", dataset.digest, index, alpha, cmap),
                              lambda c=card: card_pixels(dataset, c, alpha, cmap)),
                      output_format="JPEG", width="stretch")
@@ -250,13 +250,18 @@ def card_pixels(dataset: Dataset, card, alpha: float, cmap: str, size: int = 160
                    _resized(card.explanation.heatmap, size), alpha, cmap)
 
 
-def contact_sheet(dataset: Dataset, run: SliceRun, count: int = 8, size: int = 96) -> bytes:
-    """The first ``count`` cards side by side, as PNG bytes (a saved review's thumbnail)."""
+def contact_sheet(dataset: Dataset, run: SliceRun, count: int = 8, size: int = 96,
+                  columns: int = 4) -> bytes:
+    """The first ``count`` cards in rows of ``columns`` (8 cards: 384 x 192 pixels, a picture
+    that reads at a thumbnail's size), as PNG bytes (a saved review's thumbnail)."""
     from PIL import Image
 
     tiles = [np.asarray(Image.fromarray(card_pixels(dataset, card, 0.5, "jet")).resize(
         (size, size))) for card in run.cards[:count]]
-    return png_bytes(np.concatenate(tiles, axis=1))
+    columns = min(columns, len(tiles))
+    tiles += [np.full_like(tiles[0], 255)] * (-len(tiles) % columns)  # white to fill the row
+    rows = [np.concatenate(tiles[i:i + columns], axis=1) for i in range(0, len(tiles), columns)]
+    return png_bytes(np.concatenate(rows, axis=0))
 
 
 def _resized(heatmap: np.ndarray, size: int) -> np.ndarray:

@@ -275,6 +275,19 @@ def run_explanation(view: View, method: str, target: int | None, slot=None,
     return None
 
 
+STOPPED_JOB = "_stopped_job"
+
+
+def stopped_job_shared(timeout: float = 5.0) -> dict:
+    """What the job this session stopped last shared until it stopped (it stops at its next
+    step, after the rerun that Stop makes), once; {} when none was stopped."""
+    job = st.session_state.pop(STOPPED_JOB, None)
+    if job is None:
+        return {}
+    job.wait(timeout)
+    return dict(job.shared)
+
+
 class ProgressWithStop:
     """A progress bar and a Stop button for a job that reports its steps (``__call__(job)`` draws
     them). Stop cancels the job for this session, at its next step, and marks ``run_key``
@@ -295,6 +308,7 @@ class ProgressWithStop:
         st.session_state["stopped"] = self.run_key
         if self.job is not None:
             self.job.cancel(session_id())
+            st.session_state[STOPPED_JOB] = self.job  # what it shared last, for the next run
 
     def __call__(self, job: Job) -> None:
         self.job = job

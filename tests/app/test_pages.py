@@ -368,7 +368,7 @@ def test_reviews_save_filter_edit_delete():
     assert_clean(at)
     texts = [t.value for t in at.text]
     assert "<script>alert('x')</script> looks at the face" in texts  # shown as text
-    assert any("deletion_auc: 0." in t for t in texts)
+    assert any("deletion AUC: 0." in t for t in texts)
     at.text_input(key="rv_text").set_value("FACE").run()
     assert f"#{saved}" in " ".join(shown(m.value) for m in at.markdown)
     at.text_input(key="rv_text").set_value("no such words").run()

@@ -41,8 +41,11 @@ def test_preview_cancel_and_errors(lite):
         if done == 2:
             raise Cancelled
 
+    previews.clear()
     with pytest.raises(Cancelled):
-        visualize_class(lite, 2, steps=10, progress=stop)
+        visualize_class(lite, 2, steps=10, progress=stop, preview_every=8,
+                        preview=lambda s, im: previews.append(s))
+    assert previews == [2]  # the picture of the step it stopped at, not of an earlier one
     with pytest.raises(ExplainError, match="1000 classes"):
         visualize_class(lite, 1000, steps=1)
     with pytest.raises(ExplainError, match="noise"):

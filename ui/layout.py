@@ -1,0 +1,17 @@
+"""Layout pieces the pages share."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+
+def grid(count: int, per_row: int, where=None) -> list:
+    """``count`` cells in rows of ``per_row``, in reading order. Each row is a row of columns of
+    its own, so a row is as tall as its tallest card (one set of columns for every card made
+    ragged columns), and the page's order, which the keyboard and a screen reader follow, is
+    the cards' order (it read column by column: #1, #5, #9, ...)."""
+    where = where or st
+    cells: list = []
+    for start in range(0, count, per_row):
+        cells += where.columns(per_row)[: min(per_row, count - start)]
+    return cells
