@@ -145,7 +145,7 @@ def explain_slice(backbone, dataset: Dataset, indices: Sequence[int], method: st
     batches where the method has a batched form (``explain.batch``), with its deletion and
     insertion AUC (``steps`` steps) and those of one seeded random map (the baseline, paired
     per image; without ``curves`` the AUCs are NaN). ``progress(done, total)`` is called after
-    each batch and may raise to stop."""
+    each image and may raise to stop."""
     from .api import explain
     from .batch import BATCHED, explain_batch
 
@@ -163,6 +163,8 @@ def explain_slice(backbone, dataset: Dataset, indices: Sequence[int], method: st
         else:
             results = [explain(backbone, image, method, **options) for image in images]
         for index, image, result in zip(chunk, images, results, strict=True):
+            if progress is not None and cards:  # per image: its curves take most of the time
+                progress(len(cards), len(indices))
             if not curves:
                 cards.append(Card(index, result, math.nan, math.nan, math.nan, math.nan))
                 continue

@@ -23,13 +23,77 @@ def colorize(heatmap: np.ndarray, cmap: str = "jet") -> np.ndarray:
 
 def overlay(image: Image.Image | np.ndarray, heatmap: np.ndarray, alpha: float = 0.5,
             cmap: str = "jet") -> np.ndarray:
-    """The image with the coloured heatmap blended over it; ``alpha`` is the heatmap's opacity."""
+    """The image with the coloured heatmap over it. A pixel's opacity grows with the map's value
+    there, up to ``alpha`` at its largest values: where the map says nothing the photo shows
+    as it is (a uniform blend tinted the whole photo with the colour map's low end, a dark blue
+    wash under the sparse maps of gradient methods)."""
     base = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image)
     if base.shape[:2] != heatmap.shape:
         raise ValueError(f"heatmap {heatmap.shape} does not match the image {base.shape[:2]}")
-    colored = colorize(heatmap, cmap).astype(np.float32)
-    mixed = (1 - alpha) * base.astype(np.float32) + alpha * colored
+    shown = _without_outliers(heatmap)
+    return _blend(base, colorize(shown, cmap), alpha * shown)
+
+
+OUTLIERS = 2.0  # percent of the largest values drawn at full strength, as Captum's outlier_perc
+
+
+def _without_outliers(heatmap: np.ndarray) -> np.ndarray:
+    """``heatmap`` divided by its 98th percentile and clipped to [0, 1], as Captum draws
+    attributions: a gradient map's few largest values otherwise make the rest invisible. A map
+    that is zero beyond its top 2% is left as it is."""
+    heatmap = np.clip(heatmap, 0.0, 1.0)
+    top = float(np.percentile(heatmap, 100 - OUTLIERS))
+    return np.clip(heatmap / top, 0.0, 1.0) if top > 0 else heatmap
+
+
+def _blend(base: np.ndarray, colored: np.ndarray, opacity: np.ndarray) -> np.ndarray:
+    weight = opacity.astype(np.float32)[..., None]
+    mixed = (1 - weight) * base.astype(np.float32) + weight * colored.astype(np.float32)
     return np.clip(mixed, 0, 255).round().astype(np.uint8)
+
+
+# How a signed map is shown (as Captum's ``visualize_image_attr`` ``sign``): the method's own
+# heatmap, its positive part, its negative part, or both in two colours
+SIGNS = ("heatmap", "positive", "negative", "all")
+
+
+def signed_map(raw: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A signed attribution ((h, w), or (3, h, w) summed over its channels, as Captum shows
+    one) at ``shape`` = (H, W), bilinear, divided by its largest absolute value: in [-1, 1]."""
+    raw = np.asarray(raw, dtype=np.float32)
+    if raw.ndim == 3:
+        raw = raw.sum(axis=0)
+    if raw.shape != tuple(shape):
+        raw = np.asarray(Image.fromarray(raw, mode="F").resize((shape[1], shape[0]),
+                                                                Image.Resampling.BILINEAR))
+    peak = float(np.abs(raw).max())
+    return raw / peak if peak > 0 else np.zeros_like(raw)
+
+
+def is_signed(raw: np.ndarray) -> bool:
+    """Whether an attribution has negative evidence to show."""
+    return bool((np.asarray(raw) < 0).any())
+
+
+def overlay_signed(image: Image.Image | np.ndarray, raw: np.ndarray, alpha: float = 0.5,
+                   sign: str = "all", cmap: str = "jet") -> np.ndarray:
+    """A signed attribution ``raw`` over the image: its positive or negative part alone (through
+    ``cmap``, as ``overlay``), or ``"all"``: positive red, negative blue, each as opaque as it is
+    strong."""
+    if sign not in SIGNS[1:]:
+        raise ValueError(f"unknown sign {sign!r}")
+    base = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image)
+    values = signed_map(raw, base.shape[:2])
+    if sign == "positive":
+        return overlay(base, np.clip(values, 0, 1), alpha, cmap)
+    if sign == "negative":
+        return overlay(base, np.clip(-values, 0, 1), alpha, cmap)
+    colored = np.where((values >= 0)[..., None], np.array(POSITIVE, np.uint8),
+                       np.array(NEGATIVE, np.uint8))
+    return _blend(base, colored, alpha * _without_outliers(np.abs(values)))
+
+
+POSITIVE, NEGATIVE = (220, 30, 30), (30, 80, 230)  # "all": red for, blue against the class
 
 
 def gradient_image(raw: np.ndarray) -> np.ndarray:
@@ -87,6 +151,11 @@ def label(text: object, limit: int = 80) -> str:
     return html.escape(text, quote=False)
 
 
+# plotly's toolbar (its modebar) sits over the top right of a figure: a top margin at least its
+# height keeps it off the first bar's value and the legend's first entry
+TOOLBAR = 36
+
+
 def topk_figure(predictions, selected: int | None = None):
     """Horizontal bars of the top classes (``Prediction`` objects), best on top.
 
@@ -102,7 +171,7 @@ def topk_figure(predictions, selected: int | None = None):
         text=[f"{p.probability:.1%}" for p in preds], textposition="auto",
         hovertemplate="%{y}: %{x:.2%}<extra></extra>",
     ))
-    fig.update_layout(height=60 + 36 * len(preds), margin=dict(l=0, r=10, t=10, b=10),
+    fig.update_layout(height=86 + 36 * len(preds), margin=dict(l=0, r=10, t=TOOLBAR, b=10),
                       xaxis=dict(range=[0, 1], tickformat=".0%", title="probability"),
                       clickmode="event+select")
     return fig
@@ -118,7 +187,7 @@ def map_figure(raw: np.ndarray, title: str = ""):
                                hovertemplate="(%{x}, %{y}): %{z:.4g}<extra></extra>"))
     fig.update_yaxes(autorange="reversed", scaleanchor="x", showticklabels=False)
     fig.update_xaxes(showticklabels=False)
-    fig.update_layout(title=title, height=360, margin=dict(l=0, r=0, t=30 if title else 0, b=0))
+    fig.update_layout(title=title, height=360, margin=dict(l=0, r=0, t=TOOLBAR + 6, b=0))
     return fig
 
 
@@ -187,7 +256,7 @@ def embedding_figure(points: np.ndarray, groups: np.ndarray, names: list[str], h
                                    mode="markers", name="selected", hoverinfo="skip",
                                    marker=dict(size=16, color="rgba(0,0,0,0)",
                                                line=dict(width=3, color="black"))))
-    fig.update_layout(title=title, height=620, margin=dict(l=0, r=0, t=40 if title else 10, b=0),
+    fig.update_layout(title=title, height=620, margin=dict(l=0, r=0, t=TOOLBAR + 6, b=0),
                       legend=dict(itemsizing="constant"), dragmode="pan", clickmode="event+select")
     if thumbnails:
         fig.update_layout(images=[dict(
@@ -249,7 +318,7 @@ def accuracy_figure(rows: list[tuple[str, float]]):
                            text=[f"{a:.1%}" for _, a in rows], textposition="auto",
                            marker_color=["#bab0ac" if n.startswith("raw pixels") else "#4c78a8"
                                          for n, _ in rows]))
-    fig.update_layout(height=80 + 34 * len(rows), margin=dict(l=0, r=10, t=10, b=10),
+    fig.update_layout(height=106 + 34 * len(rows), margin=dict(l=0, r=10, t=TOOLBAR, b=10),
                       xaxis=dict(range=[0, 1], tickformat=".0%", title="cross-validated k-NN accuracy"))
     return fig
 

@@ -88,6 +88,8 @@ with frame.page("Explain") as view:
             else:
                 st.plotly_chart(map_figure(result.raw, "Raw map (model resolution)"),
                                 key="raw_map", config={"displaylogo": False})
+        if links.get("sign") != "heatmap" and widgets.shown_sign(result) == "heatmap":
+            st.caption("This map has no negative values: it is shown as it is.")
         if "convergence_delta" in result.notes:
             st.caption(f"Convergence delta {result.notes['convergence_delta']:.4f}: how far the "
                        "attributions' sum is from the score's change along the path (more steps "

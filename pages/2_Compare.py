@@ -29,16 +29,16 @@ with frame.page("Compare") as view:
             result = results.run_explanation(view, method, target, slot=cell)
             if result is not None:
                 made[method] = result
-                picture = widgets.overlay_of(view, result, alpha, cmap)
-                # pixel-level gradients are shown as the signed gradient picture (an overlay of
-                # their sparse peaks reads as a wash of the colour map's low end)
-                shown = widgets.raw_picture_of(view, result) if result.raw.ndim == 3 else picture
+                # as on Explain: the photo shows where the map says nothing
+                shown = widgets.overlay_of(view, result, alpha, cmap)
                 settings = ""
                 if method == "occlusion":
                     options = dict(results.method_options(view, method))
                     settings = (f" · window {options['window']} px, stride {options['stride']} px, "
                                 f"{options['baseline']} baseline")
-                cell.image(shown, width="stretch", output_format="JPEG",
+                # inline, so the picture arrives with its caption and buttons (fetched from
+                # the media endpoint, it came seconds after them under load)
+                cell.image(widgets.inline_jpeg(shown), width="stretch",
                            caption=f"{plain(view.backbone.categories[result.target])} · "
                                    f"p = {result.probability:.1%} · {result.seconds:.2f} s{settings}")
                 widgets.downloads(result, widgets.overlay_png(view, result, alpha, cmap),

@@ -32,7 +32,7 @@ from explain.metrics import (
 from explain.occlusion import BASELINES
 from explain.paths import BASELINES as PATH_BASELINES
 from explain.paths import OF as SMOOTHED
-from explain.render import COLORMAPS
+from explain.render import COLORMAPS, SIGNS
 from explain.samples import SAMPLES
 from models import (
     CHECKPOINT,
@@ -134,6 +134,7 @@ PARAMS: dict[str, Param] = {
     "baseline": Param("grey", _choice((*BASELINES, "mean"))),
     "alpha": Param(0.5, _number(float, 0.0, 1.0)),
     "cmap": Param("jet", _choice(COLORMAPS)),
+    "sign": Param("heatmap", _choice(SIGNS)),  # how a signed map is shown
     "viz_class": Param(None, _number(int, 0, 100_000)),
     "steps": Param(512, _number(int, 8, 512)),
     "seed": Param(0, _number(int, 0, 2**31 - 1)),

@@ -21,9 +21,18 @@ NAVIGATION = [
 ]
 
 
+# Every picture fits a bounded box at its own aspect ratio: a 10 x 3000 upload drawn at a
+# column's width was 110,400 px tall
+STYLE = """<style>
+[data-testid="stImage"] img { max-height: min(70vh, 720px); object-fit: contain; }
+</style>"""
+
+
 def start(title: str) -> None:
-    """The page's tab title and layout, and the navigation in the sidebar."""
+    """The page's tab title and layout, the pictures' bound, and the navigation in the
+    sidebar."""
     st.set_page_config(page_title=f"{title} · CNN Lens", page_icon="🔍", layout="wide")
+    st.html(STYLE)
     st.sidebar.markdown("## CNN Lens")
     for path, label, icon in NAVIGATION:
         st.sidebar.page_link(path, label=label, icon=icon)

@@ -3,6 +3,7 @@ top-5 chart, display and occlusion options, downloads."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -12,7 +13,17 @@ import streamlit as st
 from explain import (
     Explanation,
 )
-from explain.render import COLORMAPS, npy_bytes, overlay, png_bytes, raw_picture, topk_figure
+from explain.render import (
+    COLORMAPS,
+    SIGNS,
+    is_signed,
+    npy_bytes,
+    overlay,
+    overlay_signed,
+    png_bytes,
+    raw_picture,
+    topk_figure,
+)
 from models import (
     Prediction,
 )
@@ -127,13 +138,40 @@ def target_picker(view: View) -> tuple[int | None, list[Prediction]]:
     return (None if chosen == TOP else chosen), top
 
 
+SIGN_TITLES = {"heatmap": "the method's map", "positive": "positive only",
+               "negative": "negative only", "all": "both (red for, blue against)"}
+
+
 def display_options() -> tuple[float, str]:
+    """Opacity (at the map's maximum: a pixel is as opaque as its value), colour map, and how
+    a signed map is shown (in the link)."""
     ensure_value("alpha")
     ensure_choice("cmap", list(COLORMAPS))
-    left, right = st.columns(2)
-    left.slider("Heatmap opacity", 0.0, 1.0, step=0.05, key=key("alpha"))
-    right.selectbox("Colour map", list(COLORMAPS), key=key("cmap"))
+    ensure_choice("sign", list(SIGNS))
+    left, middle, right = st.columns(3)
+    left.slider("Heatmap opacity (at its maximum)", 0.0, 1.0, step=0.05, key=key("alpha"),
+                help="Each pixel is as opaque as the map is strong there: where the map is "
+                     "zero, the photo shows as it is.")
+    middle.selectbox("Colour map", list(COLORMAPS), key=key("cmap"))
+    right.selectbox("Signed maps show", list(SIGNS), key=key("sign"),
+                    format_func=SIGN_TITLES.get,
+                    help="Gradient methods and occlusion have evidence for the class "
+                         "(positive) and against it (negative); other maps show their own map.")
     return get("alpha"), get("cmap")
+
+
+def shown_sign(result: Explanation) -> str:
+    """How this result is drawn: the link's sign choice where the map has negative values."""
+    sign = get("sign")
+    return sign if sign != "heatmap" and is_signed(result.raw) else "heatmap"
+
+
+def draw(image, result: Explanation, alpha: float, cmap: str, sign: str) -> np.ndarray:
+    """The one picture of a map over its image, on every page and in the PNG download
+    (``sign``: ``shown_sign(result)``)."""
+    if sign == "heatmap":
+        return overlay(image, result.heatmap, alpha, cmap)
+    return overlay_signed(image, result.raw, alpha, sign, cmap)
 
 
 def downloads(result: Explanation, overlay_png: Callable[[], bytes], stem: str,
@@ -150,13 +188,20 @@ def downloads(result: Explanation, overlay_png: Callable[[], bytes], stem: str,
 def overlay_of(view: View, result: Explanation, alpha: float, cmap: str) -> bytes:
     """The heatmap over the image, as JPEG bytes for the screen, made once per map and display
     options."""
-    return picture(result, ("overlay", view.image_key, alpha, cmap),
-                   lambda: overlay(view.image, result.heatmap, alpha, cmap))
+    sign = shown_sign(result)
+    return picture(result, ("overlay", view.image_key, alpha, cmap, sign),
+                   lambda: draw(view.image, result, alpha, cmap, sign))
 
 
 def overlay_png(view: View, result: Explanation, alpha: float, cmap: str) -> Callable[[], bytes]:
     """The overlay as PNG bytes, for a download (made when clicked)."""
-    return lambda: png_bytes(overlay(view.image, result.heatmap, alpha, cmap))
+    sign = shown_sign(result)
+    return lambda: png_bytes(draw(view.image, result, alpha, cmap, sign))
+
+
+def inline_jpeg(jpeg: bytes) -> str:
+    """JPEG bytes as a data URI for ``st.image``: sent with the element itself."""
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
 
 
 def raw_picture_of(view: View, result: Explanation) -> bytes:

@@ -158,3 +158,15 @@ def test_a_selection_is_used_only_on_the_images_it_was_made_on(animals):
     assert any("selected on other images" in i for i in texts(at.info))
     assert not [b for b in at.button if b.key == "explain_slice"]
 
+
+
+def test_a_slices_progress_moves_image_by_image(lite, animals):
+    from explain.gallery import explain_slice
+
+    dataset = animals[0]
+    seen = []
+    run = explain_slice(lite, dataset, [0, 1, 2, 3], "gradcam", steps=5,
+                        progress=lambda done, total: seen.append((done, total)))
+    assert len(run.cards) == 4
+    # one batch of four maps, then a report as each image's curves are done
+    assert sorted(set(seen)) == [(1, 4), (2, 4), (3, 4), (4, 4)]
