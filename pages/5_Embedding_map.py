@@ -235,7 +235,8 @@ with frame.page("Embedding map", need_image=False) as view:
             for cell, i, dist in zip(layout.grid(len(indices), 4), indices, distances,
                                      strict=True):
                 cell.image(data.thumbnail(dataset, int(i)), width="stretch",
-                                  caption=f"{plain(classes[labels[i]])} · {dist:.3f}")
+                           caption=f"{plain(dataset.name(int(i)))} · {plain(classes[labels[i]])}"
+                                   f" · {dist:.3f}")
         link = data.explain_link(dataset, chosen)
         if link:
             st.link_button("Open in Explain", link)

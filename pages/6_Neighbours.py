@@ -29,8 +29,18 @@ with frame.page("Nearest neighbours", need_image=False) as view:
 
     exclude = None
     if query_kind == "dataset":
-        row = st.number_input(f"Dataset image (0-{len(dataset) - 1} in this subset)", 0,
-                              len(dataset) - 1, step=1, key="nn_row")
+        # an image is called by its id everywhere (its index in the whole dataset: "#2526")
+        ids = {dataset.original(i): i for i in range(len(dataset))}
+        st.session_state.setdefault("nn_id", min(ids))
+        wanted = st.number_input(f"Dataset image id (#{min(ids)} to #{max(ids)}; this subset "
+                                 f"holds {len(dataset)} of them)", 0, max(ids), step=1,
+                                 key="nn_id")
+        if wanted not in ids:
+            st.info(f"Image #{wanted} is not among these {len(dataset)} images (the dataset's "
+                    f"subset of images per class); the nearest id here is "
+                    f"#{min(ids, key=lambda i: abs(i - wanted))}.")
+            links.stop()
+        row = ids[wanted]
         query_image, exclude = dataset.image(row), row
         query_title = f"{dataset.name(row)} (true {dataset.classes[dataset.labels[row]]})"
         vector = features.vectors[row]
@@ -66,11 +76,13 @@ with frame.page("Nearest neighbours", need_image=False) as view:
         for n, (cell, i, dist) in enumerate(zip(cells, indices, distances, strict=True)):
             with cell:
                 st.image(data.thumbnail(dataset, int(i), 160), width="stretch",
-                         caption=f"#{n + 1} · {plain(dataset.classes[dataset.labels[i]])} · "
-                                 f"{links.get('metric')} {dist:.3f}")
-    labels = [dataset.classes[dataset.labels[i]] for i in indices]
-    top = max(set(labels), key=labels.count)
-    st.caption(f"{labels.count(top)} of {len(labels)} neighbours are labelled “{plain(top)}”.")
+                         caption=f"rank {n + 1} · {plain(dataset.name(int(i)))} · "
+                                 f"{plain(dataset.classes[dataset.labels[i]])} · "
+                                 f"{links.get('metric')} distance {dist:.3f}")
+    st.caption(f"{data.neighbour_labels([dataset.classes[dataset.labels[i]] for i in indices])} "
+               f"Distances: 0 is the query itself; the larger, the less alike"
+               + (" (cosine distance = 1 - cosine similarity)." if links.get("metric") == "cosine"
+                  else "."))
 
     st.markdown("#### What makes them similar")
     if layer != PENULTIMATE:
@@ -78,15 +90,16 @@ with frame.page("Nearest neighbours", need_image=False) as view:
                 "reads): choose them in “Features from”.")
         links.stop()
     pick = st.selectbox("Neighbour", range(len(indices)), key="nn_similar",
-                        format_func=lambda n: f"#{n + 1}: {dataset.name(int(indices[n]))}")
+                        format_func=lambda n: f"rank {n + 1}: {dataset.name(int(indices[n]))}")
     other = int(indices[pick])
     other_image = dataset.image(other)
     query_key = ("neighbour-query", view.model_key, view.image_key if exclude is None
                  else f"{dataset.digest}:{exclude}")
     a, b = st.columns(2)
     for slot, image, toward, name, whose in (
-            (a, query_image, features.vectors[other], f"neighbour #{pick + 1}", "the query"),
-            (b, other_image, vector, "the query", f"neighbour #{pick + 1}")):
+            (a, query_image, features.vectors[other], f"the neighbour of rank {pick + 1}",
+             "the query"),
+            (b, other_image, vector, "the query", f"the neighbour of rank {pick + 1}")):
         try:
             result = results.compute(
                 ("similarity", *query_key, dataset.digest, other, whose),

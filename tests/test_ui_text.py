@@ -26,3 +26,12 @@ def test_control_and_separator_characters_become_spaces_and_long_text_is_cut():
     cut = plain("A" * 10_000)
     assert len(cut) == SHORT and cut.endswith("…")
     assert quoted("[x](y)") == "“\\[x\\]\\(y\\)”"
+
+
+def test_neighbour_labels_say_a_tie_as_a_tie():
+    from ui.data import neighbour_labels
+
+    assert neighbour_labels(["cat"] * 5 + ["dog"] * 3) == \
+        "5 of 8 neighbours are labelled “cat”."
+    assert neighbour_labels(["cat", "dog"] * 4) == \
+        "A tie: 4 of 8 neighbours each are labelled “cat” and “dog”."

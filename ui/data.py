@@ -192,3 +192,14 @@ def explain_link(dataset: Dataset, index: int, target: int | None = None) -> str
     if target is not None:
         params["class"] = str(target)
     return "Explain?" + urlencode(params)
+
+
+def neighbour_labels(labels: list[str]) -> str:
+    """How the neighbours are labelled, ties said as ties."""
+    counts = {name: labels.count(name) for name in dict.fromkeys(labels)}
+    most = max(counts.values())
+    first = [name for name, count in counts.items() if count == most]
+    if len(first) == 1:
+        return f"{most} of {len(labels)} neighbours are labelled “{plain(first[0])}”."
+    named = " and ".join(f"“{plain(n)}”" for n in first)
+    return f"A tie: {most} of {len(labels)} neighbours each are labelled {named}."

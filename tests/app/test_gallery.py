@@ -127,13 +127,13 @@ def test_the_maps_selection_is_used_by_the_errors_and_neighbours_pages(animals):
     at = app("pages/6_Neighbours.py", dataset="animal_mnist", per_class=5, k=3,
              sel=",".join(map(str, selected)))
     at.radio(key="nn_query").set_value("dataset").run()
-    at.number_input(key="nn_row").set_value(12).run()
+    at.number_input(key="nn_id").set_value(dataset.original(12)).run()
     at.toggle(key="only_selection").set_value(True).run()
     assert_clean(at)
-    neighbours = [c for c in captions(at) if c.startswith("#")]
+    neighbours = [c for c in captions(at) if c.startswith("rank ")]
     assert len(neighbours) == 3
     allowed = {dataset.classes[dataset.labels[i]] for i in selected if i != 12}
-    assert all(c.split(" · ")[1] in allowed for c in neighbours), neighbours
+    assert all(c.split(" · ")[2] in allowed for c in neighbours), neighbours
 
 
 def test_a_selection_is_used_only_on_the_images_it_was_made_on(animals):

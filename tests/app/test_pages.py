@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from explain import METHODS, TITLES
+from explain.datasets import bundled
 from tests.app.helpers import (
     ACTIVATIONS,
     CLASSVIZ,
@@ -269,11 +270,17 @@ def test_neighbours_of_the_sidebar_image_and_of_a_dataset_image():
     at = app(NEIGHBOURS, per_class=8, k=5)
     assert_clean(at)
     seen = captions(at)
-    assert seen[0] == "Query: Cat (Chelsea)" and len([c for c in seen if c.startswith("#")]) == 5
+    assert seen[0] == "Query: Cat (Chelsea)" and len([c for c in seen if c.startswith("rank ")]) == 5
     at.radio(key="nn_query").set_value("dataset").run()
-    at.number_input(key="nn_row").set_value(12).run()  # a bird (8 per class, in class order)
+    bird = bundled("animal_mnist").subset(8).original(12)  # a bird (8 per class, in class order)
+    at.number_input(key="nn_id").set_value(bird).run()  # by its id, as every page names it
     assert_clean(at)
-    labels = [c.split(" · ")[1] for c in captions(at)[1:] if c.startswith("#")]
+    assert captions(at)[0].startswith(f"Query: #{bird} (true bird)")
+    ranked = [c for c in captions(at)[1:] if c.startswith("rank ")]
+    assert [c.split(" · ")[0] for c in ranked] == [f"rank {n}" for n in range(1, 6)]
+    assert all(re.fullmatch(r"#\d+", c.split(" · ")[1]) for c in ranked), ranked
+    assert all(c.split(" · ")[3].startswith("cosine distance ") for c in ranked), ranked
+    labels = [c.split(" · ")[2] for c in ranked]
     assert len(labels) == 5 and labels.count("bird") >= 3, labels
     at.radio(key="p_metric").set_value("euclidean").run()
     assert_clean(at)
@@ -281,8 +288,8 @@ def test_neighbours_of_the_sidebar_image_and_of_a_dataset_image():
     # what makes the query and its first neighbour similar, both ways
     similar = [c for c in captions(at) if c.startswith("Grad-CAM of ")]
     assert [c.split(" · ")[0] for c in similar] == [
-        "Grad-CAM of the query toward neighbour #1's features",
-        "Grad-CAM of neighbour #1 toward the query's features"]
+        "Grad-CAM of the query toward the neighbour of rank 1's features",
+        "Grad-CAM of the neighbour of rank 1 toward the query's features"]
     cosines = [float(c.split("cosine similarity ")[1]) for c in similar]
     assert cosines[0] == pytest.approx(cosines[1], abs=1e-4) and 0 < cosines[0] <= 1
 
