@@ -10,14 +10,15 @@ import streamlit as st
 
 from explain import TITLES
 from models import backbone_names
-from reviews import VERDICTS, ReviewError, score_lines
+from reviews import READONLY, VERDICTS, ReviewError, score_lines
 from reviews.report import html_report
 from ui import frame, links, trust
 
 with frame.page("Reviews", need_image=False) as view:
     st.subheader("Reviews")
     st.caption("Saved from the Explain page (a view) and the Gallery (a slice). There are no "
-               "accounts: anyone on the team can edit or delete any review.")
+               "accounts: anyone on the team can edit or delete any review, and restore a "
+               "deleted one.")
     try:
         store = trust.review_store()
         authors = store.authors()
@@ -26,7 +27,17 @@ with frame.page("Reviews", need_image=False) as view:
         st.warning("The review database is not available right now (the details are in the "
                    "server's log). The other pages keep working.")
         links.stop()
-    a, b, c, d = st.columns(4)
+    if store.readonly:
+        st.info(READONLY)
+    undo = st.session_state.get("_deleted_review")
+    if undo is not None and not store.readonly:
+        left, right = st.columns([4, 1])
+        left.success(f"Review #{undo} was deleted.")
+        if right.button("Undo", key="undo_delete"):
+            store.restore(undo)
+            st.session_state.pop("_deleted_review", None)
+            st.rerun()
+    a, b, c, d, e = st.columns([3, 3, 3, 3, 2])
     backbone = a.selectbox("Model", ["", *backbone_names()], key="rv_backbone",
                            format_func=lambda n: n or "all models")
     verdict = b.selectbox("Verdict", ["", *VERDICTS], key="rv_verdict",
@@ -34,12 +45,18 @@ with frame.page("Reviews", need_image=False) as view:
     author = c.selectbox("Author", ["", *authors], key="rv_author",
                          format_func=lambda v: v or "everyone")
     text = d.text_input("Text", key="rv_text", placeholder="search notes and classes")
-    found = store.find(backbone or None, verdict or None, author or None, text or None)
-    st.download_button("Download these reviews as HTML",
-                       html_report(found, base_url=links.base_url(), methods=TITLES).encode(),
-                       "cnn-lens-reviews.html", "text/html", on_click="ignore",
-                       disabled=not found)
-    st.caption(f"{len(found)} review{'s' if len(found) != 1 else ''}.")
+    deleted = e.radio("Show", [False, True], key="rv_deleted",
+                      format_func=lambda d: "deleted" if d else "reviews") is True
+    found = store.find(backbone or None, verdict or None, author or None, text or None,
+                       deleted=deleted)
+    if not deleted:  # the export holds no deleted review
+        st.download_button("Download these reviews as HTML",
+                           html_report(found, base_url=links.base_url(), methods=TITLES).encode(),
+                           "cnn-lens-reviews.html", "text/html", on_click="ignore",
+                           disabled=not found)
+    st.caption(f"{len(found)} {'deleted ' if deleted else ''}review"
+               f"{'s' if len(found) != 1 else ''}"
+               + (" (restore one to list it again)." if deleted else "."))
 
     for review in found:
         with st.container(border=True):
@@ -60,14 +77,24 @@ with frame.page("Reviews", need_image=False) as view:
                     st.text(" · ".join(f"{k}: {v}" for k, v in score_lines(review.scores)))
                 x, y, z = st.columns([2, 1, 1])
                 x.link_button("Open this view", f"{review.page.replace(' ', '_')}?{review.link}")
+                if store.readonly:
+                    continue
+                if deleted:
+                    st.caption(f"Deleted {review.deleted:%Y-%m-%d %H:%M} UTC.")
+                    if z.button("Restore", key=f"restore_{review.id}"):
+                        store.restore(review.id)
+                        st.rerun()
+                    continue
                 editing = y.toggle("Edit", key=f"edit_{review.id}")
                 if z.button("Delete", key=f"delete_{review.id}"):
                     st.session_state["confirm_delete"] = review.id
                 if st.session_state.get("confirm_delete") == review.id:
-                    st.warning("Delete this review for everyone?")
+                    st.warning("Delete this review for everyone? It can be restored from the "
+                               "deleted reviews.")
                     if st.button("Yes, delete it", key=f"really_{review.id}"):
                         store.delete(review.id)
                         st.session_state.pop("confirm_delete", None)
+                        st.session_state["_deleted_review"] = review.id
                         st.rerun()
                 if editing:
                     with st.form(f"form_{review.id}"):

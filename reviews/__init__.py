@@ -1,5 +1,13 @@
 """Team reviews: saved views with a verdict and a note, in a real database, and HTML reports."""
 
-from .store import SCORE_TITLES, VERDICTS, Review, ReviewError, ReviewStore, score_lines
+from .store import (
+    READONLY,
+    SCORE_TITLES,
+    VERDICTS,
+    Review,
+    ReviewError,
+    ReviewStore,
+    score_lines,
+)
 
-__all__ = ["SCORE_TITLES", "VERDICTS", "Review", "ReviewError", "ReviewStore", "score_lines"]
+__all__ = ["READONLY", "SCORE_TITLES", "VERDICTS", "Review", "ReviewError", "ReviewStore", "score_lines"]

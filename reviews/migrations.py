@@ -29,7 +29,16 @@ def _add_fingerprint(connection: Connection) -> None:
                             "ON reviews (fingerprint)"))
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_create_reviews, _add_fingerprint]
+def _add_deleted(connection: Connection) -> None:
+    """Deleting keeps a review, marked with when it was deleted, so that it can be restored."""
+    columns = {c["name"] for c in inspect(connection).get_columns("reviews")}
+    if "deleted" not in columns:
+        kind = "TIMESTAMP WITH TIME ZONE" if connection.dialect.name == "postgresql" else "DATETIME"
+        connection.execute(text(f"ALTER TABLE reviews ADD COLUMN deleted {kind}"))
+    connection.execute(text("CREATE INDEX IF NOT EXISTS ix_reviews_deleted ON reviews (deleted)"))
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_create_reviews, _add_fingerprint, _add_deleted]
 
 _meta = MetaData()
 _version = Table("schema_version", _meta, Column("version", Integer, nullable=False))

@@ -34,3 +34,6 @@ class ReviewRow(Base):
     # what the review says about which view (see store.fingerprint): one row per content, so a
     # second click on "Save" cannot store it twice; NULL for rows saved before migration 2
     fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # when it was deleted (NULL: it was not): a deleted review can be restored (migration 3)
+    deleted: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True,
+                                                     index=True)

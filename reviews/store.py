@@ -24,6 +24,9 @@ from .migrations import migrate
 from .schema import ReviewRow
 
 DB_ENV = "CNN_LENS_DB"
+READONLY_ENV = "CNN_LENS_READONLY"  # "1": a demo that lists and exports reviews, changes none
+READONLY = ("This is a read-only demo: reviews can be listed and exported here, not saved, "
+            "edited or deleted.")
 VERDICTS = ("right for the right reason", "right for the wrong reason", "wrong", "unsure")
 MAX_NOTE = 20_000
 MAX_AUTHOR = 120
@@ -71,6 +74,7 @@ class Review:
     id: int | None = None
     created: datetime | None = None
     updated: datetime | None = None
+    deleted: datetime | None = None  # when it was deleted; it can be restored
 
 
 def default_url() -> str:
@@ -83,19 +87,27 @@ def default_url() -> str:
 
 
 class ReviewStore:
-    """Create, read, filter, edit and delete reviews. Safe to share between threads: every call
-    has its own session."""
+    """Create, read, filter, edit, delete and restore reviews. Deleting keeps a review, marked
+    deleted, so it can be restored; ``readonly`` (``CNN_LENS_READONLY=1``) refuses every change.
+    Safe to share between threads: every call has its own session."""
 
-    def __init__(self, url: str | None = None) -> None:
+    def __init__(self, url: str | None = None, readonly: bool | None = None) -> None:
         self.url = url or default_url()
+        self.readonly = (os.environ.get(READONLY_ENV, "") == "1") if readonly is None \
+            else readonly
         self.engine = _engine(self.url)
         migrate(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
+    def _writable(self) -> None:
+        if self.readonly:
+            raise ReviewError(READONLY)
+
     def add(self, review: Review) -> Review:
         """Store ``review``; if the same review (same ``fingerprint``) is stored already, that
         one is returned and nothing is added: a second click on "Save" makes no duplicate,
-        also when two clicks race."""
+        also when two clicks race. Saving a deleted review again restores it."""
+        self._writable()
         review = _checked(review)
         row = ReviewRow()
         _fill(row, review)
@@ -104,6 +116,9 @@ class ReviewStore:
             existing = session.scalar(select(ReviewRow).where(
                 ReviewRow.fingerprint == row.fingerprint))
             if existing is not None:
+                if existing.deleted is not None:
+                    existing.deleted, existing.updated = None, _now()
+                    session.commit()
                 return _review(existing)
             session.add(row)
             try:
@@ -115,16 +130,21 @@ class ReviewStore:
             return _review(row)
 
     def get(self, review_id: int) -> Review:
+        """A review that is not deleted."""
         with self._session() as session:
             row = session.get(ReviewRow, review_id)
             if row is None:
                 raise ReviewError(f"There is no review {review_id}.")
+            if row.deleted is not None:
+                raise ReviewError(f"There is no review {review_id} any more: it was deleted "
+                                  "(the Reviews page can restore it).")
             return _review(row)
 
     def update(self, review_id: int, **changes) -> Review:
+        self._writable()
         with self._session() as session:
             row = session.get(ReviewRow, review_id)
-            if row is None:
+            if row is None or row.deleted is not None:
                 raise ReviewError(f"There is no review {review_id} (deleted meanwhile?).")
             merged = _checked(Review(**{**_review(row).__dict__, **changes}))
             if fingerprint(merged) == row.fingerprint:
@@ -141,16 +161,28 @@ class ReviewStore:
             return _review(row)
 
     def delete(self, review_id: int) -> None:
+        """Mark the review deleted (``restore`` undoes it)."""
+        self._mark(review_id, _now())
+
+    def restore(self, review_id: int) -> None:
+        self._mark(review_id, None)
+
+    def _mark(self, review_id: int, deleted: datetime | None) -> None:
+        self._writable()
         with self._session() as session:
             row = session.get(ReviewRow, review_id)
-            if row is not None:
-                session.delete(row)
+            if row is not None and (row.deleted is None) != (deleted is None):
+                row.deleted = deleted
                 session.commit()
 
     def find(self, backbone: str | None = None, verdict: str | None = None,
-             author: str | None = None, text: str | None = None, limit: int = 500) -> list[Review]:
-        """Newest first; ``text`` matches the note, the class, the author or the method."""
+             author: str | None = None, text: str | None = None, limit: int = 500,
+             deleted: bool = False) -> list[Review]:
+        """Newest first; ``text`` matches the note, the class, the author or the method;
+        ``deleted``: the deleted reviews instead of the others."""
         query = select(ReviewRow).order_by(ReviewRow.created.desc(), ReviewRow.id.desc())
+        query = query.where(ReviewRow.deleted.is_not(None) if deleted
+                            else ReviewRow.deleted.is_(None))
         if backbone:
             query = query.where(ReviewRow.backbone == backbone)
         if verdict:
@@ -166,11 +198,14 @@ class ReviewStore:
 
     def authors(self) -> list[str]:
         with self._session() as session:
-            return sorted(set(session.scalars(select(ReviewRow.author))))
+            return sorted(set(session.scalars(select(ReviewRow.author).where(
+                ReviewRow.deleted.is_(None)))))
 
-    def count(self) -> int:
+    def count(self, deleted: bool = False) -> int:
+        """How many reviews there are (``deleted``: how many were deleted)."""
         with self._session() as session:
-            return int(session.scalar(select(func.count(ReviewRow.id))))
+            return int(session.scalar(select(func.count(ReviewRow.id)).where(
+                ReviewRow.deleted.is_not(None) if deleted else ReviewRow.deleted.is_(None))))
 
     def _session(self) -> Session:
         return self._sessions()
@@ -227,7 +262,7 @@ def _review(row: ReviewRow) -> Review:
     return Review(row.author, row.verdict, row.note, row.link, row.backbone, row.weights,
                   row.image_hash, row.method, row.target, row.target_name, row.page,
                   row.thumbnail or b"", json.loads(row.scores or "{}"), row.id,
-                  _utc(row.created), _utc(row.updated))
+                  _utc(row.created), _utc(row.updated), _utc(row.deleted))
 
 
 def _now() -> datetime:

@@ -134,3 +134,37 @@ def test_a_database_from_before_the_fingerprint_is_carried_forward(tmp_path):
     assert [r.note for r in store.find()] == ["old"]
     store.add(review())
     assert store.add(review()).id == store.find()[0].id and store.count() == 2
+
+
+def test_a_deleted_review_is_kept_and_can_be_restored(store):
+    kept = store.add(review())
+    gone = store.add(review(author="Grace", note="Background, not the cat."))
+    store.delete(gone.id)
+    assert [r.id for r in store.find()] == [kept.id] and store.count() == 1
+    deleted = store.find(deleted=True)
+    assert [r.id for r in deleted] == [gone.id] and deleted[0].deleted is not None
+    assert store.count(deleted=True) == 1 and store.authors() == ["Ada"]
+    assert "Background" not in html_report(store.find())  # the export leaves it out
+    with pytest.raises(ReviewError, match=r"no review \d+ \(deleted"):
+        store.update(gone.id, note="edited after it was deleted")  # "deleted meanwhile?"
+    store.restore(gone.id)
+    assert [r.id for r in store.find()] == [gone.id, kept.id] and store.find(deleted=True) == []
+    assert store.get(gone.id).deleted is None and store.get(gone.id).note == gone.note
+    store.delete(gone.id)
+    assert store.add(review(author="Grace", note="Background, not the cat.")).id == gone.id
+    assert store.count() == 2  # saved again: the deleted one is restored, not duplicated
+
+
+def test_a_read_only_store_lists_and_refuses_every_change(store, monkeypatch):
+    first = store.add(review())
+    monkeypatch.setenv("CNN_LENS_READONLY", "1")
+    demo = ReviewStore(store.url)
+    assert demo.readonly and [r.id for r in demo.find()] == [first.id]
+    assert "Looks at the cat" in html_report(demo.find())
+    for change in (lambda: demo.add(review(author="Eve")), lambda: demo.delete(first.id),
+                   lambda: demo.update(first.id, note="defaced"),
+                   lambda: demo.restore(first.id)):
+        with pytest.raises(ReviewError, match="read-only demo"):
+            change()
+    assert store.get(first.id).note == first.note and store.count() == 1
+    assert store.count(deleted=True) == 0

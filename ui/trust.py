@@ -4,6 +4,7 @@ the sanity check, and saved reviews."""
 from __future__ import annotations
 
 import hashlib
+import os
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +24,8 @@ from explain.metrics import (
     randomization_check,
 )
 from explain.samples import SAMPLES
-from reviews import Review, ReviewError, ReviewStore
+from reviews import READONLY, Review, ReviewError, ReviewStore
+from reviews.store import READONLY_ENV
 from serving.scheduler import BELOW, Job
 from ui.links import ensure_choice, ensure_value, get, key, link_query
 from ui.results import compute, method_options, result_store, scheduler, session_id
@@ -242,6 +244,9 @@ def review_section(form_key: str, build: Callable[[str, str, str], Review]) -> N
     save. That message stays on later runs of the page while its link is the one saved: the
     trust curves rerun the page once they exist, and a save in that moment used to show its
     message for one run only, so a user could not tell whether it was saved."""
+    if review_store().readonly:
+        st.info(READONLY)
+        return
     entered = review_form(form_key)
     said = st.session_state.setdefault("_review_said", {})
     if entered is not None:
@@ -259,9 +264,14 @@ def review_section(form_key: str, build: Callable[[str, str, str], Review]) -> N
         st.page_link("pages/8_Reviews.py", label="See all reviews")
 
 
+def review_store() -> ReviewStore:
+    """The server's review store (read-only where ``CNN_LENS_READONLY=1``)."""
+    return _review_store(os.environ.get(READONLY_ENV, "") == "1")
+
+
 @st.cache_resource(show_spinner=False)
-def review_store():
-    return ReviewStore()
+def _review_store(readonly: bool) -> ReviewStore:
+    return ReviewStore(readonly=readonly)
 
 
 def save_review(review: Review) -> tuple[Review, str]:

@@ -398,3 +398,46 @@ def test_review_without_a_name_is_refused_with_a_message():
     at.button(key="FormSubmitter:review_form-Save review").click().run()
     assert not at.exception
     assert any("author's name is empty" in shown(w.value) for w in at.warning)
+
+
+def test_a_deleted_review_is_restored_by_undo_and_from_the_deleted_list():
+    from reviews import VERDICTS, Review
+    from ui.trust import review_store
+
+    store = review_store()
+    saved = store.add(Review(author="Undo", verdict=VERDICTS[3], note="restore me",
+                             link="sample=rocket", backbone="efficientnet_lite0",
+                             weights="pretrained", image_hash="sample:rocket", method="saliency",
+                             target=812, target_name="space shuttle"))
+    at = app(REVIEWS)
+    at.button(key=f"delete_{saved.id}").click().run()
+    at.button(key=f"really_{saved.id}").click().run()
+    assert_clean(at)
+    assert f"Review #{saved.id} was deleted." in [shown(s.value) for s in at.success]
+    assert not any(f"#{saved.id}" in shown(m.value) for m in at.markdown if "·" in m.value)
+    at.button(key="undo_delete").click().run()
+    assert_clean(at)
+    assert store.get(saved.id).note == "restore me"
+    at.button(key=f"delete_{saved.id}").click().run()
+    at.button(key=f"really_{saved.id}").click().run()
+    at.radio(key="rv_deleted").set_value(True).run()  # the deleted reviews
+    assert "restore me" in [t.value for t in at.text]
+    assert not at.get("download_button")  # the export holds no deleted review
+    at.button(key=f"restore_{saved.id}").click().run()
+    assert_clean(at)
+    at.radio(key="rv_deleted").set_value(False).run()
+    assert "restore me" in [t.value for t in at.text]
+
+
+def test_a_read_only_demo_lists_reviews_and_saves_none(monkeypatch):
+    monkeypatch.setenv("CNN_LENS_READONLY", "1")
+    at = settle(app())
+    assert_clean(at)
+    said = [shown(i.value) for i in at.info]
+    assert any("read-only demo" in s for s in said), said
+    assert not [b for b in at.button if b.key and "review_form" in b.key]  # no form to fill
+    at.switch_page(REVIEWS).run()
+    assert_clean(at)
+    assert any("read-only demo" in shown(i.value) for i in at.info)
+    assert not [b for b in at.button if b.key and b.key.startswith(("delete_", "restore_"))]
+    assert not at.toggle  # no Edit
