@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from .base import ExplainError, to_heatmap
-from .hooks import captured, evaluating
+from .hooks import captured, evaluating, feature_maps
 
 
 @dataclass(frozen=True, eq=False)
@@ -48,18 +48,14 @@ class ActivationReport:
 
 
 def layer_activations(model: nn.Module, inputs: torch.Tensor, layer: nn.Module, layer_name: str,
-                      image_size: tuple[int, int]) -> ActivationReport:
-    """Run ``inputs`` (1, 3, H, W) and report ``layer``'s feature maps, channels ranked by mean."""
+                      image_size: tuple[int, int], tokens=None) -> ActivationReport:
+    """Run ``inputs`` (1, 3, H, W) and report ``layer``'s feature maps, channels ranked by mean
+    (``tokens``: a vision transformer's layout, see ``hooks.as_maps``)."""
     start = time.perf_counter()
-    with evaluating(model), captured(layer, layer_name) as capture, torch.inference_mode():
+    with evaluating(model), captured(layer, layer_name, tokens=tokens) as capture, \
+            torch.inference_mode():
         model(inputs)
-    activation = capture.activation
-    if activation.ndim != 4:
-        raise ExplainError(
-            f"Layer {layer_name!r} outputs shape {tuple(activation.shape)}, not feature maps; "
-            "pick a convolutional layer or block."
-        )
-    maps = activation[0].float().cpu().numpy()
+    maps = feature_maps(capture)[0].float().cpu().numpy()
     scores = maps.mean(axis=(1, 2))
     ranking = np.argsort(-scores, kind="stable")
     return ActivationReport(layer_name, maps, scores, ranking, image_size,

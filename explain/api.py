@@ -73,7 +73,7 @@ def activations(backbone, image: ImageSource, layer: str | None = None) -> Activ
     except KeyError as exc:
         raise ExplainError(str(exc.args[0])) from None
     return layer_activations(backbone.model, backbone.preprocess(picture), module, name,
-                             (picture.height, picture.width))
+                             (picture.height, picture.width), backbone.spec.tokens)
 
 
 def visualize_class(backbone, target: int, **options) -> ClassVisualization:

@@ -29,7 +29,7 @@ from .base import (
 )
 from .camfamily import GRADIENT_MAPS, eigencam_map, layercam_map
 from .guided import guided_rectifiers
-from .hooks import captured, evaluating, feature_maps
+from .hooks import as_maps, captured, evaluating, feature_maps
 from .images import load_image
 
 GRADIENT_CAMS = ("gradcam", "gradcam_pp", "xgradcam", "hirescam", "layercam")
@@ -95,12 +95,14 @@ def _attribute(backbone, inputs: torch.Tensor, method: str, targets: list[int | 
         except KeyError as exc:
             raise ExplainError(str(exc.args[0])) from None
         gradients = method != "eigencam"
-        with evaluating(model), captured(module, name, start_graph=gradients) as capture, \
+        with evaluating(model), captured(module, name, start_graph=gradients,
+                                         tokens=backbone.spec.tokens) as capture, \
                 torch.no_grad():
             logits = model(inputs)
             activation = feature_maps(capture)
             classes = _targets(logits, targets)
-            grads = gradient(_score_sum(logits, classes), activation) if gradients else None
+            grads = as_maps(gradient(_score_sum(logits, classes), capture.activation), name,
+                            backbone.spec.tokens) if gradients else None
         activation = activation.detach()
         if method == "gradcam":
             weights = grads.mean(dim=(2, 3), keepdim=True)

@@ -106,7 +106,8 @@ def _gradient_method(name: str, title: str) -> None:
     def run(backbone, inputs, target, layer: str | None = None) -> Attribution:
         layer_name = _layers(backbone, layer)[0]
         a, g, cls, p = activation_and_gradient(backbone.model, inputs,
-                                               _module(backbone, layer_name), target, layer_name)
+                                               _module(backbone, layer_name), target, layer_name,
+                                               tokens=backbone.spec.tokens)
         return Attribution(combine(a, g), cls, p)
 
 
@@ -130,13 +131,14 @@ def _layercam(backbone, inputs, target, layer: str | list[str] | None = None) ->
     names = _layers(backbone, layer)
     if len(names) == 1:
         a, g, cls, p = activation_and_gradient(backbone.model, inputs, _module(backbone, names[0]),
-                                               target, names[0])
+                                               target, names[0], tokens=backbone.spec.tokens)
         return Attribution(layercam_map(a, g), cls, p)
     size = tuple(inputs.shape[-2:])
     maps, cls, p = [], None, 0.0
     for name in names:  # one pass per layer keeps each gradient to its own layer
         a, g, cls, p = activation_and_gradient(backbone.model, inputs, _module(backbone, name),
-                                               target if cls is None else cls, name)
+                                               target if cls is None else cls, name,
+                                               tokens=backbone.spec.tokens)
         maps.append(scale(layercam_map(a, g), size))
     return Attribution(torch.stack(maps).amax(dim=0), cls, p)
 
@@ -145,15 +147,17 @@ def _layercam(backbone, inputs, target, layer: str | list[str] | None = None) ->
 def _eigencam(backbone, inputs, target, layer: str | None = None) -> Attribution:
     layer_name = _layers(backbone, layer)[0]
     a, _, cls, p = activation_and_gradient(backbone.model, inputs, _module(backbone, layer_name),
-                                           target, layer_name, gradient=False)
+                                           target, layer_name, gradient=False,
+                                           tokens=backbone.spec.tokens)
     return Attribution(eigencam_map(a), cls, p)
 
 
 def score_cam(model: nn.Module, inputs: torch.Tensor, layer: nn.Module, target: int | None,
               layer_name: str = "", batch_size: int = 32,
-              progress: Progress | None = None) -> Attribution:
+              progress: Progress | None = None, tokens=None) -> Attribution:
     """Score-CAM of ``inputs`` at ``layer``: K masked inputs in batches of ``batch_size``."""
-    with evaluating(model), captured(layer, layer_name) as capture, torch.inference_mode():
+    with evaluating(model), captured(layer, layer_name, tokens=tokens) as capture, \
+            torch.inference_mode():
         logits = model(inputs)
         activation = feature_maps(capture)
     cls = resolve_target(logits, target)
@@ -187,7 +191,7 @@ def _scorecam(backbone, inputs, target, layer: str | None = None, batch_size: in
               progress: Progress | None = None) -> Attribution:
     layer_name = _layers(backbone, layer)[0]
     return score_cam(backbone.model, inputs, _module(backbone, layer_name), target, layer_name,
-                     batch_size, progress)
+                     batch_size, progress, backbone.spec.tokens)
 
 
 def cost(backbone, method: str, layer: str | list[str] | None = None,

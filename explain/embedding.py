@@ -24,7 +24,7 @@ from torch import nn
 from .base import ExplainError, Progress
 from .batching import BatchSizer
 from .datasets import Dataset
-from .hooks import evaluating
+from .hooks import as_maps, evaluating
 
 PENULTIMATE = "penultimate"
 CACHE_ENV = "CNN_LENS_CACHE"
@@ -75,6 +75,7 @@ class _Pooled:
     def __init__(self, backbone, layer: str) -> None:
         self.owner = threading.get_ident()
         self.batches: list[torch.Tensor] = []
+        self.layer, self.tokens = layer, backbone.spec.tokens
         if layer == PENULTIMATE:
             module = backbone.layer(backbone.spec.classifier)
             self.handle = module.register_forward_pre_hook(self._input)
@@ -92,9 +93,10 @@ class _Pooled:
     def _output(self, module: nn.Module, inputs: tuple, output) -> None:
         if threading.get_ident() != self.owner:
             return
-        if not isinstance(output, torch.Tensor) or output.ndim not in (2, 4):
+        if not isinstance(output, torch.Tensor):
             raise ExplainError("Pick a convolutional layer or block (it must output feature maps).")
-        pooled = output.mean(dim=(2, 3)) if output.ndim == 4 else output
+        pooled = output if output.ndim == 2 and self.tokens is None else \
+            as_maps(output, self.layer, self.tokens).mean(dim=(2, 3))
         self.batches.append(pooled.detach().float())
 
     def take(self) -> torch.Tensor:

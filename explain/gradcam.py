@@ -20,28 +20,31 @@ from .base import (
     register_method,
     resolve_target,
 )
-from .hooks import captured, evaluating, feature_maps
+from .hooks import as_maps, captured, evaluating, feature_maps
 
 
 def activation_and_gradient(model: nn.Module, inputs: torch.Tensor, layer: nn.Module,
-                            target: int | None, layer_name: str = "", gradient: bool = True
-                            ) -> tuple[torch.Tensor, torch.Tensor | None, int, float]:
+                            target: int | None, layer_name: str = "", gradient: bool = True,
+                            tokens=None) -> tuple[torch.Tensor, torch.Tensor | None, int, float]:
     """(A, G, class, probability) at ``layer`` for ``inputs`` (1, 3, H, W): the feature maps
     A (K, h, w) and d score / d A (None without ``gradient``), the graph recorded from the
-    layer on only. What the whole CAM family starts from."""
-    with evaluating(model), captured(layer, layer_name, start_graph=gradient) as capture, \
-            torch.no_grad():
+    layer on only (``tokens``: a vision transformer's layout, see ``hooks.as_maps``). What the
+    whole CAM family starts from."""
+    with evaluating(model), captured(layer, layer_name, start_graph=gradient,
+                                     tokens=tokens) as capture, torch.no_grad():
         logits = model(inputs)
         activation = feature_maps(capture)
         cls = resolve_target(logits, target)
-        grads = gradient_of_score(logits, cls, activation)[0] if gradient else None
+        grads = as_maps(gradient_of_score(logits, cls, capture.activation), capture.name,
+                        tokens)[0] if gradient else None
     return activation.detach()[0], grads, cls, probability(logits, cls)
 
 
 def grad_cam(model: nn.Module, inputs: torch.Tensor, layer: nn.Module, target: int | None = None,
-             layer_name: str = "") -> Attribution:
+             layer_name: str = "", tokens=None) -> Attribution:
     """Grad-CAM of ``inputs`` (1, 3, H, W) at ``layer``: raw is (h, w), >= 0."""
-    activation, grads, cls, p = activation_and_gradient(model, inputs, layer, target, layer_name)
+    activation, grads, cls, p = activation_and_gradient(model, inputs, layer, target, layer_name,
+                                                        tokens=tokens)
     weights = grads.mean(dim=(1, 2), keepdim=True)
     return Attribution(F.relu((weights * activation).sum(dim=0)), cls, p)
 
@@ -49,7 +52,8 @@ def grad_cam(model: nn.Module, inputs: torch.Tensor, layer: nn.Module, target: i
 @register_method("gradcam", "Grad-CAM")
 def _gradcam(backbone, inputs, target, layer: str | None = None) -> Attribution:
     name = layer or backbone.spec.gradcam_layer
-    return grad_cam(backbone.model, inputs, _layer(backbone, name), target, name)
+    return grad_cam(backbone.model, inputs, _layer(backbone, name), target, name,
+                    backbone.spec.tokens)
 
 
 def _layer(backbone, name: str) -> nn.Module:

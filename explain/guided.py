@@ -237,9 +237,9 @@ def guided_backprop(model: nn.Module, inputs: torch.Tensor, target: int | None =
 
 
 def guided_grad_cam(model: nn.Module, inputs: torch.Tensor, layer: nn.Module,
-                    target: int | None = None, layer_name: str = "") -> Attribution:
+                    target: int | None = None, layer_name: str = "", tokens=None) -> Attribution:
     """Guided backprop times Grad-CAM upsampled to the input: raw is signed (3, H, W)."""
-    coarse = grad_cam(model, inputs, layer, target, layer_name)
+    coarse = grad_cam(model, inputs, layer, target, layer_name, tokens)
     guided = guided_backprop(model, inputs, coarse.target)
     upsampled = F.interpolate(coarse.raw[None, None], size=inputs.shape[-2:], mode="bilinear",
                               align_corners=False)[0]
@@ -254,4 +254,5 @@ def _guided(backbone, inputs, target) -> Attribution:
 @register_method("guided_gradcam", "Guided Grad-CAM")
 def _guided_gradcam(backbone, inputs, target, layer: str | None = None) -> Attribution:
     name = layer or backbone.spec.gradcam_layer
-    return guided_grad_cam(backbone.model, inputs, _layer(backbone, name), target, name)
+    return guided_grad_cam(backbone.model, inputs, _layer(backbone, name), target, name,
+                           backbone.spec.tokens)

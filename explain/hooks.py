@@ -9,6 +9,7 @@ A cached model is shared by every browser session at once, so:
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,10 +23,12 @@ from .base import ExplainError
 
 @dataclass
 class Capture:
-    """The output of a layer during one forward pass of the thread that captures it."""
+    """The output of a layer during one forward pass of the thread that captures it;
+    ``tokens``: how a vision transformer's outputs become feature maps (``models.Tokens``)."""
 
     name: str
     outputs: list[torch.Tensor] = field(default_factory=list)
+    tokens: object = None
 
     @property
     def activation(self) -> torch.Tensor:
@@ -40,18 +43,52 @@ class Capture:
 
 
 def feature_maps(capture: Capture) -> torch.Tensor:
-    """The captured activation, which must be feature maps (N, K, h, w)."""
-    activation = capture.activation
-    if activation.ndim != 4:
-        raise ExplainError(
-            f"Layer {capture.name!r} outputs shape {tuple(activation.shape)}, not feature maps "
-            "(N, K, h, w); pick a convolutional layer.")
-    return activation
+    """The captured activation as feature maps (N, K, h, w) (``as_maps``)."""
+    return as_maps(capture.activation, capture.name, capture.tokens)
+
+
+def as_maps(tensor: torch.Tensor, name: str, tokens=None) -> torch.Tensor:
+    """``tensor``, the output of layer ``name`` or its gradient, as feature maps (N, K, h, w).
+    A CNN's layer gives them as they are. A vision transformer's (``tokens``, a
+    ``models.Tokens``) gives tokens (N, T, D): the class and register tokens are dropped and the
+    patch tokens laid on their grid (pytorch-grad-cam's reshape transform), or channels-last
+    maps (N, H, W, C), transposed. Anything else is not a spatial layer."""
+    shape = tuple(tensor.shape)
+    if tensor.ndim == 4 and (tokens is None or not tokens.channels_last):
+        return tensor
+    if tokens is None:
+        pass
+    elif tensor.ndim == 4:
+        return tensor.permute(0, 3, 1, 2)
+    elif tensor.ndim == 3:
+        grid = _token_grid(shape[1], tokens)
+        if grid is not None:
+            (h, w), prefix = grid
+            return tensor[:, prefix:].reshape(shape[0], h, w, shape[2]).permute(0, 3, 1, 2)
+    raise ExplainError(
+        f"Layer {name!r} outputs shape {shape}, not feature maps (N, K, h, w)"
+        + (" nor patch tokens" if tokens is not None else "")
+        + "; pick a " + ("block's norm layer." if tokens is not None else "convolutional layer."))
+
+
+def _token_grid(count: int, tokens) -> tuple[tuple[int, int], int] | None:
+    """((h, w), prefix) of ``count`` tokens: the model's patch grid after its prefix tokens, or
+    (after a patch merge) a square grid of the rest."""
+    h, w = tokens.grid
+    if count == tokens.prefix + h * w:
+        return (h, w), tokens.prefix
+    for prefix in dict.fromkeys((tokens.prefix, 0)):
+        side = math.isqrt(max(count - prefix, 0))
+        if side > 1 and side * side == count - prefix:
+            return (side, side), prefix
+    return None
 
 
 @contextmanager
-def captured(layer: nn.Module, name: str = "", *, start_graph: bool = False) -> Iterator[Capture]:
-    """Capture ``layer``'s output (a copy, safe from later in-place ops) for this thread.
+def captured(layer: nn.Module, name: str = "", *, start_graph: bool = False,
+             tokens=None) -> Iterator[Capture]:
+    """Capture ``layer``'s output (a copy, safe from later in-place ops) for this thread
+    (``tokens``: a vision transformer's, see ``as_maps``).
 
     With ``start_graph``, the captured tensor becomes a leaf that requires grad and autograd is
     switched on from that point of the forward pass: run the forward under ``torch.no_grad()``
@@ -60,7 +97,7 @@ def captured(layer: nn.Module, name: str = "", *, start_graph: bool = False) -> 
     ``no_grad`` block restores the grad mode when it exits.
     """
     owner = threading.get_ident()
-    capture = Capture(name or type(layer).__name__)
+    capture = Capture(name or type(layer).__name__, tokens=tokens)
 
     def hook(_module: nn.Module, _inputs: tuple, output: object) -> torch.Tensor | None:
         if threading.get_ident() != owner:

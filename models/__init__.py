@@ -7,12 +7,12 @@ from .device import pick_device
 from .errors import CheckpointError, ModelError, UnknownBackbone, WeightsUnavailable
 from .loading import imagenet_categories, load_backbone, parse_class_names, read_state_dict
 from .preprocess import Preprocessing
-from .registry import BackboneSpec, CamHead, backbone_names, get_spec, register
+from .registry import BackboneSpec, CamHead, Tokens, backbone_names, get_spec, register
 from .zoo import DEFAULT_BACKBONE
 
 __all__ = [
     "CHECKPOINT", "DEFAULT_BACKBONE", "PRETRAINED", "UNTRAINED", "Backbone", "BackboneSpec",
     "CamHead", "CheckpointError", "ModelCache", "ModelError", "Prediction", "Preprocessing",
-    "UnknownBackbone", "WeightsUnavailable", "backbone_names", "get_spec", "imagenet_categories",
+    "Tokens", "UnknownBackbone", "WeightsUnavailable", "backbone_names", "get_spec", "imagenet_categories",
     "load_backbone", "parse_class_names", "pick_device", "read_state_dict", "register",
 ]

@@ -84,6 +84,8 @@ class Backbone:
     def layers(self) -> list[str]:
         """Layers a user may pick for Grad-CAM and activations: named stages, then every conv."""
         convs = [n for n, m in self.model.named_modules() if isinstance(m, nn.Conv2d)]
+        if self.spec.tokens is not None:  # a transformer: its blocks' norms (see models.Tokens)
+            convs = []
         return list(dict.fromkeys([*self.spec.blocks, self.spec.gradcam_layer, *reversed(convs)]))
 
     @property

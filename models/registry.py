@@ -24,6 +24,19 @@ class CamHead:
 
 
 @dataclass(frozen=True)
+class Tokens:
+    """How a vision transformer's layers are read as feature maps: a layer's (N, T, D) tokens
+    are its ``prefix`` class and register tokens, then a ``grid`` (h, w) of patch tokens (a
+    layer of another token count, after a patch merge, a square grid of what follows the
+    prefix); a 4-D output is channels last, (N, H, W, C), where ``channels_last`` (Swin's
+    stages), else (N, C, H, W) (a patch embedding's convolution)."""
+
+    grid: tuple[int, int]
+    prefix: int = 0
+    channels_last: bool = False
+
+
+@dataclass(frozen=True)
 class BackboneSpec:
     """Everything the dashboard knows about an architecture before any weights are loaded."""
 
@@ -38,6 +51,7 @@ class BackboneSpec:
     preprocessing: Preprocessing = IMAGENET
     blocks: tuple[str, ...] = ()  # named stages offered first when picking a layer
     offline: bool = False  # pretrained weights ship with an installed package
+    tokens: Tokens | None = None  # a vision transformer: how its layers become feature maps
 
     def __post_init__(self) -> None:
         if self.cam is None and not self.cam_reason:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import socket
 import threading
 from urllib.parse import urlsplit
@@ -21,7 +22,7 @@ from torch import nn
 
 from .errors import UnknownBackbone, WeightsUnavailable
 from .preprocess import _RESAMPLE, Preprocessing
-from .registry import BackboneSpec, CamHead
+from .registry import BackboneSpec, CamHead, Tokens
 
 log = logging.getLogger("cnn_lens.models")
 PREFIX = "timm:"
@@ -69,18 +70,46 @@ def spec_for(name: str, title: str | None = None, registry_name: str | None = No
         std=tuple(config["std"]),
         interpolation=interpolation if interpolation in _RESAMPLE else "bicubic")
     classifier = model.default_cfg.get("classifier") or "fc"
-    layer, cam, reason = _feature_layer(model, preprocessing.size, classifier)
+    common = dict(name=registry_name or f"{PREFIX}{name}", title=title or f"{name} (timm)",
+                  build=_build(name), load_pretrained=lambda: _pretrained(name),
+                  classifier=classifier, preprocessing=preprocessing)
+    if getattr(model, "patch_embed", None) is not None:  # a vision transformer
+        tokens, norms = _transformer(name, model)
+        return BackboneSpec(gradcam_layer=norms[0], cam=None, cam_reason=_TRANSFORMER,
+                            blocks=norms, tokens=tokens, **common)
+    layer, cam, reason = _feature_layer(name, model, preprocessing.size, classifier)
     blocks = tuple(n for n, _ in model.named_children() if n.startswith(("layer", "stages", "s",
                                                                          "blocks")))
-    return BackboneSpec(
-        name=registry_name or f"{PREFIX}{name}", title=title or f"{name} (timm)",
-        build=_build(name), load_pretrained=lambda: _pretrained(name), classifier=classifier,
-        gradcam_layer=layer,
-        cam=cam, cam_reason=reason, preprocessing=preprocessing,
-        blocks=(layer, *[b for b in blocks if b != layer]))
+    return BackboneSpec(gradcam_layer=layer, cam=cam, cam_reason=reason,
+                        blocks=(layer, *[b for b in blocks if b != layer]), **common)
 
 
-def _feature_layer(model: nn.Module, size: tuple[int, int], classifier: str
+_TRANSFORMER = ("a vision transformer's classifier reads its class token, or its tokens' average "
+                "after a norm, not the plain average of feature maps")
+
+
+def _transformer(name: str, model: nn.Module) -> tuple[Tokens, tuple[str, ...]]:
+    """How a timm vision transformer's tokens become feature maps, and the layers offered for
+    the CAM family, last first. ViT, DeiT, EVA, BEiT: each block's first norm (the input of its
+    attention; the last block's own output reaches the class token only through the final norm,
+    so its patch tokens get no gradient: pytorch-grad-cam's ``blocks[-1].norm1``). Swin: each
+    block's second norm, (N, h * w, C) tokens (pytorch-grad-cam's
+    ``layers[-1].blocks[-1].norm2``). Another layout is refused by name."""
+    grid = getattr(model.patch_embed, "grid_size", None)
+    names = [n for n, _ in model.named_modules()]
+    norms = [n for n in names if re.fullmatch(r"blocks\.\d+\.norm1", n)] or \
+        [n for n in names if re.fullmatch(r"layers\.\d+\.blocks\.\d+\.norm2", n)]
+    if grid is None or not norms:
+        raise UnknownBackbone(f"timm model {name!r} is a transformer whose tokens CNN Lens "
+                              "cannot lay out on a patch grid (it reads ViT, DeiT, EVA, BEiT "
+                              "and Swin): it has no spatial feature map to explain.")
+    tokens = Tokens(grid=(int(grid[0]), int(grid[1])),
+                    prefix=int(getattr(model, "num_prefix_tokens", 0) or 0),
+                    channels_last=getattr(model, "output_fmt", "NCHW") == "NHWC")
+    return tokens, tuple(reversed(norms))
+
+
+def _feature_layer(name: str, model: nn.Module, size: tuple[int, int], classifier: str
                    ) -> tuple[str, CamHead | None, str]:
     """(Grad-CAM layer, CAM head or None, why not): the last module, in the order they run,
     whose output is a feature map larger than 1 x 1; CAM when the classifier reads exactly
@@ -91,7 +120,8 @@ def _feature_layer(model: nn.Module, size: tuple[int, int], classifier: str
     seen: dict[str, torch.Tensor] = {}
     hooks = [module.register_forward_hook(
         lambda _m, _i, out, name=name: outputs.append((name, out))
-        if isinstance(out, torch.Tensor) and out.ndim == 4 and out.shape[-1] > 1 else None)
+        if isinstance(out, torch.Tensor) and (out.ndim == 3 or (out.ndim == 4 and out.shape[-1] > 1))
+        else None)
         for name, module in modules.items() if name]
     if fc is not None:
         hooks.append(fc.register_forward_hook(
@@ -102,8 +132,10 @@ def _feature_layer(model: nn.Module, size: tuple[int, int], classifier: str
     finally:
         for hook in hooks:
             hook.remove()
-    if not outputs:
-        raise UnknownBackbone("This timm model has no feature maps: it is not a CNN.")
+    if not outputs or outputs[-1][1].ndim == 3:  # no map, or tokens after the last one (Mixer)
+        raise UnknownBackbone(f"timm model {name!r} has no spatial feature map near its "
+                              "classifier (its last layers work on tokens CNN Lens cannot lay "
+                              "out on a grid): CNN Lens cannot explain it.")
     layer, features = outputs[-1]
     if not isinstance(fc, nn.Linear) or "input" not in seen:
         return layer, None, "its classifier is not one linear layer"

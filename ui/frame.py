@@ -150,21 +150,22 @@ def _model_picker() -> tuple[Backbone | None, Problem]:
     st.header("Model")
     names = backbone_names()
     current = get("backbone")
+    refused: Problem = None  # said in the main area; the model before it stays in use
     if current.startswith("timm:") and current not in names:
         try:
             get_spec(current)  # registers it
             names = backbone_names()
         except ModelError as exc:
-            problem(st, str(exc), "warning")
+            refused = ("warning", str(exc))
     ensure_choice("backbone", names)
     st.selectbox("Backbone", names, key=key("backbone"), format_func=lambda n: get_spec(n).title)
-    with st.expander("Another CNN from timm"):
-        st.text_input("timm model name", key="timm_name", placeholder="e.g. resnest26d",
-                      max_chars=100)
+    with st.expander("Another model from timm (a CNN or a vision transformer)"):
+        st.text_input("timm model name", key="timm_name", max_chars=100,
+                      placeholder="e.g. resnest26d, vit_small_patch16_224")
         st.button("Use it", key="timm_use", on_click=_use_timm)
-        unknown = st.session_state.pop("_timm_unknown", None)
-        if unknown:
-            problem(st, f"timm has no CNN called {unknown}.", "warning")
+    unknown = st.session_state.pop("_timm_unknown", None)
+    if unknown:
+        refused = ("warning", unknown)
     choices = [PRETRAINED, CHECKPOINT, UNTRAINED]
     st.session_state.setdefault("weights_choice", get("weights"))
     labels = {PRETRAINED: "Pretrained (ImageNet)", CHECKPOINT: "My checkpoint",
@@ -195,18 +196,27 @@ def _model_picker() -> tuple[Backbone | None, Problem]:
     except ModelError as exc:
         return _said(str(exc))
     st.caption(f"Device: **{backbone.device}** · {backbone.num_classes} classes")
-    return backbone, None
+    return backbone, refused
 
 
 def _use_timm() -> None:
-    """The button's callback (before the backbone picker is drawn again): use the typed name."""
+    """The button's callback (before the backbone picker is drawn again): use the typed name,
+    once timm knows it and CNN Lens can read it (a model without a spatial feature map is
+    refused by name, before any weights load)."""
     from models.timm_zoo import is_timm_cnn
 
     typed = (st.session_state.get("timm_name") or "").strip()
-    if typed and is_timm_cnn(typed):
-        put("backbone", f"timm:{typed}")
-    elif typed:
-        st.session_state["_timm_unknown"] = typed
+    if not typed:
+        return
+    if not is_timm_cnn(typed):
+        st.session_state["_timm_unknown"] = f"timm has no model called {typed}."
+        return
+    try:
+        get_spec(f"timm:{typed}")
+    except ModelError as exc:
+        st.session_state["_timm_unknown"] = str(exc)
+        return
+    put("backbone", f"timm:{typed}")
 
 
 def _image_picker() -> tuple[tuple[Image.Image, str, str] | None, Problem]:

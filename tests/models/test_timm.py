@@ -87,3 +87,24 @@ def test_a_timm_cnn_by_link_and_by_the_sidebar():
     assert_clean(at)
     assert at.selectbox(key="p_backbone").value == "timm:regnety_002"
     assert any(c.startswith("Grad-CAM for") for c in captions(at))
+
+
+def test_a_vision_transformer_through_the_sidebar_and_a_mixer_refused_in_the_main_area():
+    from tests.app.helpers import app, assert_clean, captions, texts
+
+    at = app(weights="untrained")
+    at.text_input(key="timm_name").input("vit_tiny_patch16_224").run()
+    at.button(key="timm_use").click().run()
+    assert_clean(at)
+    assert at.selectbox(key="p_backbone").value == "timm:vit_tiny_patch16_224"
+    assert at.selectbox(key="p_layer").value == "blocks.11.norm1"  # not blocks.11.attn.k_norm
+    assert any(c.startswith("Grad-CAM for") for c in captions(at))
+    at.selectbox(key="p_method").set_value("cam").run()
+    assert any("CAM does not apply to vit_tiny_patch16_224" in t for t in texts(at.warning))
+    at.text_input(key="timm_name").input("mixer_s16_224").run()
+    at.button(key="timm_use").click().run()
+    assert not at.exception
+    said = texts(at.main.warning)
+    assert any("'mixer_s16_224' has no spatial feature map" in t for t in said), said
+    assert not texts(at.sidebar.warning)
+    assert at.selectbox(key="p_backbone").value == "timm:vit_tiny_patch16_224"  # kept
