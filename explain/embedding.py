@@ -108,7 +108,15 @@ class _Pooled:
 def extract_features(backbone, dataset: Dataset, layer: str = PENULTIMATE,
                      batch_size: int | None = None, progress: Progress | None = None,
                      directory: Path | None = None) -> Features:
-    """Features of every image of ``dataset`` (in order), from disk when computed before."""
+    """Features of every image of ``dataset`` (in order), from disk when computed before. A
+    backbone with a replaced head (``Backbone.base``) has its base's features, and the
+    predictions of its own head on its base's penultimate features: nothing is computed
+    twice."""
+    if backbone.base is not None:
+        return _own_head(backbone, extract_features(backbone.base, dataset, layer, batch_size,
+                                                    progress, directory),
+                         extract_features(backbone.base, dataset, PENULTIMATE, batch_size,
+                                          progress, directory), dataset)
     key = feature_key(backbone, dataset, layer)
     path = (directory or cache_dir()) / "features" / f"{key}.npz"
     if path.exists():
@@ -125,6 +133,17 @@ def extract_features(backbone, dataset: Dataset, layer: str = PENULTIMATE,
     _save(path, vectors=features.vectors, predicted=features.predicted,
           confidence=features.confidence, seconds=np.float64(features.seconds))
     return features
+
+
+def _own_head(backbone, features: Features, penultimate: Features, dataset: Dataset) -> Features:
+    fc = backbone.layer(backbone.spec.classifier)
+    with torch.inference_mode():
+        logits = fc(torch.from_numpy(penultimate.vectors).to(next(fc.parameters()).device))
+        top = logits.float().softmax(dim=1).max(dim=1)
+    return Features(feature_key(backbone, dataset, features.layer), features.layer,
+                    features.vectors, top.indices.cpu().numpy().astype(np.int64),
+                    top.values.cpu().numpy().astype(np.float32), features.seconds,
+                    features.cached)
 
 
 def compute_features(backbone, dataset: Dataset, layer: str = PENULTIMATE,
@@ -426,21 +445,27 @@ def pixel_vectors(dataset: Dataset, size: int = 32) -> np.ndarray:
 @dataclass(frozen=True, eq=False)
 class Assessment:
     """Per image, the dataset class predicted for it, and by what: "model" (its own head, when its
-    classes are the dataset's) or "probe" (a cross-validated k-NN on the features)."""
+    classes are the dataset's), "head" (a head fitted on this dataset, ``explain.transfer``:
+    each image predicted by the fold's head that did not see it) or "probe" (a
+    cross-validated k-NN on the features)."""
 
     predicted: np.ndarray
     source: str
     accuracy: float
     confusion: np.ndarray  # (C, C): rows true class, columns predicted
-    k: int = 0  # the probe's k and folds (0: the model's own head)
-    folds: int = 0
+    k: int = 0  # the probe's k (0: no probe)
+    folds: int = 0  # the probe's or the fitted head's folds
 
 
 def assess(features: Features, dataset: Dataset, categories: tuple[str, ...],
-           k: int = 10) -> Assessment:
+           k: int = 10, held_out: tuple[np.ndarray, int] | None = None) -> Assessment:
+    """``held_out``: (predictions, folds) of a head fitted on this dataset's features, used
+    instead of the model's own predictions (which saw every image)."""
     lookup = {name.lower(): i for i, name in enumerate(dataset.classes)}
     own = [lookup.get(name.lower(), -1) for name in categories]
-    if all(c.lower() in {n.lower() for n in categories} for c in dataset.classes):
+    if held_out is not None:
+        (predicted, folds), source, k = held_out, "head", 0
+    elif all(c.lower() in {n.lower() for n in categories} for c in dataset.classes):
         predicted, source = np.array([own[p] for p in features.predicted]), "model"
         k = folds = 0
     else:

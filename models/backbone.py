@@ -8,6 +8,7 @@ import hashlib
 from dataclasses import dataclass
 from functools import cached_property
 
+import numpy as np
 import torch
 from PIL import Image
 from torch import nn
@@ -29,8 +30,9 @@ class Prediction:
 class Backbone:
     """A model ready to explain. It may be shared by many threads: nothing here mutates it.
 
-    ``weights`` is ``"pretrained"``, ``"untrained"`` (random weights: explanations mean nothing)
-    or ``"checkpoint"`` (a user's state dict, identified by ``weights_id``).
+    ``weights`` is ``"pretrained"``, ``"untrained"`` (random weights: explanations mean nothing),
+    ``"checkpoint"`` (a user's state dict, identified by ``weights_id``) or ``"fitted"`` (the
+    pretrained backbone with a head fitted on a dataset's features, ``explain.transfer``).
     """
 
     spec: BackboneSpec
@@ -39,6 +41,8 @@ class Backbone:
     weights: str
     device: torch.device
     weights_id: str = ""
+    base: Backbone | None = None  # with a replaced head: the backbone it came from
+    about: str = ""  # a fitted head's weights: the dataset it was fitted on
 
     @property
     def name(self) -> str:
@@ -106,35 +110,54 @@ class Backbone:
             for p, i in zip(values.tolist(), indices.tolist(), strict=True)
         ]
 
+    def with_head(self, weight, bias, categories, weights: str, weights_id: str,
+                  about: str = "") -> Backbone:
+        """This backbone with a new classifier: one linear layer of ``weight`` (C, D) and
+        ``bias`` (C,) or None, on what its classifier reads (the penultimate features), for
+        ``categories``. The new model shares every module but the head with this one, which is
+        untouched: as cheap as a view and as thread-safe as the original. ``base`` is the
+        backbone it came from (whose modules below the classifier it runs), ``about`` what its
+        weights are (a fitted head: the dataset it was fitted on)."""
+        fc = self.layer(self.spec.classifier)
+        if not isinstance(fc, nn.Linear):
+            raise ValueError(f"{self.spec.title}'s classifier is not one linear layer.")
+        weight = torch.as_tensor(weight, dtype=fc.weight.dtype)
+        if weight.ndim != 2 or weight.shape[1] != fc.in_features:
+            raise ValueError(f"A head for {self.spec.title} reads {fc.in_features} numbers (its "
+                             f"penultimate features), not {tuple(weight.shape)[1:]}.")
+        if len(categories) != weight.shape[0]:
+            raise ValueError(f"The head has {weight.shape[0]} outputs for {len(categories)} "
+                             "class names.")
+        head = nn.Linear(fc.in_features, weight.shape[0], bias=bias is not None)
+        head = head.to(fc.weight.device)
+        head.requires_grad_(fc.weight.requires_grad)
+        with torch.no_grad():
+            head.weight.copy_(weight.to(fc.weight.device))
+            if bias is not None:
+                head.bias.copy_(torch.as_tensor(bias, dtype=fc.weight.dtype).to(fc.weight.device))
+        head.eval()
+        return dataclasses.replace(self, model=_with_module(self.model, self.spec.classifier,
+                                                            head),
+                                   categories=tuple(categories), weights=weights,
+                                   weights_id=weights_id, base=self.base or self, about=about)
+
     def toward(self, direction, name: str) -> Backbone:
         """This backbone with one output instead of its classes: the projection of what its
         classifier reads (the penultimate features) on ``direction`` (a vector of that size,
         made unit length), called ``name``. Every method then explains, for target 0, what in
         an image moves its features along ``direction``: toward a dataset class's mean
-        feature, or toward another image's features (what makes two images similar).
-
-        The new model shares every module but the head with this one, which is untouched, so
-        it is as cheap as a view and as thread-safe as the original."""
+        feature, or toward another image's features (what makes two images similar)."""
+        vector = torch.as_tensor(np.asarray(direction, dtype=np.float32)).flatten()
         fc = self.layer(self.spec.classifier)
-        if not isinstance(fc, nn.Linear):
-            raise ValueError(f"{self.spec.title}'s classifier is not one linear layer.")
-        vector = torch.as_tensor(direction, dtype=fc.weight.dtype).flatten()
-        if vector.numel() != fc.in_features:
+        if isinstance(fc, nn.Linear) and vector.numel() != fc.in_features:
             raise ValueError(f"A direction for {self.spec.title} has {fc.in_features} numbers "
                              f"(its penultimate features), not {vector.numel()}.")
         norm = float(vector.norm())
         if not norm > 0:
             raise ValueError("A direction cannot be all zero.")
-        head = nn.Linear(fc.in_features, 1, bias=False).to(fc.weight.device)
-        head.requires_grad_(fc.weight.requires_grad)
-        with torch.no_grad():
-            head.weight.copy_((vector / norm)[None].to(fc.weight.device))
-        head.eval()
-        digest = hashlib.sha256(vector.detach().cpu().numpy().tobytes()).hexdigest()[:16]
-        return dataclasses.replace(self, model=_with_module(self.model, self.spec.classifier,
-                                                            head),
-                                   categories=(name,),
-                                   weights_id=f"{self.weights_id}:toward:{digest}")
+        digest = hashlib.sha256(vector.numpy().tobytes()).hexdigest()[:16]
+        return self.with_head((vector / norm)[None], None, (name,), self.weights,
+                              f"{self.weights_id}:toward:{digest}", self.about)
 
 
 def _with_module(model: nn.Module, path: str, new: nn.Module) -> nn.Module:

@@ -12,7 +12,7 @@ import streamlit as st
 from explain import LAYERED, METHODS, TITLES, ExplainError, explain
 from explain.agreement import agreement, disagreements
 from explain.render import colorize, overlay
-from models import CHECKPOINT, PRETRAINED, UNTRAINED, ModelError, backbone_names, get_spec
+from models import CHECKPOINT, backbone_names, get_spec
 from serving.scheduler import Busy, Stopped
 from ui import frame, gallery, layout, limits, links, results, widgets
 from ui.text import plain, problem
@@ -27,11 +27,11 @@ with frame.page("Two models") as view:
         links.ensure_choice("backbone_b", names)
         st.selectbox("Model B", names, key=links.key("backbone_b"),
                      format_func=lambda n: get_spec(n).title)
-        labels = {PRETRAINED: "pretrained (ImageNet)", CHECKPOINT: "my checkpoint",
-                  UNTRAINED: "untrained (random)"}
-        links.ensure_choice("weights_b", list(labels))
-        weights = st.radio("Weights of B", list(labels), key=links.key("weights_b"),
-                           horizontal=True, format_func=labels.get)
+        links.ensure_choice("weights_b", list(frame.WEIGHTS))
+        weights = st.radio("Weights of B", list(frame.WEIGHTS), key=links.key("weights_b"),
+                           horizontal=True, format_func=frame.WEIGHTS.get,
+                           help="Fitted: B's pretrained backbone with a head fitted on the "
+                                "dataset's classes: A against it is before and after transfer.")
         checkpoint = class_names = None
         if weights == CHECKPOINT:
             upload = widgets.uploaded("Checkpoint of B (state dict)", "checkpoint_b_file",
@@ -42,11 +42,10 @@ with frame.page("Two models") as view:
                 st.info("Upload model B's checkpoint to compare it with A.")
                 links.stop()
             checkpoint, class_names = upload[1], names_file[1] if names_file else None
-    try:
-        other = frame.model_cache().get(links.get("backbone_b"), weights, checkpoint=checkpoint,
-                                        class_names=class_names)
-    except ModelError as exc:
-        problem(st, str(exc))
+    other, failed = frame.load_model(links.get("backbone_b"), weights, checkpoint, class_names,
+                                     where=st.container())
+    if other is None:
+        problem(st, failed[1], failed[0])
         links.stop()
     with a_col:
         st.markdown(f"**Model A**: {plain(view.backbone.spec.title)} ({view.backbone.weights})")

@@ -164,6 +164,9 @@ with frame.page("Embedding map", need_image=False) as view:
             problem(st, said, "info")
         source = ("nothing" if assessment is None else
                   "the model's own classifier" if assessment.source == "model" else
+                  f"the linear head fitted on this dataset ({assessment.folds}-fold "
+                  "cross-validated: each image by a head that did not see it)"
+                  if assessment.source == "head" else
                   f"a {assessment.k}-nearest-neighbour probe on these features "
                   f"({assessment.folds}-fold cross-validated), because the model's classes are "
                   "not the dataset's")
@@ -191,8 +194,12 @@ with frame.page("Embedding map", need_image=False) as view:
     if assessment is not None:
         with right:
             st.metric(f"k-NN accuracy of these features (k = {assessment.k})"
-                      if assessment.source == "probe" else "Accuracy of the model's own head",
+                      if assessment.source == "probe" else "Held-out accuracy of the fitted head"
+                      if assessment.source == "head" else "Accuracy of the model's own head",
                       f"{assessment.accuracy:.1%}")
+            if assessment.source == "head":
+                st.metric(f"k-NN probe on the same features (k = {probe_size(labels)[0]})",
+                          f"{data.probe_accuracy(features, dataset):.1%}")
             board = data.accuracy_board().get(dataset.digest, {})
             rows = sorted(board.items(), key=lambda r: -r[1])
             rows.append((f"raw pixels ({len(dataset)} images)", data.pixel_accuracy(dataset)))

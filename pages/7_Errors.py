@@ -20,6 +20,13 @@ with frame.page("Errors", need_image=False) as view:
     classes = list(dataset.classes)
     if assessment.source == "model":
         st.caption(f"Predictions of the model's own classifier: accuracy {assessment.accuracy:.1%}.")
+    elif assessment.source == "head":
+        st.caption(f"Predictions of the linear head fitted on this dataset's penultimate "
+                   f"features, each image by the head of the {assessment.folds}-fold "
+                   f"cross-validation that did not see it: accuracy {assessment.accuracy:.1%} "
+                   f"(a k-NN probe on the same features: "
+                   f"{data.probe_accuracy(features, dataset):.1%}). Rows: true class; columns: "
+                   "predicted. Click a cell to list its images.")
     else:
         st.caption(f"The model's classes are not the dataset's, so each image is classified by a "
                    f"{assessment.k}-nearest-neighbour probe on the {layer} features that never saw it "

@@ -29,7 +29,7 @@ from models import (
     PRETRAINED,
 )
 from serving.scheduler import Busy, Stopped
-from ui import limits
+from ui import heads, limits
 from ui.links import ensure_choice, ensure_value, get, key, put, selection, stop, values
 from ui.results import ProgressWithStop, _store_get, compute, feature_store, result_store
 from ui.text import plain, problem
@@ -55,18 +55,14 @@ def dataset_picker() -> Dataset | None:
     left, right = st.columns([3, 2])
     choice = left.selectbox("Dataset", options, key=key("dataset"),
                             format_func=lambda o: titles.get(o, f"Server folder {o[7:]}"))  # plain text
+    upload = None
+    if choice == "zip":
+        upload = uploaded("Dataset zip", "dataset_zip", ["zip"], limits.ZIP_BYTES)
+        if upload is None:
+            st.info("Upload a zip with one folder of images per class.")
+            return None
     try:
-        if choice == "zip":
-            upload = uploaded("Dataset zip", "dataset_zip", ["zip"], limits.ZIP_BYTES)
-            if upload is None:
-                st.info("Upload a zip with one folder of images per class.")
-                return None
-            dataset = _store_get(("zip", hashlib.sha256(upload[1]).hexdigest()),
-                                 lambda: from_zip(upload[1], upload[0]))
-        elif choice.startswith("folder:"):
-            dataset = _store_get(("folder", choice), lambda: from_folder(choice[7:]))
-        else:
-            dataset = bundled(choice)
+        dataset = _opened(choice, upload)
     except DatasetError as exc:
         problem(st, str(exc))
         return None
@@ -81,11 +77,42 @@ def dataset_picker() -> Dataset | None:
         right.slider("Images per class", 5, largest, key=key("per_class"),
                      help="A stratified subset with a fixed seed; features of each subset are "
                           "computed once and kept on disk.")
-        dataset = dataset.subset(get("per_class"))
+    dataset = _per_class(dataset)
     st.caption(f"{len(dataset)} images in {len(dataset.classes)} classes: "
                + ", ".join(plain(c, 40) for c in dataset.classes[:12])
                + ("..." if len(dataset.classes) > 12 else ""))
     return dataset
+
+
+def _opened(choice: str, upload: tuple[str, bytes] | None) -> Dataset | None:
+    """The whole dataset ``choice`` names (a zip: ``upload``, None without one)."""
+    if choice == "zip":
+        if upload is None:
+            return None
+        return _store_get(("zip", hashlib.sha256(upload[1]).hexdigest()),
+                          lambda: from_zip(upload[1], upload[0]))
+    if choice.startswith("folder:"):
+        return _store_get(("folder", choice), lambda: from_folder(choice[7:]))
+    return bundled(choice)
+
+
+def _per_class(dataset: Dataset) -> Dataset:
+    """The subset of the link's images per class (when a class has more than 5)."""
+    largest = int(np.bincount(dataset.labels).max())
+    return dataset.subset(min(get("per_class"), largest)) if largest > 5 else dataset
+
+
+def linked_dataset() -> Dataset | None:
+    """The dataset the link names (``dataset=``, ``per_class=``), as the dataset pages show
+    it, without drawing their picker: what a fitted head is fitted on. None for a zip this
+    session has not uploaded. Raises ``DatasetError``."""
+    ensure_value("dataset")
+    ensure_value("per_class")  # in the link: which subset the head saw
+    choice = get("dataset")
+    if choice != "zip" and choice not in BUNDLED and not choice.startswith("folder:"):
+        raise DatasetError(f"Unknown dataset {choice!r}.")
+    dataset = _opened(choice, st.session_state.get("_uploads", {}).get("dataset_zip"))
+    return None if dataset is None else _per_class(dataset)
 
 
 def layer_picker(view: View) -> str:
@@ -141,9 +168,11 @@ def dataset_features(view: View) -> tuple[Dataset, str, Features]:
 def assessment_for(view: View, dataset: Dataset, features: Features) -> Assessment | None:
     """Predictions and accuracy for the dataset, or None (with a note) where a cross-validated
     probe cannot be made (a class with a single image)."""
+    head = heads.held_out(view.backbone, dataset)  # fitted on these images: its held-out ones
     try:
-        result = result_store().get(("assess", features.key), lambda: assess(
-            features, dataset, view.backbone.categories))
+        result = result_store().get(("assess", features.key, head is not None), lambda: assess(
+            features, dataset, view.backbone.categories,
+            held_out=None if head is None else (head.held_out, head.folds)))
     except ExplainError as exc:
         problem(st, f"No predictions for this dataset: {exc}", "info")
         return None
@@ -152,9 +181,18 @@ def assessment_for(view: View, dataset: Dataset, features: Features) -> Assessme
     label = f"{view.backbone.name}{weights} · {features.layer}"
     if result.source == "probe":
         board[label] = result.accuracy
-    elif label not in board:  # the probe's accuracy, once: setdefault would compute it each run
-        board[label] = knn_accuracy(features.vectors, dataset.labels)
+    else:
+        if result.source == "head":
+            board[f"{label} · fitted linear head"] = result.accuracy
+        if label not in board:  # the probe's accuracy, once: setdefault would compute it each run
+            board[label] = probe_accuracy(features, dataset)
     return result
+
+
+def probe_accuracy(features: Features, dataset: Dataset) -> float:
+    """The cross-validated k-NN accuracy of ``features`` (beside a head's, on the pages)."""
+    return result_store().get(("probe-accuracy", features.key),
+                              lambda: knn_accuracy(features.vectors, dataset.labels))
 
 
 def pixel_accuracy(dataset: Dataset) -> float:
@@ -186,8 +224,9 @@ def explain_link(dataset: Dataset, index: int, target: int | None = None) -> str
     """A link that opens image ``index`` of a bundled or server dataset in the Explain page."""
     if dataset.id.startswith("zip:"):
         return None
-    params = {k: v for k, v in values().items()
-              if k in ("backbone", "weights", "method", "layer", "alpha", "cmap")}
+    params = {k: v for k, v in values().items()  # per_class: the images a fitted head saw
+              if k in ("backbone", "weights", "method", "layer", "alpha", "cmap", "sign",
+                       "per_class")}
     params.update(dataset=dataset.id, index=str(dataset.original(index)))
     if target is not None:
         params["class"] = str(target)

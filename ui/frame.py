@@ -19,6 +19,7 @@ from explain import (
 )
 from explain.datasets import BUNDLED, DatasetError, bundled, from_folder
 from explain.samples import SAMPLES, sample_image
+from explain.transfer import FITTED
 from models import (
     CHECKPOINT,
     PRETRAINED,
@@ -30,7 +31,7 @@ from models import (
     get_spec,
 )
 from serving.scheduler import Busy
-from ui import limits, warm
+from ui import data, heads, limits, warm
 from ui.links import (
     _run,
     ensure_choice,
@@ -166,11 +167,11 @@ def _model_picker() -> tuple[Backbone | None, Problem]:
     unknown = st.session_state.pop("_timm_unknown", None)
     if unknown:
         refused = ("warning", unknown)
-    choices = [PRETRAINED, CHECKPOINT, UNTRAINED]
     st.session_state.setdefault("weights_choice", get("weights"))
-    labels = {PRETRAINED: "Pretrained (ImageNet)", CHECKPOINT: "My checkpoint",
-              UNTRAINED: "Untrained (random)"}
-    st.radio("Weights", choices, key="weights_choice", format_func=labels.__getitem__)
+    st.radio("Weights", list(WEIGHTS), key="weights_choice", format_func=WEIGHTS.__getitem__,
+             help="Fitted: the pretrained backbone, frozen, with a linear head fitted on the "
+                  "dataset's features (the dataset of the dataset pages): a model of its "
+                  "classes.")
     weights = st.session_state["weights_choice"]
     put("weights", weights)  # a link says "checkpoint", and that it cannot carry the file
     checkpoint = class_names = None
@@ -189,14 +190,32 @@ def _model_picker() -> tuple[Backbone | None, Problem]:
             return _said(text, "info")
         checkpoint = upload[1]
         class_names = names[1] if names is not None else None
+    backbone, failed = load_model(get("backbone"), weights, checkpoint, class_names)
+    if backbone is None:
+        return None, failed
+    st.caption(f"Device: **{backbone.device}** · {backbone.num_classes} classes"
+               + (f" · fitted to {plain(backbone.about, 200)}" if weights == FITTED else ""))
+    return backbone, refused
+
+
+WEIGHTS = {PRETRAINED: "Pretrained (ImageNet)", FITTED: "Fitted to the dataset's classes",
+           CHECKPOINT: "My checkpoint", UNTRAINED: "Untrained (random)"}
+
+
+def load_model(name: str, weights: str, checkpoint: bytes | None = None,
+               class_names: bytes | None = None, where=None) -> tuple[Backbone | None, Problem]:
+    """The model ``name`` with ``weights`` from the model cache (a fitted head: on the
+    pretrained one, ``ui.heads``), or the problem to say in the main area. ``where``: where a
+    head's progress is drawn (by default here)."""
     try:
         with st.spinner("Loading the model..."):
-            backbone = model_cache().get(get("backbone"), weights, checkpoint=checkpoint,
-                                         class_names=class_names)
+            backbone = model_cache().get(name, PRETRAINED if weights == FITTED else weights,
+                                         checkpoint=checkpoint, class_names=class_names)
     except ModelError as exc:
         return _said(str(exc))
-    st.caption(f"Device: **{backbone.device}** · {backbone.num_classes} classes")
-    return backbone, refused
+    if weights == FITTED:
+        return heads.fitted(backbone, data.linked_dataset, where or st.container())
+    return backbone, None
 
 
 def _use_timm() -> None:

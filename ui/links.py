@@ -34,6 +34,7 @@ from explain.paths import BASELINES as PATH_BASELINES
 from explain.paths import OF as SMOOTHED
 from explain.render import COLORMAPS, SIGNS
 from explain.samples import SAMPLES
+from explain.transfer import FITTED
 from models import (
     CHECKPOINT,
     DEFAULT_BACKBONE,
@@ -124,7 +125,7 @@ class Param:
 PARAMS: dict[str, Param] = {
     "backbone": Param(DEFAULT_BACKBONE, _backbone),
     # "checkpoint": the link was taken on an uploaded checkpoint, which it cannot carry
-    "weights": Param(PRETRAINED, _choice((PRETRAINED, UNTRAINED, CHECKPOINT))),
+    "weights": Param(PRETRAINED, _choice((PRETRAINED, FITTED, UNTRAINED, CHECKPOINT))),
     "sample": Param("chelsea", _choice(SAMPLES)),
     "class": Param(-1, _number(int, -1, 100_000)),  # -1: the top prediction
     "method": Param("gradcam", _choice(METHODS)),
@@ -161,7 +162,7 @@ PARAMS: dict[str, Param] = {
     "fill": Param("blur", _choice(FILLS)),
     # the second model of the Two models page
     "backbone_b": Param("efficientnet_lite2", _choice(backbone_names())),
-    "weights_b": Param(PRETRAINED, _choice((PRETRAINED, UNTRAINED, CHECKPOINT))),
+    "weights_b": Param(PRETRAINED, _choice((PRETRAINED, FITTED, UNTRAINED, CHECKPOINT))),
     # Integrated Gradients and SmoothGrad
     "ig_steps": Param(32, _number(int, 2, 512)),
     "ig_baseline": Param("black", _choice(PATH_BASELINES)),
