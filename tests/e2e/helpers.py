@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,3 +51,14 @@ def assert_no_error(page) -> None:
 def shot(page, name: str) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def upload_on_explain(page, server: str, name: str, image) -> None:
+    """Open Explain, wait for its first map, and upload ``image`` (a PIL image) as ``name``."""
+    page.goto(server + "/Explain")
+    wait_for_caption(page, "Grad-CAM for")
+    page.locator("[data-testid=stSidebar]").get_by_text("Upload", exact=True).click()
+    photo = io.BytesIO()
+    image.save(photo, format="PNG")
+    page.locator("[data-testid=stSidebar] input[type=file]").set_input_files(
+        files=[{"name": name, "mimeType": "image/png", "buffer": photo.getvalue()}])

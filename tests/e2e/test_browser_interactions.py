@@ -9,7 +9,14 @@ from urllib.parse import quote, urlsplit
 
 from PIL import Image
 
-from tests.e2e.helpers import assert_no_error, first_chart, nav, shot, wait_for_caption
+from tests.e2e.helpers import (
+    assert_no_error,
+    first_chart,
+    nav,
+    shot,
+    upload_on_explain,
+    wait_for_caption,
+)
 from tests.shapes import in_polygon
 
 HOSTILE_LINK = ("/Explain?method=" + quote("[Session expired - click here](https://example.com/login)")
@@ -45,14 +52,8 @@ def test_a_crafted_link_puts_no_markup_into_the_page(server, page):
 
 
 def test_an_uploaded_file_name_is_plain_text(server, page):
-    page.goto(server + "/Explain")
-    wait_for_caption(page, "Grad-CAM for")
-    page.locator("[data-testid=stSidebar]").get_by_text("Upload", exact=True).click()
-    photo = io.BytesIO()
-    Image.new("RGB", (300, 200), (30, 120, 200)).save(photo, format="PNG")
     name = "![x](https%3A//example.com/p.png)<a href='https://example.com'>x</a>.png"
-    page.locator("[data-testid=stSidebar] input[type=file]").set_input_files(
-        files=[{"name": name, "mimeType": "image/png", "buffer": photo.getvalue()}])
+    upload_on_explain(page, server, name, Image.new("RGB", (300, 200), (30, 120, 200)))
     wait_for_caption(page, "![x](https%3A//example.com/p.png)")
     page.wait_for_timeout(500)
     assert foreign(page, server) == []

@@ -11,7 +11,7 @@ from PIL import Image
 
 from explain import TITLES
 from explain.samples import sample_image
-from tests.e2e.helpers import assert_no_error, shot, wait_for_caption
+from tests.e2e.helpers import assert_no_error, shot, upload_on_explain, wait_for_caption
 
 MEAN_RGB = """img => { const c = document.createElement('canvas');
     c.width = img.naturalWidth; c.height = img.naturalHeight;
@@ -41,13 +41,7 @@ def test_a_gradient_map_over_the_photo_leaves_the_photo_visible(server, page):
 
 
 def test_an_image_of_extreme_shape_fits_the_page(server, page):
-    page.goto(server + "/Explain")
-    wait_for_caption(page, "Grad-CAM for")
-    page.locator("[data-testid=stSidebar]").get_by_text("Upload", exact=True).click()
-    strip = io.BytesIO()
-    Image.new("RGB", (10, 3000), (200, 120, 40)).save(strip, format="PNG")
-    page.locator("[data-testid=stSidebar] input[type=file]").set_input_files(
-        files=[{"name": "strip.png", "mimeType": "image/png", "buffer": strip.getvalue()}])
+    upload_on_explain(page, server, "strip.png", Image.new("RGB", (10, 3000), (200, 120, 40)))
     wait_for_caption(page, "strip.png · 10x3000")
     wait_for_caption(page, "Grad-CAM for")
     page.wait_for_timeout(1000)
