@@ -62,13 +62,7 @@ def test_where_two_models_disagree_on_a_dataset(lite):
                for t in texts(at.caption))
     shown = [c for c in captions(at) if " · ρ = " in c]
     assert len(shown) == len(dataset)
-    # the cards fill a 4-column grid row by row; the page's elements come column by column
-    per_column = [len(range(c, len(shown), 4)) for c in range(4)]
-    columns, start = [], 0
-    for count in per_column:
-        columns.append(shown[start:start + count])
-        start += count
-    cards = [columns[n % 4][n // 4] for n in range(len(shown))]
+    cards = shown  # rows of 4 cards, each row its own: the page's order is the cards' order
     # the flips first (the same images as the library finds), then the largest map shifts
     names = [c.split(" · ")[0] for c in cards]
     assert set(names[:flips]) == {dataset.name(d.index) for d in expected if d.flip}

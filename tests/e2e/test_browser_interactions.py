@@ -67,7 +67,7 @@ def test_an_uploaded_file_name_is_plain_text(server, page):
 
 def test_clicking_a_confusion_matrix_cell_lists_its_images(server, page):
     page.goto(server + "/Errors?per_class=10&dataset=animal_mnist")
-    chart = first_chart(page, "classified by a 10-nearest-neighbour probe")
+    chart = first_chart(page, "-nearest-neighbour probe")  # k = 8: 10 per class, 5 folds
     row, col = 4, 4  # true dog, predicted dog: a cell that holds images
     x, y = chart.evaluate("""(gd, [row, col]) => {
         const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
