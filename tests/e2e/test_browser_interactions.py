@@ -406,13 +406,13 @@ def test_dataset_pages(server, page):
 
     nav(page, "Nearest neighbours").click()
     wait_for_caption(page, "Query: Cat (Chelsea)")
-    wait_for_caption(page, "#8 · ")
+    wait_for_caption(page, "rank 8 · ")
     assert_no_error(page)
     assert "per_class=10" in page.url
     shot(page, "10-neighbours")
 
     nav(page, "Errors").click()
-    page.get_by_text("classified by a 10-nearest-neighbour probe").wait_for()
+    page.get_by_text("classified by a 8-nearest-neighbour probe").wait_for()  # 10 per class
     page.locator("[data-testid=stPlotlyChart] .main-svg").first.wait_for()
     assert_no_error(page)
     shot(page, "11-errors")
