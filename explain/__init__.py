@@ -9,14 +9,18 @@ from . import cam, camfamily, gradcam, guided, occlusion, paths, saliency  # noq
 from .activations import ActivationReport
 from .api import activations, explain, visualize_class
 from .base import (
+    DEFAULT_METHOD,
     METHODS,
+    RECORDS,
     TITLES,
     Attribution,
     Cancelled,
     Direction,
     ExplainError,
     Explanation,
+    MethodRecord,
     NotApplicable,
+    Option,
     to_heatmap,
 )
 from .camfamily import LAYERED
@@ -24,8 +28,10 @@ from .classviz import ClassVisualization
 from .images import ImageError, load_image
 
 __all__ = [
+    "DEFAULT_METHOD",
     "LAYERED",
     "METHODS",
+    "RECORDS",
     "TITLES",
     "ActivationReport",
     "Attribution",
@@ -35,7 +41,9 @@ __all__ = [
     "ExplainError",
     "Explanation",
     "ImageError",
+    "MethodRecord",
     "NotApplicable",
+    "Option",
     "activations",
     "explain",
     "load_image",

@@ -9,8 +9,9 @@ import numpy as np
 from PIL import Image
 
 from .activations import ActivationReport, layer_activations
-from .base import METHODS, Direction, ExplainError, Explanation, to_heatmap
+from .base import METHODS, RECORDS, Direction, ExplainError, Explanation, to_heatmap
 from .classviz import ClassVisualization, class_visualization
+from .hooks import layer_of
 from .images import load_image
 
 ImageSource = bytes | str | Image.Image | np.ndarray
@@ -35,6 +36,7 @@ def explain(backbone, image: ImageSource, method: str, target: int | Direction |
         inspect.signature(METHODS[method]).bind(backbone, None, target, **options)
     except TypeError as exc:
         raise ExplainError(f"{method}: {exc}") from None
+    options = RECORDS[method].checked(options)  # in range, named in the message if not
     picture = load_image(image)
     inputs = backbone.preprocess(picture)
     start = time.perf_counter()
@@ -68,10 +70,7 @@ def activations(backbone, image: ImageSource, layer: str | None = None) -> Activ
     """The feature maps of ``layer`` (default: the Grad-CAM layer) for ``image``."""
     picture = load_image(image)
     name = layer or backbone.spec.gradcam_layer
-    try:
-        module = backbone.layer(name)
-    except KeyError as exc:
-        raise ExplainError(str(exc.args[0])) from None
+    module = layer_of(backbone, name)
     return layer_activations(backbone.model, backbone.preprocess(picture), module, name,
                              (picture.height, picture.width), backbone.spec.tokens)
 

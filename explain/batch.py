@@ -29,7 +29,7 @@ from .base import (
 )
 from .camfamily import GRADIENT_MAPS, eigencam_map, layercam_map
 from .guided import guided_rectifiers
-from .hooks import as_maps, captured, evaluating, feature_maps
+from .hooks import as_maps, captured, evaluating, feature_maps, layer_of
 from .images import load_image
 
 GRADIENT_CAMS = ("gradcam", "gradcam_pp", "xgradcam", "hirescam", "layercam")
@@ -90,10 +90,7 @@ def _attribute(backbone, inputs: torch.Tensor, method: str, targets: list[int | 
     model = backbone.model
     if method in GRADIENT_CAMS or method == "eigencam":
         name = layer or backbone.spec.gradcam_layer
-        try:
-            module = backbone.layer(name)
-        except KeyError as exc:
-            raise ExplainError(str(exc.args[0])) from None
+        module = layer_of(backbone, name)
         gradients = method != "eigencam"
         with evaluating(model), captured(module, name, start_graph=gradients,
                                          tokens=backbone.spec.tokens) as capture, \

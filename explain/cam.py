@@ -37,7 +37,10 @@ def cam(model: nn.Module, inputs: torch.Tensor, layer: nn.Module, fc: nn.Module,
     return Attribution(raw, cls, probability(logits, cls))
 
 
-@register_method("cam", "CAM")
+@register_method(
+    "cam", "CAM", "Class Activation Mapping (Zhou et al., 2016): the classifier's weights for the "
+    "class applied to the last feature maps (only for global-average-pooling + one linear layer "
+    "heads).", needs=frozenset({"cam_head"}), batched=True)
 def _cam(backbone, inputs, target) -> Attribution:
     head = backbone.spec.cam
     if head is None:

@@ -27,15 +27,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import (
+    LAYER,
     Attribution,
-    ExplainError,
     Progress,
     probability,
     register_method,
     resolve_target,
 )
 from .gradcam import activation_and_gradient
-from .hooks import captured, evaluating, feature_maps
+from .hooks import captured, evaluating, feature_maps, layer_of
 
 EPS = 1e-7
 
@@ -92,28 +92,30 @@ def _layers(backbone, layer: str | list[str] | tuple[str, ...] | None) -> list[s
     return [layer] if isinstance(layer, str) else list(layer)
 
 
-def _module(backbone, name: str) -> nn.Module:
-    try:
-        return backbone.layer(name)
-    except KeyError as exc:
-        raise ExplainError(str(exc.args[0])) from None
-
-
-def _gradient_method(name: str, title: str) -> None:
+def _gradient_method(name: str, title: str, about: str) -> None:
     combine = GRADIENT_MAPS[name]
 
-    @register_method(name, title)
+    @register_method(name, title, about, options=(LAYER,), needs=frozenset({"layer", "gradients"}),
+                     batched=True, cost=lambda backbone, options: cost(backbone, name, **options))
     def run(backbone, inputs, target, layer: str | None = None) -> Attribution:
         layer_name = _layers(backbone, layer)[0]
         a, g, cls, p = activation_and_gradient(backbone.model, inputs,
-                                               _module(backbone, layer_name), target, layer_name,
+                                               layer_of(backbone, layer_name), target, layer_name,
                                                tokens=backbone.spec.tokens)
         return Attribution(combine(a, g), cls, p)
 
 
-for _name, _title in (("gradcam_pp", "Grad-CAM++"), ("xgradcam", "XGrad-CAM"),
-                      ("hirescam", "HiResCAM")):
-    _gradient_method(_name, _title)
+for _name, _title, _about in (
+        ("gradcam_pp", "Grad-CAM++", "Grad-CAM++ (Chattopadhay et al., 2018): channel weights "
+         "from positive gradients with second- and third-order terms: several instances of a "
+         "class show up better."),
+        ("xgradcam", "XGrad-CAM", "XGrad-CAM (Fu et al., 2020): channel weights are the "
+         "gradients averaged with the activations as weights (an axiom-based refinement of "
+         "Grad-CAM)."),
+        ("hirescam", "HiResCAM", "HiResCAM (Draelos & Carin, 2020): gradients times "
+         "activations, element by element, summed over channels: the map shows where the score "
+         "actually comes from.")):
+    _gradient_method(_name, _title, _about)
 
 
 def scale(cam: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -124,29 +126,37 @@ def scale(cam: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return up / (up.max() + EPS)
 
 
-@register_method("layercam", "LayerCAM")
+@register_method(
+    "layercam", "LayerCAM", "LayerCAM (Jiang et al., 2021): positive gradients times "
+    "activations, element by element; from early layers too, for finer maps.",
+    options=(LAYER,), needs=frozenset({"layer", "gradients"}), batched=True,
+    cost=lambda backbone, options: cost(backbone, "layercam", **options))
 def _layercam(backbone, inputs, target, layer: str | list[str] | None = None) -> Attribution:
     """One layer: its map. Several (a list): each at the input's size in [0, 1], fused by the
     element-wise maximum (one forward and one backward pass for all)."""
     names = _layers(backbone, layer)
     if len(names) == 1:
-        a, g, cls, p = activation_and_gradient(backbone.model, inputs, _module(backbone, names[0]),
+        a, g, cls, p = activation_and_gradient(backbone.model, inputs, layer_of(backbone, names[0]),
                                                target, names[0], tokens=backbone.spec.tokens)
         return Attribution(layercam_map(a, g), cls, p)
     size = tuple(inputs.shape[-2:])
     maps, cls, p = [], None, 0.0
     for name in names:  # one pass per layer keeps each gradient to its own layer
-        a, g, cls, p = activation_and_gradient(backbone.model, inputs, _module(backbone, name),
+        a, g, cls, p = activation_and_gradient(backbone.model, inputs, layer_of(backbone, name),
                                                target if cls is None else cls, name,
                                                tokens=backbone.spec.tokens)
         maps.append(scale(layercam_map(a, g), size))
     return Attribution(torch.stack(maps).amax(dim=0), cls, p)
 
 
-@register_method("eigencam", "EigenCAM")
+@register_method(
+    "eigencam", "EigenCAM", "EigenCAM (Muhammad & Yeasin, 2020): the first principal component "
+    "of the layer's maps: no gradient and no class (the same map for every class).",
+    options=(LAYER,), needs=frozenset({"layer"}), batched=True,
+    cost=lambda backbone, options: cost(backbone, "eigencam", **options))
 def _eigencam(backbone, inputs, target, layer: str | None = None) -> Attribution:
     layer_name = _layers(backbone, layer)[0]
-    a, _, cls, p = activation_and_gradient(backbone.model, inputs, _module(backbone, layer_name),
+    a, _, cls, p = activation_and_gradient(backbone.model, inputs, layer_of(backbone, layer_name),
                                            target, layer_name, gradient=False,
                                            tokens=backbone.spec.tokens)
     return Attribution(eigencam_map(a), cls, p)
@@ -186,11 +196,16 @@ def score_cam(model: nn.Module, inputs: torch.Tensor, layer: nn.Module, target: 
     return Attribution(cam, cls, probability(logits, cls))
 
 
-@register_method("scorecam", "Score-CAM")
+@register_method(
+    "scorecam", "Score-CAM", "Score-CAM (Wang et al., 2020): each channel, as a mask over the "
+    "image, is scored by the model; the scores weigh the channels. No gradient; one forward "
+    "pass per channel.", options=(LAYER,), needs=frozenset({"layer"}), compare=False,
+    slow=lambda options: True, cost=lambda backbone, options: cost(backbone, "scorecam",
+                                                                   **options))
 def _scorecam(backbone, inputs, target, layer: str | None = None, batch_size: int = 32,
               progress: Progress | None = None) -> Attribution:
     layer_name = _layers(backbone, layer)[0]
-    return score_cam(backbone.model, inputs, _module(backbone, layer_name), target, layer_name,
+    return score_cam(backbone.model, inputs, layer_of(backbone, layer_name), target, layer_name,
                      batch_size, progress, backbone.spec.tokens)
 
 

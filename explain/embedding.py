@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,12 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 from .base import ExplainError, Progress
 from .batching import BatchSizer
 from .datasets import Dataset
-from .hooks import as_maps, evaluating
+from .hooks import as_maps, captured, evaluating, layer_of
 
 PENULTIMATE = "penultimate"
 CACHE_ENV = "CNN_LENS_CACHE"
@@ -68,41 +66,28 @@ def feature_key(backbone, dataset: Dataset, layer: str) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
 
 
-class _Pooled:
-    """Captures, for this thread, the vector a layer gives per image: the classifier's input
-    (penultimate) or a layer's output averaged over space."""
+def _pooled(backbone, layer: str):
+    """Capture, for this thread, the vector a layer gives per image (``hooks.captured``): the
+    classifier's input (penultimate), or a layer's output averaged over space."""
+    if layer == PENULTIMATE:
+        name = backbone.spec.classifier
+        return captured(backbone.layer(name), name, inputs=True,
+                        reduce=lambda x: x.flatten(1).float())
+    tokens = backbone.spec.tokens
 
-    def __init__(self, backbone, layer: str) -> None:
-        self.owner = threading.get_ident()
-        self.batches: list[torch.Tensor] = []
-        self.layer, self.tokens = layer, backbone.spec.tokens
-        if layer == PENULTIMATE:
-            module = backbone.layer(backbone.spec.classifier)
-            self.handle = module.register_forward_pre_hook(self._input)
-        else:
-            try:
-                module = backbone.layer(layer)
-            except KeyError as exc:
-                raise ExplainError(str(exc.args[0])) from None
-            self.handle = module.register_forward_hook(self._output)
+    def pool(output: torch.Tensor) -> torch.Tensor:
+        if output.ndim == 2 and tokens is None:
+            return output.float()
+        return as_maps(output, layer, tokens).mean(dim=(2, 3)).float()
 
-    def _input(self, module: nn.Module, inputs: tuple) -> None:
-        if threading.get_ident() == self.owner:
-            self.batches.append(inputs[0].detach().flatten(1).float())
+    return captured(layer_of(backbone, layer), layer, tokens=tokens, reduce=pool)
 
-    def _output(self, module: nn.Module, inputs: tuple, output) -> None:
-        if threading.get_ident() != self.owner:
-            return
-        if not isinstance(output, torch.Tensor):
-            raise ExplainError("Pick a convolutional layer or block (it must output feature maps).")
-        pooled = output if output.ndim == 2 and self.tokens is None else \
-            as_maps(output, self.layer, self.tokens).mean(dim=(2, 3))
-        self.batches.append(pooled.detach().float())
 
-    def take(self) -> torch.Tensor:
-        if len(self.batches) != 1:
-            raise ExplainError("This layer does not run exactly once per forward pass.")
-        return self.batches.pop()
+def _take(capture) -> torch.Tensor:
+    """The one pooled batch a forward pass left (a layer that runs more than once: an error)."""
+    if len(capture.outputs) != 1:
+        raise ExplainError("This layer does not run exactly once per forward pass.")
+    return capture.outputs.pop()
 
 
 def extract_features(backbone, dataset: Dataset, layer: str = PENULTIMATE,
@@ -161,12 +146,11 @@ def compute_features(backbone, dataset: Dataset, layer: str = PENULTIMATE,
     vectors: list[np.ndarray] = []
     predicted: list[np.ndarray] = []
     confidence: list[np.ndarray] = []
-    capture = _Pooled(backbone, layer)
     # Images are decoded in this thread: a decoding thread beside torch's own costs 25 % on two
     # cores (GIL and OpenMP contention), more than decoding takes (under 1 ms an image).
     images = (backbone.preprocessing(dataset.image(int(i))) for i in indices)
     try:
-        with evaluating(model), torch.inference_mode():
+        with evaluating(model), _pooled(backbone, layer) as capture, torch.inference_mode():
             done = 0
             while done < n:
                 size = min(sizer.next(), n - done)
@@ -174,7 +158,7 @@ def compute_features(backbone, dataset: Dataset, layer: str = PENULTIMATE,
                 tic = time.perf_counter()
                 probs = model(batch).float().softmax(dim=1)
                 sizer.record(size, time.perf_counter() - tic)
-                vectors.append(capture.take().cpu().numpy())
+                vectors.append(_take(capture).cpu().numpy())
                 top = probs.max(dim=1)
                 predicted.append(top.indices.cpu().numpy())
                 confidence.append(top.values.cpu().numpy())
@@ -183,20 +167,15 @@ def compute_features(backbone, dataset: Dataset, layer: str = PENULTIMATE,
                     progress(done, n)
     finally:
         images.close()
-        capture.handle.remove()
     return (np.concatenate(vectors).astype(np.float32), np.concatenate(predicted).astype(np.int64),
             np.concatenate(confidence).astype(np.float32))
 
 
 def image_features(backbone, image, layer: str = PENULTIMATE) -> np.ndarray:
     """The (D,) feature vector of one image (a PIL image), as ``extract_features`` computes it."""
-    capture = _Pooled(backbone, layer)
-    try:
-        with evaluating(backbone.model), torch.inference_mode():
-            backbone.model(backbone.preprocess(image))
-        return capture.take()[0].cpu().numpy().astype(np.float32)
-    finally:
-        capture.handle.remove()
+    with evaluating(backbone.model), _pooled(backbone, layer) as capture, torch.inference_mode():
+        backbone.model(backbone.preprocess(image))
+    return _take(capture)[0].cpu().numpy().astype(np.float32)
 
 
 def _save(path: Path, **arrays) -> None:

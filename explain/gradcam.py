@@ -13,14 +13,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import (
+    LAYER,
     Attribution,
-    ExplainError,
     gradient_of_score,
     probability,
     register_method,
     resolve_target,
 )
-from .hooks import as_maps, captured, evaluating, feature_maps
+from .hooks import as_maps, captured, evaluating, feature_maps, layer_of
 
 
 def activation_and_gradient(model: nn.Module, inputs: torch.Tensor, layer: nn.Module,
@@ -49,15 +49,12 @@ def grad_cam(model: nn.Module, inputs: torch.Tensor, layer: nn.Module, target: i
     return Attribution(F.relu((weights * activation).sum(dim=0)), cls, p)
 
 
-@register_method("gradcam", "Grad-CAM")
+@register_method(
+    "gradcam", "Grad-CAM", "Grad-CAM (Selvaraju et al., 2017): feature maps of a layer weighted "
+    "by the mean gradient of the class score, rectified. Red areas raise the class score.",
+    options=(LAYER,), needs=frozenset({"layer", "gradients"}), batched=True,
+    cost=lambda backbone, options: "1 forward pass and a backward pass to the layer")
 def _gradcam(backbone, inputs, target, layer: str | None = None) -> Attribution:
     name = layer or backbone.spec.gradcam_layer
-    return grad_cam(backbone.model, inputs, _layer(backbone, name), target, name,
+    return grad_cam(backbone.model, inputs, layer_of(backbone, name), target, name,
                     backbone.spec.tokens)
-
-
-def _layer(backbone, name: str) -> nn.Module:
-    try:
-        return backbone.layer(name)
-    except KeyError as exc:
-        raise ExplainError(str(exc.args[0])) from None

@@ -33,9 +33,18 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from .base import Attribution, NotApplicable, gradient_of_score, probability, register_method, resolve_target
-from .gradcam import _layer, grad_cam
-from .hooks import evaluating
+from .base import (
+    LAYER,
+    Attribution,
+    NotApplicable,
+    gradient_of_score,
+    probability,
+    register_method,
+    resolve_target,
+    to_the_image,
+)
+from .gradcam import grad_cam
+from .hooks import evaluating, layer_of
 
 _SMOOTH_BACKWARD = {
     "silu": torch.ops.aten.silu_backward,
@@ -246,13 +255,22 @@ def guided_grad_cam(model: nn.Module, inputs: torch.Tensor, layer: nn.Module,
     return Attribution(guided.raw * upsampled, coarse.target, coarse.probability)
 
 
-@register_method("guided_backprop", "Guided backprop")
+@register_method(
+    "guided_backprop", "Guided backprop", "Guided backprop (Springenberg et al., 2015): the "
+    "gradient of the class score with only positive signals passed back through every "
+    "rectifier: fine detail, little class specificity.",
+    needs=frozenset({"gradients", "rectifiers"}), batched=True, cost=to_the_image)
 def _guided(backbone, inputs, target) -> Attribution:
     return guided_backprop(backbone.model, inputs, target)
 
 
-@register_method("guided_gradcam", "Guided Grad-CAM")
+@register_method(
+    "guided_gradcam", "Guided Grad-CAM", "Guided Grad-CAM (Selvaraju et al., 2017): guided "
+    "backprop masked by Grad-CAM: detail, and where.", options=(LAYER,),
+    needs=frozenset({"layer", "gradients", "rectifiers"}),
+    cost=lambda backbone, options: "2 forward passes, a backward pass to the layer and one to "
+                                   "the image")
 def _guided_gradcam(backbone, inputs, target, layer: str | None = None) -> Attribution:
     name = layer or backbone.spec.gradcam_layer
-    return guided_grad_cam(backbone.model, inputs, _layer(backbone, name), target, name,
+    return guided_grad_cam(backbone.model, inputs, layer_of(backbone, name), target, name,
                            backbone.spec.tokens)

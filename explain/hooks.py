@@ -84,11 +84,22 @@ def _token_grid(count: int, tokens) -> tuple[tuple[int, int], int] | None:
     return None
 
 
+def layer_of(backbone, name: str) -> nn.Module:
+    """The module called ``name`` in ``backbone``, or an ``ExplainError`` naming the choices:
+    the one layer lookup of every method."""
+    try:
+        return backbone.layer(name)
+    except KeyError as exc:
+        raise ExplainError(str(exc.args[0])) from None
+
+
 @contextmanager
 def captured(layer: nn.Module, name: str = "", *, start_graph: bool = False,
-             tokens=None) -> Iterator[Capture]:
+             tokens=None, inputs: bool = False, reduce=None) -> Iterator[Capture]:
     """Capture ``layer``'s output (a copy, safe from later in-place ops) for this thread
-    (``tokens``: a vision transformer's, see ``as_maps``).
+    (``tokens``: a vision transformer's, see ``as_maps``); with ``inputs``, its input instead
+    (what a classifier reads); with ``reduce``, ``reduce(tensor)`` instead of a copy (features
+    pooled in the hook: a batch's maps are never kept).
 
     With ``start_graph``, the captured tensor becomes a leaf that requires grad and autograd is
     switched on from that point of the forward pass: run the forward under ``torch.no_grad()``
@@ -107,14 +118,16 @@ def captured(layer: nn.Module, name: str = "", *, start_graph: bool = False,
                 f"Layer {capture.name!r} does not output a single tensor; pick another layer."
             )
         if not start_graph:
-            capture.outputs.append(output.detach().clone())
+            output = output.detach()
+            capture.outputs.append(reduce(output) if reduce is not None else output.clone())
             return None
         torch.set_grad_enabled(True)
         leaf = output.detach().requires_grad_(True)
         capture.outputs.append(leaf)
         return leaf.clone()  # in-place ops downstream (ReLU(inplace=True)) change the copy only
 
-    handle = layer.register_forward_hook(hook)
+    handle = (layer.register_forward_pre_hook(lambda m, args: hook(m, args, args[0]))
+              if inputs else layer.register_forward_hook(hook))
     try:
         yield capture
     finally:

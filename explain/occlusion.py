@@ -16,7 +16,15 @@ import time
 import torch
 from torch import nn
 
-from .base import Attribution, ExplainError, Progress, probability, register_method, resolve_target
+from .base import (
+    Attribution,
+    ExplainError,
+    Option,
+    Progress,
+    probability,
+    register_method,
+    resolve_target,
+)
 from .batching import BatchSizer
 from .hooks import evaluating
 
@@ -82,10 +90,30 @@ def occlusion(model: nn.Module, inputs: torch.Tensor, target: int | None = None,
     return Attribution((total / counts).float(), cls, probability(logits, cls))
 
 
-@register_method("occlusion", "Occlusion")
+def _occlusion_cost(backbone, options: dict) -> str:
+    height, width = backbone.preprocessing.size
+    window, stride = options.get("window", 32), options.get("stride", 16)
+    count = len(window_positions(height, window, stride)) * len(window_positions(width, window,
+                                                                                 stride))
+    return f"{count + 1} forward passes (one per window position, and the image), in batches"
+
+
+@register_method(
+    "occlusion", "Occlusion", "Occlusion (Zeiler & Fergus, 2014): the drop of the class score "
+    "when a patch is covered by the baseline, averaged over the windows covering each pixel. "
+    "Red: covering it hurts the class.",
+    options=(Option("window", "Window (px of the model's input)", "int", 32, 8, 112, 4,
+                    unit="px for the window", said="window {} px"),
+             Option("stride", "Stride (px)", "int", 16, 4, 112, 2, unit="px for the stride",
+                    said="stride {} px"),
+             Option("baseline", "Baseline", "choice", "grey",
+                    choices=("grey", "black", "white", "mean"), said="{} baseline")),
+    cost=_occlusion_cost, slow=lambda options: True, sanity=False)
 def _occlusion(backbone, inputs, target, window: int | tuple[int, int] = 32,
                stride: int | tuple[int, int] = 16, baseline: str | float = "grey",
                batch_size: int | None = None, progress: Progress | None = None) -> Attribution:
+    if isinstance(window, int) and isinstance(stride, int):
+        stride = min(stride, window)  # a stride past the window would leave pixels uncovered
     return occlusion(backbone.model, inputs, target, window, stride,
                      baseline_value(backbone.preprocessing, baseline, inputs),
                      batch_size, progress)

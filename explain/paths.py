@@ -23,9 +23,12 @@ import torch
 from .base import (
     Attribution,
     ExplainError,
+    Option,
+    Progress,
     probability,
     register_method,
     resolve_target,
+    to_the_image,
 )
 from .hooks import evaluating
 
@@ -60,31 +63,67 @@ def _top(model, inputs: torch.Tensor, target: int | None) -> tuple[int, float]:
 
 def integrated_gradients(backbone, inputs: torch.Tensor, target: int | None = None,
                          steps: int = 32, baseline: str = "black",
-                         batch_size: int = 16) -> tuple[Attribution, float]:
-    """(attribution, convergence delta)."""
+                         batch_size: int = 16, progress: Progress | None = None
+                         ) -> tuple[Attribution, float]:
+    """(attribution, convergence delta). ``progress(done, steps)`` is called after each batch
+    of points on the path, and may raise to stop."""
     from captum.attr import IntegratedGradients
 
     if not 2 <= steps <= 512:
         raise ExplainError("Integrated Gradients takes 2 to 512 steps.")
     model = backbone.model
     cls, p = _top(model, inputs, target)
+    forward = model if progress is None else _reporting(model, steps, progress)
     with evaluating(model), torch.enable_grad():
-        attributions, delta = IntegratedGradients(model).attribute(
+        attributions, delta = IntegratedGradients(forward).attribute(
             inputs, baselines=baseline_for(backbone, inputs, baseline), target=cls,
             n_steps=steps, internal_batch_size=batch_size, return_convergence_delta=True)
     return Attribution(attributions.detach()[0], cls, p), float(delta.abs().sum())
 
 
-@register_method("integrated_gradients", "Integrated Gradients")
+def _reporting(model, total: int, progress: Progress):
+    """``model`` as Captum's forward function, reporting the path's points done after each
+    batch (Captum adds the image and its baseline in a last pass of their own)."""
+    done = 0
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        nonlocal done
+        out = model(x)
+        done = min(done + len(x), total)
+        progress(done, total)
+        return out
+
+    return forward
+
+
+SLOW_PASSES = 64  # a run of more passes than this shows progress and Stop
+
+
+@register_method(
+    "integrated_gradients", "Integrated Gradients",
+    "Integrated Gradients (Sundararajan et al., 2017): gradients along the path from a baseline "
+    "image to this one, times the difference; they add up to the score's change (Captum).",
+    options=(Option("steps", "Steps on the path", "int", 32, 2, 512, param="ig_steps",
+                    unit="steps"),
+             Option("baseline", "Baseline", "choice", "black", choices=BASELINES,
+                    labels=("black image", "blurred image", "mean colour"),
+                    param="ig_baseline")),
+    needs=frozenset({"gradients"}),
+    cost=lambda backbone, options: f"{options.get('steps', 32)} forward and backward passes, "
+                                   "in batches of 16",
+    slow=lambda options: options.get("steps", 32) > SLOW_PASSES)
 def _integrated_gradients(backbone, inputs, target, steps: int = 32, baseline: str = "black",
-                          batch_size: int = 16) -> Attribution:
+                          batch_size: int = 16, progress: Progress | None = None) -> Attribution:
     attribution, delta = integrated_gradients(backbone, inputs, target, steps, baseline,
-                                              batch_size)
+                                              batch_size, progress)
     return Attribution(attribution.raw, attribution.target, attribution.probability,
                        {"convergence_delta": delta})
 
 
-@register_method("input_x_gradient", "Gradient x Input")
+@register_method(
+    "input_x_gradient", "Gradient x Input", "Gradient x Input (Shrikumar et al., 2016): the "
+    "gradient of the class score times the input (Captum).", needs=frozenset({"gradients"}),
+    batched=True, cost=to_the_image)
 def _input_x_gradient(backbone, inputs, target) -> Attribution:
     from captum.attr import InputXGradient
 
@@ -95,9 +134,27 @@ def _input_x_gradient(backbone, inputs, target) -> Attribution:
     return Attribution(attributions.detach()[0], cls, p)
 
 
-@register_method("smoothgrad", "SmoothGrad")
+def _smoothgrad_passes(options: dict) -> int:
+    return options.get("samples", 16) * (16 if options.get("of") == "integrated_gradients" else 1)
+
+
+@register_method(
+    "smoothgrad", "SmoothGrad",
+    "SmoothGrad (Smilkov et al., 2017): the mean attribution over noisy copies of the image: "
+    "less noise in the map (Captum's NoiseTunnel, seeded).",
+    options=(Option("of", "Of", "choice", "saliency", choices=OF, wording="averages",
+                    labels=("saliency", "guided backprop", "Integrated Gradients (16 steps)"),
+                    param="sg_of"),
+             Option("samples", "Noisy samples", "int", 16, 1, 256, param="sg_samples",
+                    unit="noisy samples"),
+             Option("noise", "Noise (share of the input's range)", "float", 0.15, 0.0, 0.5, 0.05,
+                    param="sg_noise")),
+    needs=frozenset({"gradients"}),
+    cost=lambda backbone, options: f"{_smoothgrad_passes(options)} forward and backward passes",
+    slow=lambda options: _smoothgrad_passes(options) > SLOW_PASSES)
 def _smoothgrad(backbone, inputs, target, of: str = "saliency", samples: int = 16,
-                noise: float = 0.15, seed: int = 0, steps: int = 16) -> Attribution:
+                noise: float = 0.15, seed: int = 0, steps: int = 16,
+                progress: Progress | None = None) -> Attribution:
     """``noise``: the noise's standard deviation as a share of the input's range; ``steps``:
     Integrated Gradients' own, under the noise."""
     from captum.attr import IntegratedGradients, Saliency
@@ -128,5 +185,7 @@ def _smoothgrad(backbone, inputs, target, of: str = "saliency", samples: int = 1
                 raw = torch.stack([a.raw for a in _attribute(backbone, noisy, "guided_backprop",
                                                              [cls] * count, None)])
         total += raw.detach().sum(dim=0)
+        if progress is not None:
+            progress(start + count, samples)
     return Attribution(total / samples, cls, p)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import Attribution, gradient_of_score, probability, register_method, resolve_target
+from .base import Attribution, gradient_of_score, probability, register_method, resolve_target, to_the_image
 from .hooks import evaluating
 
 
@@ -19,6 +19,9 @@ def saliency(model: nn.Module, inputs: torch.Tensor, target: int | None = None) 
     return Attribution(grad[0], cls, probability(logits, cls))
 
 
-@register_method("saliency", "Saliency")
+@register_method(
+    "saliency", "Saliency", "Saliency (Simonyan et al., 2014): |d score / d pixel|, the largest "
+    "over the colour channels.", needs=frozenset({"gradients"}), batched=True,
+    cost=to_the_image)
 def _saliency(backbone, inputs, target) -> Attribution:
     return saliency(backbone.model, inputs, target)

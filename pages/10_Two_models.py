@@ -9,7 +9,7 @@ nav.start("Two models")
 import numpy as np
 import streamlit as st
 
-from explain import LAYERED, METHODS, TITLES, ExplainError, explain
+from explain import RECORDS, TITLES, ExplainError, explain
 from explain.agreement import agreement, disagreements
 from explain.render import colorize, overlay
 from models import CHECKPOINT, backbone_names, get_spec
@@ -51,7 +51,7 @@ with frame.page("Two models") as view:
         st.markdown(f"**Model A**: {plain(view.backbone.spec.title)} ({view.backbone.weights})")
         st.caption("Change it in the sidebar.")
 
-    methods = [m for m in METHODS if m != "scorecam"]  # one pass per channel: on Explain
+    methods = [m for m, r in RECORDS.items() if r.compare]  # Score-CAM: on Explain
     links.ensure_choice("method", methods)
     method = st.selectbox("Method", methods, key=links.key("method"), format_func=TITLES.get)
     chosen, top_a = widgets.target_picker(view)  # the class, as on Explain (a link's too)
@@ -66,7 +66,7 @@ with frame.page("Two models") as view:
         st.caption(f"The two models have different classes: A explains "
                    f"“{plain(view.backbone.categories[explained])}”, B its own top class.")
 
-    options = {"window": 56, "stride": 28} if method == "occlusion" else {}
+    options = dict(results.method_options(view, method))  # as on Explain (the link's)
     maps, tops = {}, {}
     for slot, who, backbone in ((a_col, "A", view.backbone), (b_col, "B", other)):
         with slot:
@@ -75,7 +75,8 @@ with frame.page("Two models") as view:
             target = targets[who] if targets[who] is not None else top[0].index
             try:
                 result = results.compute(
-                    ("two-models", backbone.identity, view.image_key, method, target),
+                    ("two-models", backbone.identity, view.image_key, method, target,
+                     tuple(options.items())),
                     lambda job, b=backbone, t=target: explain(b, view.image, method, t, **options),
                     slot=f"two-{who}")
             except (ExplainError, Busy) as exc:
@@ -85,7 +86,7 @@ with frame.page("Two models") as view:
             st.image(overlay(view.image, result.heatmap, 0.5, "jet"), width="stretch",
                      caption=f"{who}: {TITLES[method]} for “{plain(backbone.categories[result.target])}”"
                              f" (p = {result.probability:.1%})"
-                             + (f" · layer {result.layer}" if method in LAYERED else ""))
+                             + (f" · layer {result.layer}" if result.layer else ""))
     if len(maps) == 2:
         st.markdown("#### Where they differ")
         diff = maps["A"].heatmap - maps["B"].heatmap

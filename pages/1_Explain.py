@@ -10,44 +10,11 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from explain import LAYERED, METHODS, TITLES, ExplainError, camfamily
+from explain import METHODS, RECORDS, TITLES, ExplainError
 from explain.render import colorize, curves_figure, map_figure, png_bytes
 from reviews import Review
 from ui import frame, links, results, trust, widgets
 from ui.text import plain
-
-ABOUT = {
-    "cam": "Class Activation Mapping: the classifier's weights for the class applied to the last "
-           "feature maps (only for global-average-pooling + one linear layer heads).",
-    "gradcam": "Grad-CAM: feature maps of a layer weighted by the mean gradient of the class score, "
-               "rectified. Red areas raise the class score.",
-    "guided_backprop": "Guided backprop: the gradient of the class score with only positive "
-                       "signals passed back through every rectifier: fine detail, little class "
-                       "specificity.",
-    "guided_gradcam": "Guided Grad-CAM: guided backprop masked by Grad-CAM: detail, and where.",
-    "saliency": "Saliency: |d score / d pixel|, the largest over the colour channels.",
-    "occlusion": "Occlusion: the drop of the class score when a patch is covered by the baseline, "
-                 "averaged over the windows covering each pixel. Red: covering it hurts the class.",
-    "gradcam_pp": "Grad-CAM++: channel weights from positive gradients with second- and "
-                  "third-order terms: several instances of a class show up better.",
-    "xgradcam": "XGrad-CAM: channel weights are the gradients averaged with the activations "
-                "as weights (an axiom-based refinement of Grad-CAM).",
-    "hirescam": "HiResCAM: gradients times activations, element by element, summed over "
-                "channels: the map shows where the score actually comes from.",
-    "layercam": "LayerCAM: positive gradients times activations, element by element; from "
-                "early layers too, for finer maps.",
-    "eigencam": "EigenCAM: the first principal component of the layer's maps: no gradient and "
-                "no class (the same map for every class).",
-    "scorecam": "Score-CAM: each channel, as a mask over the image, is scored by the model; "
-                "the scores weigh the channels. No gradient; one forward pass per channel.",
-    "integrated_gradients": "Integrated Gradients: gradients along the path from a baseline "
-                            "image to this one, times the difference; they add up to the "
-                            "score's change (Captum).",
-    "input_x_gradient": "Gradient x Input: the gradient of the class score times the input "
-                        "(Captum).",
-    "smoothgrad": "SmoothGrad: the mean attribution over noisy copies of the image: less noise "
-                  "in the map (Captum's NoiseTunnel, seeded).",
-}
 
 with frame.page("Explain") as view:
     target, top = widgets.target_picker(view)
@@ -57,21 +24,13 @@ with frame.page("Explain") as view:
     links.ensure_choice("method", methods)
     left, right = st.columns([1, 2])
     method = left.selectbox("Method", methods, key=links.key("method"), format_func=TITLES.get)
-    with right:
-        if method in LAYERED:
-            layers = view.backbone.layers
-            links.ensure_choice("layer", layers, default=view.backbone.spec.gradcam_layer)
-            st.selectbox("Layer (type to search)", layers, key=links.key("layer"))
-        elif method == "occlusion":
-            widgets.occlusion_options()
-        elif method in ("integrated_gradients", "smoothgrad"):
-            path_cost = widgets.path_options(method)
+    record = RECORDS[method]
+    widgets.method_options(view, method, right)
     alpha, cmap = widgets.display_options()
-    st.caption(ABOUT[method])
-    if method in camfamily.GRADIENT_MAPS or method in ("eigencam", "scorecam"):
-        st.caption(f"Cost: {camfamily.cost(view.backbone, method, links.get('layer'))}.")
-    elif method in ("integrated_gradients", "smoothgrad"):
-        st.caption(f"Cost: {path_cost}.")
+    st.caption(record.about)
+    chosen = dict(results.method_options(view, method))
+    st.caption(f"Cost: {record.cost(view.backbone, chosen)}"
+               + (" (it shows its progress, and can be stopped)." if record.slow(chosen) else "."))
 
     result = results.run_explanation(view, method, target)
     if result is not None:
@@ -134,8 +93,9 @@ with frame.page("Explain") as view:
                        "re-initialised from the top down on a private copy, and the map is "
                        "recomputed after each. A map that stays the same does not explain the "
                        "model.")
-            if method == "occlusion":
-                st.info("Run it on a faster method: occlusion would be recomputed at every step.")
+            if not record.sanity:
+                st.info(f"Run it on a faster method: {record.title} would be recomputed at every "
+                        "step.")
             else:
                 check = trust.sanity_check(view, result)
                 if check is not None:

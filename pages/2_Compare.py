@@ -6,7 +6,7 @@ nav.start("Compare")
 
 import streamlit as st
 
-from explain import METHODS, TITLES
+from explain import RECORDS
 from ui import frame, layout, results, trust, widgets
 from ui.text import plain
 
@@ -14,28 +14,30 @@ with frame.page("Compare") as view:
     target, top = widgets.target_picker(view)
     st.divider()
     alpha, cmap = widgets.display_options()
-    with st.expander("Occlusion's window, stride and baseline (shared with the Explain page)"):
-        widgets.occlusion_options()
-
-    # Score-CAM takes a forward pass per channel (1,280 on the default model): on Explain only
-    shown_methods = [m for m in METHODS if m != "scorecam"]
-    st.caption("Score-CAM (one forward pass per channel) is on the Explain page.")
+    shown_methods = [m for m, r in RECORDS.items() if r.compare]
+    tuned = [m for m in shown_methods if any(o.kind != "layer" for o in RECORDS[m].options)]
+    with st.expander("The methods' options (shared with the Explain page)"):
+        for method in tuned:
+            st.caption(RECORDS[method].title)
+            widgets.method_options(view, method)
+    left_out = [r.title for m, r in RECORDS.items() if not r.compare]
+    if left_out:
+        st.caption(f"{', '.join(left_out)}: on the Explain page (a forward pass per channel).")
     made = {}
     for method, cell_column in zip(shown_methods, layout.grid(len(shown_methods), 3),
                                    strict=True):
         with cell_column:
-            st.subheader(TITLES[method])
+            st.subheader(RECORDS[method].title)
             cell = st.container()
             result = results.run_explanation(view, method, target, slot=cell)
             if result is not None:
                 made[method] = result
                 # as on Explain: the photo shows where the map says nothing
                 shown = widgets.overlay_of(view, result, alpha, cmap)
-                settings = ""
-                if method == "occlusion":
-                    options = dict(results.method_options(view, method))
-                    settings = (f" · window {options['window']} px, stride {options['stride']} px, "
-                                f"{options['baseline']} baseline")
+                said = [o.say(v) for o, (_, v) in zip(RECORDS[method].options,
+                                                      results.method_options(view, method),
+                                                      strict=True) if o.kind != "layer"]
+                settings = f" · {', '.join(said)}" if said else ""
                 # inline, so the picture arrives with its caption and buttons (fetched from
                 # the media endpoint, it came seconds after them under load)
                 cell.image(widgets.inline_jpeg(shown), width="stretch",
@@ -63,7 +65,7 @@ with frame.page("Compare") as view:
             curves, reference = scored()
             rows = []
             for method, result in made.items():
-                row = {"method": TITLES[method],
+                row = {"method": RECORDS[method].title,
                        "deletion AUC (lower is better)": None if curves[method] is None
                        else curves[method].deletion_auc,
                        "insertion AUC (higher is better)": None if curves[method] is None

@@ -9,7 +9,7 @@ import hashlib
 import numpy as np
 import streamlit as st
 
-from explain import Direction, ExplainError, explain
+from explain import DEFAULT_METHOD, Direction, ExplainError, explain
 from explain.embedding import (
     PENULTIMATE,
     PROJECTIONS,
@@ -228,7 +228,8 @@ with frame.page("Embedding map", need_image=False) as view:
         try:
             cam = results.compute(("point-gradcam", view.model_key, dataset.digest, chosen,
                                    features.key if toward is not None else None),
-                                  lambda job: explain(view.backbone, image, "gradcam", toward),
+                                  lambda job: explain(view.backbone, image, DEFAULT_METHOD,
+                                                      toward),
                                   slot="point", where=b.empty())
             b.image(overlay(image, cam.heatmap, 0.5, "jet"), width="stretch",
                     caption=f"Grad-CAM for “{plain(categories[cam.target])}”" if toward is None

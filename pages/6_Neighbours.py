@@ -7,7 +7,7 @@ nav.start("Nearest neighbours")
 import numpy as np
 import streamlit as st
 
-from explain import Direction, ExplainError, explain
+from explain import DEFAULT_METHOD, Direction, ExplainError, explain
 from explain.embedding import METRICS, PENULTIMATE, image_features, nearest
 from explain.render import overlay
 from serving.scheduler import Busy
@@ -104,7 +104,7 @@ with frame.page("Nearest neighbours", need_image=False) as view:
             result = results.compute(
                 ("similarity", *query_key, dataset.digest, other, whose),
                 lambda job, i=image, t=toward, n=name: explain(
-                    view.backbone, i, "gradcam", Direction(t, n)), slot=f"similar-{whose}",
+                    view.backbone, i, DEFAULT_METHOD, Direction(t, n)), slot=f"similar-{whose}",
                 where=slot.empty())
         except (ExplainError, Busy) as exc:
             problem(slot, str(exc), "warning")

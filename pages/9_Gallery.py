@@ -7,7 +7,7 @@ nav.start("Gallery")
 
 import streamlit as st
 
-from explain import LAYERED, METHODS, TITLES
+from explain import METHODS, TITLES
 from explain.gallery import scores
 from reviews import Review
 from ui import frame, gallery, links, trust, widgets
@@ -25,13 +25,7 @@ with frame.page("Gallery", need_image=False) as view:
     links.ensure_value("explain_count")
     a, b, c = st.columns([2, 2, 2])
     method = a.selectbox("Method", methods, key=links.key("method"), format_func=TITLES.get)
-    if method in LAYERED:
-        layers = view.backbone.layers
-        links.ensure_choice("layer", layers, default=view.backbone.spec.gradcam_layer)
-        b.selectbox("Layer", layers, key=links.key("layer"))
-    elif method == "occlusion":
-        with b:
-            widgets.occlusion_options()
+    widgets.method_options(view, method, b)
     count = c.number_input(f"Explain the first (of {len(indices)})", 1, 1000,
                            key=links.key("explain_count"))
     chosen = indices[:int(count)]

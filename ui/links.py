@@ -17,7 +17,10 @@ from urllib.parse import urlencode, urlsplit
 import streamlit as st
 
 from explain import (
+    DEFAULT_METHOD,
     METHODS,
+    RECORDS,
+    Option,
 )
 from explain.datasets import BUNDLED
 from explain.embedding import (
@@ -29,9 +32,6 @@ from explain.gallery import SLICES, SORTS
 from explain.metrics import (
     FILLS,
 )
-from explain.occlusion import BASELINES
-from explain.paths import BASELINES as PATH_BASELINES
-from explain.paths import OF as SMOOTHED
 from explain.render import COLORMAPS, SIGNS
 from explain.samples import SAMPLES
 from explain.transfer import FITTED
@@ -128,11 +128,7 @@ PARAMS: dict[str, Param] = {
     "weights": Param(PRETRAINED, _choice((PRETRAINED, FITTED, UNTRAINED, CHECKPOINT))),
     "sample": Param("chelsea", _choice(SAMPLES)),
     "class": Param(-1, _number(int, -1, 100_000)),  # -1: the top prediction
-    "method": Param("gradcam", _choice(METHODS)),
-    "layer": Param(None, _name),
-    "window": Param(32, _number(int, 4, 224)),
-    "stride": Param(16, _number(int, 2, 224)),
-    "baseline": Param("grey", _choice((*BASELINES, "mean"))),
+    "method": Param(DEFAULT_METHOD, _choice(METHODS)),
     "alpha": Param(0.5, _number(float, 0.0, 1.0)),
     "cmap": Param("jet", _choice(COLORMAPS)),
     "sign": Param("heatmap", _choice(SIGNS)),  # how a signed map is shown
@@ -163,12 +159,6 @@ PARAMS: dict[str, Param] = {
     # the second model of the Two models page
     "backbone_b": Param("efficientnet_lite2", _choice(backbone_names())),
     "weights_b": Param(PRETRAINED, _choice((PRETRAINED, FITTED, UNTRAINED, CHECKPOINT))),
-    # Integrated Gradients and SmoothGrad
-    "ig_steps": Param(32, _number(int, 2, 512)),
-    "ig_baseline": Param("black", _choice(PATH_BASELINES)),
-    "sg_of": Param("saliency", _choice(SMOOTHED)),
-    "sg_samples": Param(16, _number(int, 1, 256)),
-    "sg_noise": Param(0.15, _number(float, 0.0, 1.0)),
     # the Gallery: a slice of the dataset, how many of it to explain, the order and the page
     "slice": Param("all", _choice(SLICES)),
     "slice_class": Param(0, _number(int, 0, 100_000)),
@@ -181,6 +171,21 @@ PARAMS: dict[str, Param] = {
     "show": Param("all", _choice(("all", "right", "wrong"))),
     "gpage": Param(1, _number(int, 1, 100_000)),
 }
+
+
+def _option(option: Option) -> Param:
+    """A method's option in the link: parsed and checked as its record says."""
+    if option.kind == "layer":
+        return Param(None, _name)
+    if option.kind == "choice":
+        return Param(option.default, _choice(option.choices))
+    return Param(option.default, _number(int if option.kind == "int" else float, option.low,
+                                         option.high))
+
+
+for _record in RECORDS.values():  # methods sharing an option (the layer) share its parameter
+    for _opt in _record.options:
+        PARAMS.setdefault(_opt.key, _option(_opt))
 
 
 def key(name: str) -> str:

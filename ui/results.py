@@ -15,7 +15,7 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from explain import (
-    LAYERED,
+    RECORDS,
     ActivationReport,
     Cancelled,
     ClassVisualization,
@@ -25,7 +25,7 @@ from explain import (
     explain,
     visualize_class,
 )
-from explain.batch import BATCHED, explain_batch, predict_batch
+from explain.batch import explain_batch, predict_batch
 from explain.render import jpeg_bytes
 from models import Prediction
 from serving.scheduler import MAIN, Busy, Job, Scheduler, Stopped, shared
@@ -181,12 +181,15 @@ def explanation_key(view: View, method: str, target: int | None, options: tuple)
 
 def cached_explanation(view: View, method: str, target: int | None, options: tuple, *,
                        slot: str | None = None, where=None, progress=None) -> Explanation:
+    record = RECORDS[method]
+
     def work(job: Job) -> Explanation:
-        steps = {"progress": job.report} if method == "occlusion" else {}  # Stop, progress
+        slow = record.slow(dict(options))  # then it reports its progress: Stop, the bar
+        steps = {"progress": job.report} if slow else {}
         return explain(view.backbone, view.image, method, target, **dict(options), **steps)
 
     batched = {}
-    if method in BATCHED:  # compatible requests of other sessions may share its batch
+    if record.batched:  # compatible requests of other sessions may share its batch
         backbone, layer = view.backbone, dict(options).get("layer")
         batched = dict(batch=("explain", view.model_key, method, options),
                        item=(view.image, target),
@@ -230,17 +233,10 @@ def picture(of: object | None, key: tuple, draw: Callable[[], np.ndarray]) -> by
 
 
 def method_options(view: View, method: str) -> tuple:
-    """The options of ``method`` as the link state holds them (hashable, for caching)."""
-    if method in LAYERED:
-        return (("layer", get("layer") or view.backbone.spec.gradcam_layer),)
-    if method == "occlusion":
-        return (("window", get("window")), ("stride", min(get("stride"), get("window"))),
-                ("baseline", get("baseline")))
-    if method == "integrated_gradients":
-        return (("steps", get("ig_steps")), ("baseline", get("ig_baseline")))
-    if method == "smoothgrad":
-        return (("of", get("sg_of")), ("samples", get("sg_samples")), ("noise", get("sg_noise")))
-    return ()
+    """The options of ``method`` as the link state holds them (hashable, for caching), as its
+    record lists them (a layer not chosen: the model's Grad-CAM layer)."""
+    return tuple((o.name, (get(o.key) or view.backbone.spec.gradcam_layer) if o.kind == "layer"
+                  else get(o.key)) for o in RECORDS[method].options)
 
 
 def run_explanation(view: View, method: str, target: int | None, slot=None,
@@ -254,14 +250,15 @@ def run_explanation(view: View, method: str, target: int | None, slot=None,
     if known is not None:
         return known
     progress = None
-    if method == "occlusion":
+    record = RECORDS[method]
+    if record.slow(dict(options)):  # progress, its place in the queue, and Stop
         if st.session_state.get("stopped") == key:
             slot.info("Stopped.")
             if slot.button("Run again", key=f"rerun_{method}"):
                 st.session_state.pop("stopped", None)
                 st.rerun()
             return None
-        progress = ProgressWithStop(slot, key, "Occluding")
+        progress = ProgressWithStop(slot, key, record.title)
     try:
         return cached_explanation(view, method, target, options, slot=queue_slot,
                                   where=slot.empty(), progress=progress)

@@ -11,6 +11,7 @@ import numpy as np
 import streamlit as st
 
 from explain import (
+    RECORDS,
     Explanation,
 )
 from explain.render import (
@@ -63,38 +64,27 @@ def uploaded(label: str, widget_key: str, types: list[str],
     return kept
 
 
-def occlusion_options() -> None:
-    """Occlusion's window, stride and baseline (in the link: Explain and Compare share them)."""
-    for name in ("window", "stride", "baseline"):
-        ensure_value(name)
-    a, b, c = st.columns(3)
-    a.slider("Window (px of the 224 input)", 8, 112, step=4, key=key("window"))
-    b.slider("Stride (px)", 4, 112, step=2, key=key("stride"))
-    c.selectbox("Baseline", ["grey", "black", "white", "mean"], key=key("baseline"))
-
-
-def path_options(method: str) -> str:
-    """Integrated Gradients' and SmoothGrad's options (in the link); returns their cost."""
-    from explain.paths import BASELINES, OF
-
-    if method == "integrated_gradients":
-        for name in ("ig_steps", "ig_baseline"):
-            ensure_value(name)
-        a, b = st.columns(2)
-        a.slider("Steps on the path", 2, 256, key=key("ig_steps"))
-        b.selectbox("Baseline", BASELINES, key=key("ig_baseline"), format_func={
-            "black": "black image", "zero": "mean colour", "blur": "blurred image"}.get)
-        return f"{get('ig_steps')} forward and backward passes, in batches of 16"
-    for name in ("sg_of", "sg_samples", "sg_noise"):
-        ensure_value(name)
-    a, b, c = st.columns(3)
-    a.selectbox("Of", OF, key=key("sg_of"), format_func={
-        "saliency": "saliency", "guided_backprop": "guided backprop",
-        "integrated_gradients": "Integrated Gradients (16 steps)"}.get)
-    b.slider("Noisy samples", 1, 64, key=key("sg_samples"))
-    c.slider("Noise (share of the input's range)", 0.0, 0.5, step=0.05, key=key("sg_noise"))
-    per = 16 if get("sg_of") == "integrated_gradients" else 1
-    return f"{get('sg_samples') * per} forward and backward passes"
+def method_options(view: View, method: str, where=None) -> None:
+    """The widgets of ``method``'s options, as its record lists them (in the link)."""
+    options = RECORDS[method].options
+    if not options:
+        return
+    for column, option in zip((where or st).columns(len(options)), options, strict=True):
+        name = key(option.key)
+        if option.kind == "layer":
+            layers = view.backbone.layers
+            ensure_choice(option.key, layers, default=view.backbone.spec.gradcam_layer)
+            column.selectbox(option.title, layers, key=name, help=option.help or None)
+        elif option.kind == "choice":
+            ensure_choice(option.key, list(option.choices))
+            column.selectbox(option.title, list(option.choices), key=name,
+                             format_func=option.label, help=option.help or None)
+        else:
+            ensure_value(option.key)
+            kind = int if option.kind == "int" else float
+            column.slider(option.title, kind(option.low), kind(option.high),
+                          step=kind(option.step) if option.step else None, key=name,
+                          help=option.help or None)
 
 
 TOP = -1  # the class choice that follows the top prediction
