@@ -23,9 +23,11 @@ from .base import (
     Option,
     to_heatmap,
 )
-from .camfamily import LAYERED
 from .classviz import ClassVisualization
 from .images import ImageError, load_image
+
+LAYERED = tuple(name for name, record in RECORDS.items()  # the methods that take ``layer=``
+                if "layer" in record.needs)
 
 __all__ = [
     "DEFAULT_METHOD",

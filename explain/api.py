@@ -51,9 +51,8 @@ def explain(backbone, image: ImageSource, method: str, target: int | Direction |
     size = (picture.height, picture.width)
     heatmap = to_heatmap(result.raw, size)
     seconds = time.perf_counter() - start
-    from .camfamily import LAYERED
-
-    layer = options.get("layer") or (backbone.spec.gradcam_layer if method in LAYERED else "")
+    layered = "layer" in RECORDS[method].needs
+    layer = options.get("layer") or (backbone.spec.gradcam_layer if layered else "")
     layer = "+".join(layer) if isinstance(layer, list | tuple) else layer
     score = result.probability
     if direction is not None:

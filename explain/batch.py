@@ -32,7 +32,7 @@ from .guided import guided_rectifiers
 from .hooks import as_maps, captured, evaluating, feature_maps, layer_of
 from .images import load_image
 
-GRADIENT_CAMS = ("gradcam", "gradcam_pp", "xgradcam", "hirescam", "layercam")
+GRADIENT_CAMS = ("gradcam", "gradcam_pp", "xgradcam", "hirescam", "layercam", "eigengradcam")
 BATCHED = (*GRADIENT_CAMS, "eigencam", "cam", "saliency", "guided_backprop", "input_x_gradient")
 
 

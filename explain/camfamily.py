@@ -9,7 +9,8 @@ layer, with the gradients G = d y^c / d A where it uses them, and keeps the posi
   map is brought to the input's size and to [0, 1] and they are fused by their element-wise
   maximum.
 - EigenCAM (Muhammad & Yeasin, 2020): the projection of the (centred) activations on their
-  first principal component; no gradient, no class.
+  first principal component; no gradient, no class. EigenGradCAM (pytorch-grad-cam's): the same
+  of G * A, so it depends on the class.
 - Score-CAM (Wang et al., 2020): each channel, upsampled to the input and scaled to [0, 1],
   masks the input; the class score of each masked input, softmaxed over the channels, weighs
   the channels. Masked inputs are evaluated in batches. A constant channel (all zero after a
@@ -82,8 +83,15 @@ def eigencam_map(a: torch.Tensor) -> torch.Tensor:
     return F.relu(projection.reshape(h, w).float())
 
 
+def eigengradcam_map(a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """EigenGradCAM (pytorch-grad-cam's): EigenCAM's first principal component, of the
+    activations times their gradients (so, unlike EigenCAM, it depends on the class)."""
+    return eigencam_map(g * a)
+
+
 GRADIENT_MAPS = {"gradcam_pp": gradcam_pp_map, "xgradcam": xgradcam_map,
-                 "hirescam": hirescam_map, "layercam": layercam_map}
+                 "hirescam": hirescam_map, "layercam": layercam_map,
+                 "eigengradcam": eigengradcam_map}
 
 
 def _layers(backbone, layer: str | list[str] | tuple[str, ...] | None) -> list[str]:
@@ -114,7 +122,10 @@ for _name, _title, _about in (
          "Grad-CAM)."),
         ("hirescam", "HiResCAM", "HiResCAM (Draelos & Carin, 2020): gradients times "
          "activations, element by element, summed over channels: the map shows where the score "
-         "actually comes from.")):
+         "actually comes from."),
+        ("eigengradcam", "EigenGradCAM", "EigenGradCAM (pytorch-grad-cam, after Muhammad & "
+         "Yeasin, 2020): the first principal component of the activations times their "
+         "gradients: EigenCAM's smoothness, and a map that depends on the class.")):
     _gradient_method(_name, _title, _about)
 
 
@@ -235,6 +246,3 @@ def _channels(backbone, name: str) -> int | None:
     convs = [m for m in module.modules() if isinstance(m, nn.Conv2d)]
     return convs[-1].out_channels if convs else None
 
-
-LAYERED = ("gradcam", "guided_gradcam", "gradcam_pp", "xgradcam", "hirescam", "layercam",
-           "eigencam", "scorecam")  # methods that take ``layer=``

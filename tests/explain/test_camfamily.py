@@ -90,3 +90,26 @@ def test_the_family_keeps_the_shared_model_as_it_was(lite, chelsea):
     assert all(p.grad is None for p in lite.model.parameters())
     assert not any(m._forward_hooks or m._backward_hooks for m in lite.model.modules())
     assert all(torch.equal(a, b) for a, b in zip(before, lite.model.parameters(), strict=True))
+
+
+@pytest.mark.parametrize("which", ["resnet18", "lite"])
+def test_eigengradcam_equals_pytorch_grad_cam(request, chelsea, coffee, which):
+    """EigenGradCAM: the first principal component of G * A, as pytorch-grad-cam's, turned so
+    that its largest part is positive; where numpy's sign is ours, its scaled map is ours."""
+    backbone = request.getfixturevalue(which)
+    layer = backbone.spec.gradcam_layer
+    for image in (chelsea, coffee):
+        a, g, cls, _ = activation_and_gradient(backbone.model, backbone.preprocess(image),
+                                               backbone.layer(layer), None, layer)
+        projection = get_2d_projection((g * a)[None].numpy())[0]
+        sign = 1.0 if projection.flat[np.argmax(np.abs(projection))] > 0 else -1.0
+        ours = explain(backbone, image, "eigengradcam", cls)
+        np.testing.assert_allclose(ours.raw, np.maximum(sign * projection, 0), rtol=1e-4,
+                                   atol=1e-4)
+        if sign > 0:
+            x = backbone.preprocess(image).requires_grad_(True)
+            with cams.EigenGradCAM(model=backbone.model,
+                                   target_layers=[backbone.layer(layer)]) as cam:
+                reference = cam(input_tensor=x, targets=[ClassifierOutputTarget(cls)])[0]
+            np.testing.assert_allclose(ours_scaled(ours, reference.shape[::-1]), reference,
+                                       atol=1e-4)
