@@ -18,6 +18,16 @@ Rectifiers are found two ways, both acting only for the thread that explains:
 ReLU and ReLU6 keep their native kernels (and in-place semantics) with a gradient hook on their
 output that clamps the incoming gradient: one extra kernel per rectifier. SiLU and Hardswish get
 a fused guided backward (their aten backward kernel, then the mask).
+
+The deconvnet (Zeiler & Fergus, 2014) is the course notes' third rule at a rectifier, beside
+backprop (mask by the forward input) and guided backprop (both masks): mask by the sign of the
+gradient only,
+
+    dL/dx = max(dL/dy, 0)
+
+whatever the input was, stated the same for ReLU, ReLU6, SiLU and Hardswish (Captum's
+``Deconvolution`` on ReLU models). Every rectifier then runs out of place (an in-place one on a
+copy), since the rule bypasses the rectifier's own backward and needs the tensor before it.
 """
 
 from __future__ import annotations
@@ -72,8 +82,31 @@ class _GuidedSmooth(torch.autograd.Function):
         return torch.ops.aten.threshold_backward(local, x, 0.0), None, None
 
 
-def _guide(kind: str, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Make the backward of the rectifier call ``y = f(x)`` guided; returns the tensor to use."""
+class _Deconv(torch.autograd.Function):
+    """Passes ``y`` = f(``x``) through; backward: the deconvnet's rule, max(dL/dy, 0) to x."""
+
+    @staticmethod
+    def forward(ctx, x, y):  # type: ignore[override]
+        return y.view_as(y)
+
+    @staticmethod
+    def backward(ctx, grad_output):  # type: ignore[override]
+        return grad_output.clamp(min=0), None
+
+
+RULES = ("guided", "deconvnet")
+
+
+def _out_of_place(kind: str, rule: str) -> bool:
+    """Whether the rule needs the rectifier's input kept (computed on a copy if in place)."""
+    return kind in _SMOOTH_BACKWARD or rule == "deconvnet"
+
+
+def _guide(kind: str, x: torch.Tensor, y: torch.Tensor, rule: str = "guided") -> torch.Tensor:
+    """Make the backward of the rectifier call ``y = f(x)`` follow ``rule``; returns the tensor
+    to use."""
+    if rule == "deconvnet":
+        return _Deconv.apply(x, y)
     if kind in _SMOOTH_BACKWARD:
         return _GuidedSmooth.apply(x, y, kind)
     y.register_hook(_clamp_positive)  # ReLU's own backward then masks by x > 0
@@ -121,9 +154,10 @@ _FUNCTIONS.update({
 class _GuidedMode(TorchFunctionMode):
     """Guides functional rectifier calls of this thread; counts those made outside modules."""
 
-    def __init__(self, counts: Counter[str]) -> None:
+    def __init__(self, counts: Counter[str], rule: str = "guided") -> None:
         super().__init__()
         self.counts = counts
+        self.rule = rule
         self.module_depth = 0  # > 0 while a rectifier module runs (set by _learning hooks)
         self.outside_modules = 0
 
@@ -134,7 +168,7 @@ class _GuidedMode(TorchFunctionMode):
             return func(*args, **kwargs)
         kind, _ = entry
         x = _input(args, kwargs)
-        if kind in _SMOOTH_BACKWARD:  # computed out of place: the guided backward needs x
+        if _out_of_place(kind, self.rule):  # computed out of place: the rule needs x
             kwargs = {k: v for k, v in kwargs.items() if k != "inplace"}
             args = args[:1]
         out = func(*args, **kwargs)
@@ -142,7 +176,7 @@ class _GuidedMode(TorchFunctionMode):
             return out
         self.counts[kind] += 1
         self.outside_modules += self.module_depth == 0
-        return _guide(kind, x, out)
+        return _guide(kind, x, out, self.rule)
 
 
 # Models known to call rectifiers only through rectifier modules: they need no mode.
@@ -150,7 +184,7 @@ _MODULES_SUFFICE: weakref.WeakKeyDictionary[nn.Module, bool] = weakref.WeakKeyDi
 
 
 @contextmanager
-def _module_hooks(model: nn.Module, counts: Counter[str]) -> Iterator[None]:
+def _module_hooks(model: nn.Module, counts: Counter[str], rule: str = "guided") -> Iterator[None]:
     owner = threading.get_ident()
     originals: dict[nn.Module, list[torch.Tensor]] = {}
 
@@ -169,14 +203,14 @@ def _module_hooks(model: nn.Module, counts: Counter[str]) -> Iterator[None]:
             return None
         kind = _module_kind(module)
         counts[kind] += 1
-        return _guide(kind, x, output)
+        return _guide(kind, x, output, rule)
 
     with ExitStack() as stack:
         for module in model.modules():
             kind = _module_kind(module)
             if kind is None:
                 continue
-            if kind in _SMOOTH_BACKWARD and getattr(module, "inplace", False):
+            if _out_of_place(kind, rule) and getattr(module, "inplace", False):
                 stack.callback(module.register_forward_pre_hook(keep_input).remove)
             stack.callback(module.register_forward_hook(hook).remove)
         yield
@@ -205,18 +239,20 @@ def _learning(model: nn.Module, mode: _GuidedMode) -> Iterator[None]:
 
 
 @contextmanager
-def guided_rectifiers(model: nn.Module | None = None) -> Iterator[Counter[str]]:
-    """While active (in this thread only), rectifiers backpropagate by the guided rule.
+def guided_rectifiers(model: nn.Module | None = None, rule: str = "guided"
+                      ) -> Iterator[Counter[str]]:
+    """While active (in this thread only), rectifiers backpropagate by ``rule`` ("guided", or
+    "deconvnet").
 
     Yields a counter of the rectifier calls that were guided, by kind. With ``model`` given,
     module hooks replace the function mode once a pass has shown that they suffice.
     """
     counts: Counter[str] = Counter()
     if model is not None and _MODULES_SUFFICE.get(model, False):
-        with _module_hooks(model, counts):
+        with _module_hooks(model, counts, rule):
             yield counts
         return
-    mode = _GuidedMode(counts)
+    mode = _GuidedMode(counts, rule)
     with ExitStack() as stack:
         if model is not None:
             stack.enter_context(_learning(model, mode))
@@ -224,22 +260,25 @@ def guided_rectifiers(model: nn.Module | None = None) -> Iterator[Counter[str]]:
         yield counts
 
 
-def guided_backprop(model: nn.Module, inputs: torch.Tensor, target: int | None = None) -> Attribution:
-    """Guided backprop of ``inputs`` (1, 3, H, W): raw is the signed (3, H, W) gradient."""
+def guided_backprop(model: nn.Module, inputs: torch.Tensor, target: int | None = None,
+                    rule: str = "guided") -> Attribution:
+    """Guided backprop (or, with ``rule="deconvnet"``, the deconvnet) of ``inputs``
+    (1, 3, H, W): raw is the signed (3, H, W) gradient."""
+    title = "Guided backprop" if rule == "guided" else "The deconvnet"
     unruled = sorted({type(m).__name__ for m in model.modules()  # timm has its own GELU class
                       if isinstance(m, nn.GELU | nn.Mish) or "gelu" in type(m).__name__.lower()})
-    if unruled:  # the guided rule is stated for rectifiers; a GELU is not one
+    if unruled:  # the rules are stated for rectifiers; a GELU is not one
         raise NotApplicable(
-            f"Guided backprop is not defined for this model: it uses {', '.join(unruled)} "
-            "activations, and the guided rule (pass back only positive signals through each "
-            "rectifier) says nothing for them. Use Grad-CAM, saliency or Integrated Gradients.")
+            f"{title} is not defined for this model: it uses {', '.join(unruled)} "
+            f"activations, and the {rule} rule (it passes back only positive signals through "
+            "each rectifier) says nothing for them. Use Grad-CAM, saliency or Integrated "
+            "Gradients.")
     x = inputs.detach().clone().requires_grad_(True)
-    with evaluating(model), guided_rectifiers(model) as counts, torch.enable_grad():
+    with evaluating(model), guided_rectifiers(model, rule) as counts, torch.enable_grad():
         logits = model(x)
     if not counts:
         raise NotApplicable(
-            "Guided backprop needs rectifiers (ReLU, ReLU6, SiLU, Hardswish) and this model ran none."
-        )
+            f"{title} needs rectifiers (ReLU, ReLU6, SiLU, Hardswish) and this model ran none.")
     cls = resolve_target(logits, target)
     grad = gradient_of_score(logits, cls, x)
     return Attribution(grad[0], cls, probability(logits, cls))
@@ -262,6 +301,15 @@ def guided_grad_cam(model: nn.Module, inputs: torch.Tensor, layer: nn.Module,
     needs=frozenset({"gradients", "rectifiers"}), batched=True, cost=to_the_image)
 def _guided(backbone, inputs, target) -> Attribution:
     return guided_backprop(backbone.model, inputs, target)
+
+
+@register_method(
+    "deconvnet", "Deconvnet", "Deconvnet (Zeiler & Fergus, 2014): the gradient of the class "
+    "score with every rectifier passing back the positive part of the signal, whatever its "
+    "input was: the third backward rule, beside backprop and guided backprop.",
+    needs=frozenset({"gradients", "rectifiers"}), cost=to_the_image)
+def _deconvnet(backbone, inputs, target) -> Attribution:
+    return guided_backprop(backbone.model, inputs, target, rule="deconvnet")
 
 
 @register_method(
