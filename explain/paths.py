@@ -189,3 +189,55 @@ def _smoothgrad(backbone, inputs, target, of: str = "saliency", samples: int = 1
             progress(start + count, samples)
     return Attribution(total / samples, cls, p)
 
+
+
+def _gradientshap_passes(options: dict) -> int:
+    return options.get("samples", 16)
+
+
+@register_method(
+    "gradientshap", "GradientSHAP",
+    "GradientSHAP (Lundberg & Lee, 2017; Captum's GradientShap): the expected gradient times "
+    "(input - baseline) at random points between noisy copies of the image and baselines drawn "
+    "from a black, a blurred and a mean-colour image: SHAP values, approximately (seeded).",
+    options=(Option("samples", "Samples", "int", 16, 1, 256, param="gs_samples",
+                    unit="samples"),
+             Option("noise", "Noise (share of the input's range)", "float", 0.1, 0.0, 0.5, 0.05,
+                    param="gs_noise")),
+    needs=frozenset({"gradients"}),
+    cost=lambda backbone, options: f"{_gradientshap_passes(options)} forward and backward "
+                                   "passes, in batches of 16",
+    slow=lambda options: _gradientshap_passes(options) > SLOW_PASSES)
+def _gradientshap(backbone, inputs, target, samples: int = 16, noise: float = 0.1,
+                  seed: int = 0, batch_size: int = 16,
+                  progress: Progress | None = None) -> Attribution:
+    """Captum's ``GradientShap`` with generators of the call's own: its draws, in its order
+    (the baselines' indices, the noise, the points on the paths), from a ``RandomState`` and a
+    ``torch.Generator`` seeded with ``seed``, so the map is Captum's with ``np.random.seed`` and
+    ``torch.manual_seed`` set to ``seed``, without touching the state other sessions share."""
+    import numpy as np
+
+    model = backbone.model
+    cls, p = _top(model, inputs, target)
+    baselines = torch.cat([baseline_for(backbone, inputs, kind) for kind in BASELINES])
+    rng = np.random.RandomState(seed)
+    generator = torch.Generator(device=inputs.device).manual_seed(seed)
+    chosen = baselines[rng.choice(len(baselines), samples).tolist()]
+    stdev = noise * float(inputs.max() - inputs.min())
+    spread = torch.tensor(stdev, device=inputs.device).repeat((samples, *inputs.shape[1:]))
+    noisy = inputs.repeat_interleave(samples, dim=0) + torch.normal(0, spread,
+                                                                    generator=generator)
+    alpha = torch.tensor(rng.uniform(0.0, 1.0, samples), device=inputs.device,
+                         dtype=inputs.dtype).view(-1, 1, 1, 1)
+    points = alpha * noisy + (1 - alpha) * chosen
+    total = torch.zeros_like(inputs[0])
+    for start in range(0, samples, batch_size):
+        x = points[start:start + batch_size].detach().requires_grad_(True)
+        with evaluating(model), torch.enable_grad():
+            score = model(x)[:, cls].sum()
+            (grad,) = torch.autograd.grad(score, x)
+        total += ((noisy[start:start + batch_size] - chosen[start:start + batch_size])
+                  * grad).sum(dim=0)
+        if progress is not None:
+            progress(min(start + batch_size, samples), samples)
+    return Attribution(total / samples, cls, p)
