@@ -17,6 +17,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # noqa:
 from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection  # noqa: E402
 
 THEIRS = {"gradcam_pp": cams.GradCAMPlusPlus, "xgradcam": cams.XGradCAM,
+          "ablationcam": cams.AblationCAM,
           "hirescam": cams.HiResCAM, "layercam": cams.LayerCAM, "eigencam": cams.EigenCAM,
           "scorecam": cams.ScoreCAM}
 
@@ -25,7 +26,7 @@ def theirs(backbone, image, method: str, target: int, layers: list[str]) -> np.n
     x = backbone.preprocess(image).requires_grad_(True)  # the cached model is frozen
     modules = [backbone.layer(name) for name in layers]
     with THEIRS[method](model=backbone.model, target_layers=modules) as cam:
-        if method == "scorecam":
+        if method in ("scorecam", "ablationcam"):
             cam.batch_size = 32
         return cam(input_tensor=x, targets=[ClassifierOutputTarget(target)])[0]
 
@@ -113,3 +114,17 @@ def test_eigengradcam_equals_pytorch_grad_cam(request, chelsea, coffee, which):
                 reference = cam(input_tensor=x, targets=[ClassifierOutputTarget(cls)])[0]
             np.testing.assert_allclose(ours_scaled(ours, reference.shape[::-1]), reference,
                                        atol=1e-4)
+
+
+@pytest.mark.parametrize("which", ["resnet18", "lite"])
+def test_ablationcam_equals_pytorch_grad_cam(request, chelsea, which):
+    """At a layer of rectified outputs (a channel is ablated to zero), of few channels:
+    pytorch-grad-cam runs a forward pass for every channel, as ours does."""
+    backbone = request.getfixturevalue(which)
+    layer = {"resnet18": "layer4", "lite": "_blocks.5._project_conv.static_padding"}[which]
+    seen = []
+    ours = explain(backbone, chelsea, "ablationcam", layer=layer,
+                   progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1][0] == seen[-1][1] == {"resnet18": 512, "lite": 240}[which]
+    reference = theirs(backbone, chelsea, "ablationcam", ours.target, [layer])
+    np.testing.assert_allclose(ours_scaled(ours, reference.shape[::-1]), reference, atol=1e-4)
