@@ -5,7 +5,7 @@
     >>> result = explain(load_backbone("efficientnet_lite0"), "cat.jpg", "gradcam")
 """
 
-from . import cam, camfamily, gradcam, guided, occlusion, paths, saliency  # noqa: F401  (register)
+from . import cam, camfamily, fullgrad, gradcam, guided, occlusion, paths, saliency  # noqa: F401
 from .activations import ActivationReport
 from .api import activations, explain, visualize_class
 from .base import (

@@ -128,3 +128,19 @@ def test_ablationcam_equals_pytorch_grad_cam(request, chelsea, which):
     assert seen[-1][0] == seen[-1][1] == {"resnet18": 512, "lite": 240}[which]
     reference = theirs(backbone, chelsea, "ablationcam", ours.target, [layer])
     np.testing.assert_allclose(ours_scaled(ours, reference.shape[::-1]), reference, atol=1e-4)
+
+
+@pytest.mark.parametrize("which", ["resnet18", "lite"])
+def test_fullgrad_equals_pytorch_grad_cam(request, chelsea, coffee, which):
+    backbone = request.getfixturevalue(which)
+    before = [p.detach().clone() for p in backbone.model.parameters()]
+    for image in (chelsea, coffee):
+        ours = explain(backbone, image, "fullgrad")
+        x = backbone.preprocess(image).requires_grad_(True)
+        with cams.FullGrad(model=backbone.model, target_layers=[]) as cam:
+            reference = cam(input_tensor=x, targets=[ClassifierOutputTarget(ours.target)])[0]
+        np.testing.assert_allclose(ours_scaled(ours, reference.shape[::-1]), reference,
+                                   atol=1e-4)
+    assert all(torch.equal(a, b) for a, b in zip(before, backbone.model.parameters(),
+                                                 strict=True))
+    assert not any(m._forward_hooks for m in backbone.model.modules())

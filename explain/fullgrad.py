@@ -1,0 +1,87 @@
+"""FullGrad (Srinivas & Fleuret, 2019), as pytorch-grad-cam computes it: the input-gradient
+times the input, plus, for every convolution with a bias and every batch norm, the bias times
+the gradient of that layer's output (a batch norm's bias being its shift, beta - mu gamma /
+sqrt(var + eps)); each part's magnitude scaled to [0, 1] channel by channel, brought to the
+input's size and summed.
+
+    F = |x * d y / d x| + sum_layers sum_c scale(|b_c * d y / d z_c|)
+
+One forward and one backward pass. The layers' gradients are taken by tensor hooks on their
+outputs during this call's backward (as pytorch-grad-cam takes them); the hooks that put them
+there act for this thread and live for the call, and no ``.grad`` is written.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .base import Attribution, gradient_of_score, probability, register_method, resolve_target
+from .hooks import evaluating
+
+
+def _bias(layer: nn.Module) -> torch.Tensor:
+    if isinstance(layer, nn.BatchNorm2d):
+        return (layer.bias - layer.running_mean * layer.weight
+                / torch.sqrt(layer.running_var + layer.eps)).detach()
+    return layer.bias.detach()
+
+
+def _biased(model: nn.Module) -> list[nn.Module]:
+    """Every convolution with a bias and every batch norm with a shift (pytorch-grad-cam's
+    exact types)."""
+    return [m for m in model.modules()
+            if type(m) in (nn.Conv2d, nn.BatchNorm2d) and m.bias is not None]
+
+
+def _scaled(maps: torch.Tensor) -> torch.Tensor:
+    """Each map of ``maps`` (C, h, w) shifted to 0 and divided by its maximum (+1e-7)."""
+    flat = maps.flatten(1)
+    flat = flat - flat.amin(1, keepdim=True)
+    return (flat / (flat.amax(1, keepdim=True) + 1e-7)).view_as(maps)
+
+
+def full_grad(model: nn.Module, inputs: torch.Tensor, target: int | None = None) -> Attribution:
+    """FullGrad of ``inputs`` (1, 3, H, W): raw is the (H, W) sum of every part, >= 0."""
+    owner = threading.get_ident()
+    layers = _biased(model)
+    grads: dict[nn.Module, torch.Tensor] = {}
+
+    def keep(module: nn.Module, _inputs, output) -> None:
+        if threading.get_ident() == owner and output.requires_grad:
+            output.register_hook(lambda grad, m=module: grads.__setitem__(m, grad.detach()))
+
+    handles = [layer.register_forward_hook(keep) for layer in layers]
+    try:
+        x = inputs.detach().clone().requires_grad_(True)
+        with evaluating(model), torch.enable_grad():
+            logits = model(x)
+            cls = resolve_target(logits, target)
+            input_grad = gradient_of_score(logits, cls, x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    size = tuple(inputs.shape[-2:])
+    total = _scaled((input_grad * inputs)[0].abs().float()).sum(0)
+    for layer in layers:
+        if layer not in grads:
+            continue
+        part = (_bias(layer)[:, None, None] * grads[layer][0]).abs().float()
+        # bilinear resizing is linear: the sum of the resized maps is the resized sum
+        summed = _scaled(part).sum(0)
+        total += F.interpolate(summed[None, None], size=size, mode="bilinear",
+                               align_corners=False)[0, 0]
+    return Attribution(total, cls, probability(logits, cls))
+
+
+@register_method(
+    "fullgrad", "FullGrad",
+    "FullGrad (Srinivas & Fleuret, 2019): the input-gradient times the input, plus every "
+    "layer's bias times its gradient, each scaled and summed: the whole of the score's "
+    "gradient, biases included.", needs=frozenset({"gradients"}),
+    cost=lambda backbone, options: "1 forward pass and a backward pass to the image")
+def _fullgrad(backbone, inputs, target) -> Attribution:
+    return full_grad(backbone.model, inputs, target)
