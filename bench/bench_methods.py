@@ -1,4 +1,4 @@
-"""Speed of issue 11's methods against their own limits, on the offline default model and one
+"""Speed of issue 11's and 18's methods against their own limits, on the offline default model and one
 photo, medians of interleaved runs (goal: each within 1.10x), and Score-CAM against
 pytorch-grad-cam's ScoreCAM for the same map (goal: at least 2x faster).
 
@@ -8,6 +8,10 @@ forward pass (its SVD of a 49 x 1,280 matrix is part of the method); Score-CAM, 
 forward passes in batches of 32 (one per channel that is not constant, plus one); Integrated
 Gradients, ``steps`` forward+backward passes to the input in batches of 16; SmoothGrad over
 saliency, ``samples`` forward+backward passes in batches of 8; Gradient x Input, one.
+EigenGradCAM, a forward pass and a backward pass to the layer; the deconvnet and FullGrad, a
+forward and a backward pass to the input; GradientSHAP, ``samples`` forward+backward passes in
+batches of 16; AblationCAM, one forward pass per channel of the layer in batches of 32, plus one.
+``--only=a,b`` measures those methods alone.
 """
 
 from __future__ import annotations
@@ -82,19 +86,31 @@ def main() -> None:
         if varying < len(a):
             forward(x)
 
+    def ablation_limit() -> None:  # one pass, then one per channel, in batches of 32
+        forward(x)
+        for start in range(0, len(a), 32):
+            forward(masked[:min(32, len(a) - start)])
+
     cases = [
         ("gradcam_pp", {}, to_layer), ("xgradcam", {}, to_layer), ("hirescam", {}, to_layer),
-        ("layercam", {}, to_layer),
+        ("layercam", {}, to_layer), ("eigengradcam", {}, to_layer),
+        ("deconvnet", {}, lambda: (forward(backbone.preprocess(image)), input_grads(1, 1))),
+        ("fullgrad", {}, lambda: (backbone.preprocess(image), input_grads(1, 1))),
+        ("gradientshap", {"samples": 16}, lambda: (forward(x), input_grads(16, 16))),
         ("eigencam", {}, lambda: forward(backbone.preprocess(image))),
         ("integrated_gradients", {"steps": 32}, lambda: input_grads(32, 16)),
         ("smoothgrad", {"samples": 16}, lambda: (forward(x), input_grads(16, 8))),
         ("input_x_gradient", {}, lambda: (forward(x), input_grads(1, 1))),
         ("scorecam", {}, score_limit),
+        ("ablationcam", {}, ablation_limit),
     ]
-    if "--quick" in sys.argv:  # no Score-CAM (a minute of forward passes)
-        cases = cases[:-1]
+    if "--quick" in sys.argv:  # no Score-CAM nor AblationCAM (a minute of forward passes each)
+        cases = cases[:-2]
+    only = [a.removeprefix("--only=") for a in sys.argv if a.startswith("--only=")]
+    if only:
+        cases = [c for c in cases if c[0] in only[0].split(",")]
     for method, options, limit in cases:
-        runs = 3 if method == "scorecam" else 21
+        runs = 3 if method in ("scorecam", "ablationcam") else 21
         explain(backbone, image, method, **options), limit()  # warm-up
         ours, bound = paired_times(lambda m=method, o=options: explain(backbone, image, m, **o),
                                    limit, runs)

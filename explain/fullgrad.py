@@ -66,14 +66,19 @@ def full_grad(model: nn.Module, inputs: torch.Tensor, target: int | None = None)
             handle.remove()
     size = tuple(inputs.shape[-2:])
     total = _scaled((input_grad * inputs)[0].abs().float()).sum(0)
-    for layer in layers:
-        if layer not in grads:
-            continue
-        part = (_bias(layer)[:, None, None] * grads[layer][0]).abs().float()
-        # bilinear resizing is linear: the sum of the resized maps is the resized sum
-        summed = _scaled(part).sum(0)
-        total += F.interpolate(summed[None, None], size=size, mode="bilinear",
-                               align_corners=False)[0, 0]
+    # bilinear resizing is linear: the sum of resized maps is the resized sum, so the layers'
+    # channels are summed per resolution and each resolution is resized once
+    by_size: dict[tuple[int, int], torch.Tensor] = {}
+    with torch.no_grad():
+        for layer in layers:
+            if layer not in grads:
+                continue
+            part = _scaled((_bias(layer)[:, None, None] * grads[layer][0]).abs().float()).sum(0)
+            key = tuple(part.shape)
+            by_size[key] = by_size[key] + part if key in by_size else part
+        for part in by_size.values():
+            total += F.interpolate(part[None, None], size=size, mode="bilinear",
+                                   align_corners=False)[0, 0]
     return Attribution(total, cls, probability(logits, cls))
 
 
