@@ -83,8 +83,8 @@ def gallery_pages() -> None:
     from explain.gallery import explain_slice
     from models import DEFAULT_BACKBONE
     from ui import gallery
-    from ui.frame import View, model_cache
     from ui.results import method_options, result_store
+    from ui.view import View, model_cache
 
     backbone = model_cache().get(DEFAULT_BACKBONE)
     dataset = bundled("animal_mnist").subset(100)  # 1,000 images

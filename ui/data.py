@@ -4,7 +4,6 @@ predictions and k-NN accuracies, thumbnails and links into Explain."""
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 import numpy as np
@@ -31,12 +30,10 @@ from models import (
 from serving.scheduler import Busy, Stopped
 from ui import heads, limits
 from ui.links import ensure_choice, ensure_value, get, key, put, selection, stop, values
-from ui.results import ProgressWithStop, _store_get, compute, feature_store, result_store
+from ui.results import ProgressWithStop, compute, dataset_cached, feature_store, result_store
 from ui.text import plain, problem
+from ui.view import View
 from ui.widgets import uploaded
-
-if TYPE_CHECKING:
-    from ui.frame import View
 
 
 @st.cache_resource(show_spinner=False)
@@ -89,10 +86,10 @@ def _opened(choice: str, upload: tuple[str, bytes] | None) -> Dataset | None:
     if choice == "zip":
         if upload is None:
             return None
-        return _store_get(("zip", hashlib.sha256(upload[1]).hexdigest()),
+        return dataset_cached(("zip", hashlib.sha256(upload[1]).hexdigest()),
                           lambda: from_zip(upload[1], upload[0]))
     if choice.startswith("folder:"):
-        return _store_get(("folder", choice), lambda: from_folder(choice[7:]))
+        return dataset_cached(("folder", choice), lambda: from_folder(choice[7:]))
     return bundled(choice)
 
 

@@ -1,14 +1,12 @@
 """The page frame every view shares: navigation, the sidebar's model and image pickers, the
-model cache, and the last line of defence that turns any failure into a message."""
+model cache (``ui.view``), and the last line of defence that turns any failure into a message."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import streamlit as st
 from PIL import Image
@@ -25,7 +23,6 @@ from models import (
     PRETRAINED,
     UNTRAINED,
     Backbone,
-    ModelCache,
     ModelError,
     backbone_names,
     get_spec,
@@ -33,7 +30,6 @@ from models import (
 from serving.scheduler import Busy
 from ui import data, heads, limits, warm
 from ui.links import (
-    _run,
     ensure_choice,
     ensure_value,
     get,
@@ -41,44 +37,17 @@ from ui.links import (
     key,
     put,
     seed_from_url,
+    set_notes_slot,
     show_notes,
     stop,
     write_url,
 )
-from ui.results import _store_get
+from ui.results import dataset_cached
 from ui.text import plain, problem
+from ui.view import View, model_cache
 from ui.widgets import UPLOAD_TYPES, uploaded
 
 log = logging.getLogger("cnn_lens")
-
-
-_models_lock = threading.Lock()
-_models: ModelCache | None = None
-
-
-def model_cache() -> ModelCache:
-    """One cache of loaded models for the whole server, shared by every session (and by the
-    warm-up thread, which loads the default model before the first visitor comes)."""
-    global _models
-    with _models_lock:
-        if _models is None:
-            _models = ModelCache(max_models=3, max_bytes=2 << 30)
-        return _models
-
-
-@dataclass
-class View:
-    """What the sidebar chose: the model and the image (with a key for caching)."""
-
-    backbone: Backbone
-    image: Image.Image | None  # None only on pages that need no image
-    image_key: str
-    image_title: str
-
-    @property
-    def model_key(self) -> tuple:
-        """The model's identity (weights and class names): every cached result is keyed by it."""
-        return self.backbone.identity
 
 
 UNEXPECTED = ("Something went wrong on the server (the details are in its log). Your choices "
@@ -92,7 +61,7 @@ def page(title: str, need_image: bool = True) -> Iterator[View]:
     main area, never a traceback or an exception's text, and the link keeps the state. Notes
     about the link appear at the top, on this run."""
     warm.start()  # at once: the warm-up runs in its own thread
-    notes = _run.notes = st.empty()
+    notes = set_notes_slot(st.empty())
     show_notes(notes)  # left by a run that was interrupted
     try:
         try:
@@ -268,7 +237,7 @@ def _dataset_image() -> tuple[tuple[Image.Image, str, str] | None, Problem]:
     choice = get("dataset")
     try:
         dataset = (bundled(choice) if choice in BUNDLED else
-                   _store_get(("folder", choice), lambda: from_folder(choice[7:])))
+                   dataset_cached(("folder", choice), lambda: from_folder(choice[7:])))
     except DatasetError as exc:
         return _said(str(exc))
     ensure_value("index")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-from typing import TYPE_CHECKING
 
 import numpy as np
 import streamlit as st
@@ -31,9 +30,7 @@ from ui.layout import grid
 from ui.links import ensure_choice, ensure_value, get, key, put, selection, stop
 from ui.results import ProgressWithStop, compute, method_options, picture, result_store
 from ui.text import plain, problem
-
-if TYPE_CHECKING:
-    from ui.frame import View
+from ui.view import View
 
 PER_PAGE = 24
 CURVE_STEPS = 10  # each card's deletion/insertion curves: 2 x 11 forward passes, and the random map's

@@ -203,6 +203,12 @@ def put(name: str, value) -> None:
 _run = threading.local()  # per script thread (each session's run has its own): the notes slot
 
 
+def set_notes_slot(slot):
+    """Where this run's notes about the link go (the top of the page); returns ``slot``."""
+    _run.notes = slot
+    return slot
+
+
 def note(text: str) -> None:
     """A note about the link, shown at once at the top of the page. ``text`` is Markdown:
     values from the link go through ``plain``/``quoted`` first."""

@@ -8,7 +8,6 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import numpy as np
 import streamlit as st
@@ -31,9 +30,7 @@ from models import Prediction
 from serving.scheduler import MAIN, Busy, Job, Scheduler, Stopped, shared
 from ui.links import get
 from ui.text import problem
-
-if TYPE_CHECKING:
-    from ui.frame import View
+from ui.view import View
 
 
 class ResultStore:
@@ -324,7 +321,8 @@ def feature_store() -> ResultStore:
     return ResultStore(max_entries=6)  # (10,000 x 1,280 floats = 51 MB each); all on disk too
 
 
-def _store_get(key_: tuple, compute):
+def dataset_cached(key_: tuple, compute):
+    """A dataset opened once for every session (a zip, a server folder), under ``key_``."""
     return dataset_store().get(key_, compute)
 
 

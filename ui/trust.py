@@ -8,7 +8,6 @@ import os
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import streamlit as st
 
@@ -30,9 +29,7 @@ from serving.scheduler import BELOW, Job
 from ui.links import ensure_choice, ensure_value, get, key, link_query
 from ui.results import compute, method_options, result_store, scheduler, session_id
 from ui.text import problem
-
-if TYPE_CHECKING:
-    from ui.frame import View
+from ui.view import View
 
 
 def curve_options() -> tuple[int, str]:

@@ -60,7 +60,7 @@ def _warm_up(after_server_start: bool) -> None:
         import sklearn.decomposition  # noqa: F401
 
         from models import DEFAULT_BACKBONE
-        from ui.frame import model_cache
+        from ui.view import model_cache
 
         model_cache().get(DEFAULT_BACKBONE)  # what the first visitor sees
 

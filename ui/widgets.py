@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import numpy as np
 import streamlit as st
@@ -32,10 +31,7 @@ from ui import limits
 from ui.links import ensure_choice, ensure_value, get, key, put
 from ui.results import picture, predictions
 from ui.text import plain
-
-if TYPE_CHECKING:
-    from ui.frame import View
-
+from ui.view import View
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif", "tif", "tiff"]
 
