@@ -122,7 +122,8 @@ def test_stop_keeps_the_class_picture(server, page):
     step = int(caption.split("stopped at step ")[1].split()[0])
     assert seen <= step < 512, (bar, caption)  # the step it stopped at, not the last preview
     image = page.locator("[data-testid=stImage] img").first
-    assert image.evaluate("img => img.complete && img.naturalWidth") == 224
+    # the picture of the step it stopped at replaces the last preview: wait for it to load
+    assert image.evaluate("img => img.decode().then(() => img.naturalWidth)") == 224
     with page.expect_download() as download:
         page.get_by_role("button", name="Download PNG").click()
     assert download.value.suggested_filename == f"efficientnet_lite0-class-1-step-{step}.png"
