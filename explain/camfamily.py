@@ -287,14 +287,16 @@ def cost(backbone, method: str, layer: str | list[str] | None = None,
     """What ``method`` costs on ``backbone``, in passes through the model, for the page to say
     before it runs."""
     names = _layers(backbone, layer)
-    if method in ("scorecam", "ablationcam"):
-        channels = _channels(backbone, names[0])
-        count = (f"up to {channels:,}" if method == "scorecam" else f"{channels:,}") \
-            if channels else "one per channel of the layer"
-        what = ("on masked images" if method == "scorecam" else "each with one channel removed")
-        return (f"1 forward pass, then {count} more {what}, in batches of "
-                f"{options.get('batch_size', 32)}"
-                + (" (channels that are all zero share one)" if method == "scorecam" else ""))
+    channels = _channels(backbone, names[0]) if method in ("scorecam", "ablationcam") else None
+    batches = f"in batches of {options.get('batch_size', 32)}"
+    if method == "scorecam":
+        count = f"up to {channels:,} more" if channels else "one more per channel of the layer"
+        return (f"1 forward pass, then {count} on masked images, {batches} (channels that are "
+                "all zero share one)")
+    if method == "ablationcam":
+        count = f" ({channels:,})" if channels else " of the layer"
+        return (f"1 forward pass, then one more per channel{count}, with that channel removed, "
+                f"{batches}")
     if method == "eigencam":
         return "1 forward pass and a singular value decomposition of the layer's maps"
     if method == "layercam" and len(names) > 1:
