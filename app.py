@@ -7,7 +7,7 @@ nav.start("Home")
 import streamlit as st
 
 from explain import METHODS, TITLES
-from explain.render import topk_figure
+from explain.render.figures import topk_figure
 from ui import frame, results
 from ui.text import plain
 

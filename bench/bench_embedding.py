@@ -24,8 +24,10 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from explain import datasets, embedding  # noqa: E402
-from explain.batching import CANDIDATES  # noqa: E402
+from explain.analysis import features as feature_store  # noqa: E402
+from explain.analysis import neighbours, projections  # noqa: E402
+from explain.core.batching import CANDIDATES  # noqa: E402
+from explain.data import datasets  # noqa: E402
 from models import load_backbone  # noqa: E402
 
 
@@ -58,9 +60,9 @@ def main() -> None:
             per_image[size] = seconds(lambda b=batch: backbone.model(b), 5) / size
     best = min(per_image, key=per_image.__getitem__)
     with tempfile.TemporaryDirectory() as tmp:
-        embedding.extract_features(backbone, full.subset(2, seed=9), directory=Path(tmp))  # tune
+        feature_store.extract_features(backbone, full.subset(2, seed=9), directory=Path(tmp))  # tune
         start = time.perf_counter()
-        embedding.extract_features(backbone, sample, directory=Path(tmp))
+        feature_store.extract_features(backbone, sample, directory=Path(tmp))
         extract = (time.perf_counter() - start) / len(sample)
     print("forward ms/image by batch size: "
           + ", ".join(f"{k}: {v * 1e3:.1f}" for k, v in per_image.items()) + f"; best {best}")
@@ -72,17 +74,17 @@ def main() -> None:
     centres = rng.normal(size=(10, 1280)).astype(np.float32) * 3
     vectors = (centres[rng.integers(0, 10, 10_000)] + rng.normal(size=(10_000, 1280))).astype(
         np.float32)
-    features = embedding.Features("bench", "penultimate", vectors, np.zeros(10_000, np.int64),
+    features = feature_store.Features("bench", "penultimate", vectors, np.zeros(10_000, np.int64),
                                   np.zeros(10_000, np.float32), 0.0)
     def cold(warm_up_first: bool) -> float:
         """A new process (as a restarted server): import, then the 10,000-point map; with the
         server's background warm-up started just before the map is asked for, or without."""
         script = (
             "import time, threading; t = time.perf_counter(); import numpy as np;"
-            "from explain import embedding; x = np.load(%r);"
-            + ("threading.Thread(target=embedding.warm_up_umap, daemon=True).start();"
+            "from explain.analysis import projections; x = np.load(%r);"
+            + ("threading.Thread(target=projections.warm_up_umap, daemon=True).start();"
                if warm_up_first else "")
-            + "embedding.project(x, 'umap'); print(time.perf_counter() - t)")
+            + "projections.project(x, 'umap'); print(time.perf_counter() - t)")
         out = subprocess.run([sys.executable, "-c", script % stored.name], capture_output=True,
                              cwd=ROOT, check=True).stdout.decode().strip().splitlines()[-1]
         return float(out)
@@ -90,17 +92,17 @@ def main() -> None:
     with tempfile.NamedTemporaryFile(suffix=".npy") as stored:
         np.save(stored.name, vectors)
         cold_plain, cold_raced = cold(False), cold(True)
-    embedding.warm_up_umap()
-    warm = seconds(lambda: embedding.project(vectors, "umap"), 1)
+    projections.warm_up_umap()
+    warm = seconds(lambda: projections.project(vectors, "umap"), 1)
     with tempfile.TemporaryDirectory() as tmp:
-        embedding.cached_projection(features, "umap", directory=Path(tmp), n_neighbors=15,
+        projections.cached_projection(features, "umap", directory=Path(tmp), n_neighbors=15,
                                     min_dist=0.1)
-        cached = seconds(lambda: embedding.cached_projection(
+        cached = seconds(lambda: projections.cached_projection(
             features, "umap", directory=Path(tmp), n_neighbors=15, min_dist=0.1), 3)
     print(f"UMAP 10,000 points: new process {cold_plain:.1f} s, new process with the server's "
           f"warm-up racing it {cold_raced:.1f} s (goal 30, import included), warm {warm:.1f} s "
           f"(goal 10), cached {cached * 1e3:.0f} ms (goal < 1000)")
-    opentsne = seconds(lambda: embedding.project(vectors, "tsne"), 1)
+    opentsne = seconds(lambda: projections.project(vectors, "tsne"), 1)
     from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
 
@@ -112,10 +114,10 @@ def main() -> None:
     from sklearn.neighbors import NearestNeighbors
 
     query = vectors[123] + 0.01
-    brute = seconds(lambda: embedding.nearest(features, query, 8, "euclidean"), 20)
+    brute = seconds(lambda: neighbours.nearest(features, query, 8, "euclidean"), 20)
     tree = NearestNeighbors(n_neighbors=8, algorithm="ball_tree").fit(vectors)
     indexed = seconds(lambda: tree.kneighbors(query[None]), 20)
-    cosine = seconds(lambda: embedding.nearest(features, query, 8, "cosine"), 20)
+    cosine = seconds(lambda: neighbours.nearest(features, query, 8, "cosine"), 20)
     print(f"k-NN query at 10,000: brute force {brute * 1e3:.1f} ms (euclidean), "
           f"{cosine * 1e3:.1f} ms (cosine); ball tree {indexed * 1e3:.1f} ms (goal < 50 ms)")
 

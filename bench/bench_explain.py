@@ -23,12 +23,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from explain.cam import cam
-from explain.classviz import class_visualization
-from explain.gradcam import grad_cam
-from explain.guided import guided_backprop
-from explain.occlusion import occlusion, window_positions
-from explain.saliency import saliency
+from explain.methods.backward_rules import guided_backprop
+from explain.methods.cam import cam
+from explain.methods.gradcam import grad_cam
+from explain.methods.gradients import saliency
+from explain.methods.occlusion import occlusion, window_positions
+from explain.visualize.class_visualization import class_visualization
 from models import load_backbone
 
 

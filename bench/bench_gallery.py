@@ -24,8 +24,8 @@ os.environ.setdefault("CNN_LENS_WARM_UMAP", "0")
 def throughput() -> None:
     import torch
 
-    from explain.datasets import bundled
-    from explain.gallery import explain_slice
+    from explain.data.datasets import bundled
+    from explain.evaluate.slices import explain_slice
     from models import DEFAULT_BACKBONE, load_backbone
 
     backbone = load_backbone(DEFAULT_BACKBONE, device="cpu")
@@ -79,8 +79,8 @@ def throughput() -> None:
 def gallery_pages() -> None:
     from streamlit.testing.v1 import AppTest
 
-    from explain.datasets import bundled
-    from explain.gallery import explain_slice
+    from explain.data.datasets import bundled
+    from explain.evaluate.slices import explain_slice
     from models import DEFAULT_BACKBONE
     from ui import gallery
     from ui.results import method_options, result_store

@@ -47,7 +47,7 @@ def browser(points: np.ndarray, labels: np.ndarray) -> None:
     import plotly
     from playwright.sync_api import sync_playwright
 
-    from explain.render import DRAWN_POINTS, embedding_figure
+    from explain.render.figures import DRAWN_POINTS, embedding_figure
 
     names = [f"class {i}" for i in range(int(labels.max()) + 1)]
     hover = [f"#{i} · {names[g]}" for i, g in enumerate(labels)]
@@ -103,7 +103,7 @@ def browser(points: np.ndarray, labels: np.ndarray) -> None:
             shape = page.evaluate("window.shape")
             chromium.close()
     # what the page does with the box: every point inside it, drawn or not
-    from explain.embedding import inside_shapes
+    from explain.analysis.selection import inside_shapes
 
     xs, ys = sorted((shape["x0"], shape["x1"])), sorted((shape["y0"], shape["y1"]))
     selected = len(inside_shapes(points, [{"x": xs, "y": ys}]))

@@ -52,8 +52,8 @@ def main() -> None:
     import torch
 
     from explain import explain
-    from explain.camfamily import activation_and_gradient
-    from explain.samples import sample_image
+    from explain.data.samples import sample_image
+    from explain.methods.gradcam import activation_and_gradient
     from models import DEFAULT_BACKBONE, load_backbone
 
     backbone = load_backbone(DEFAULT_BACKBONE, device="cpu")

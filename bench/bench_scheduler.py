@@ -17,7 +17,7 @@ def main(runs: int = 60) -> None:
     import torch
 
     from explain import explain
-    from explain.samples import sample_image
+    from explain.data.samples import sample_image
     from models import DEFAULT_BACKBONE, load_backbone
     from serving.scheduler import Scheduler
 

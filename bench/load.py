@@ -136,7 +136,7 @@ async def visit(url: str, number: int, round_: int, sample: str, method: str, ex
 def reference(samples: list[str]) -> tuple[dict, dict]:
     """The class each photo's map must name (the offline default model's top class), and the
     photos' titles: computed once here, before any load, to detect cross-talk."""
-    from explain.samples import SAMPLES, sample_image
+    from explain.data.samples import SAMPLES, sample_image
     from models import DEFAULT_BACKBONE, load_backbone
 
     backbone = load_backbone(DEFAULT_BACKBONE, device="cpu")
@@ -240,7 +240,7 @@ def summary(visits: list[Visit]) -> dict:
 
 def load(url: str, sessions: int, rounds: int, timeout: float = 120.0,
          samples: list[str] | None = None) -> tuple[list[dict], list[Visit]]:
-    from explain.samples import SAMPLES
+    from explain.data.samples import SAMPLES
 
     samples = samples or list(SAMPLES)
     expected, titles = reference(samples)
@@ -255,7 +255,7 @@ def load(url: str, sessions: int, rounds: int, timeout: float = 120.0,
 
 def first_paint(url: str) -> float | None:
     """The first visitor of a fresh server: seconds until the sidebar's navigation arrives."""
-    from explain.samples import SAMPLES
+    from explain.data.samples import SAMPLES
 
     sample = next(iter(SAMPLES))
     got = run(visit(url, 0, 0, sample, "gradcam", {sample: "?"},

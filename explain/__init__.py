@@ -5,26 +5,14 @@
     >>> result = explain(load_backbone("efficientnet_lite0"), "cat.jpg", "gradcam")
 """
 
-from . import cam, camfamily, fullgrad, gradcam, guided, occlusion, paths, saliency  # noqa: F401
-from .activations import ActivationReport
-from .api import activations, explain, visualize_class
-from .base import (
-    DEFAULT_METHOD,
-    METHODS,
-    RECORDS,
-    TITLES,
-    Attribution,
-    Cancelled,
-    Direction,
-    ExplainError,
-    Explanation,
-    MethodRecord,
-    NotApplicable,
-    Option,
-    to_heatmap,
-)
-from .classviz import ClassVisualization
-from .images import ImageError, load_image
+from explain import methods  # noqa: F401  (registers every method)
+from explain.api import activations, explain, visualize_class
+from explain.core.registry import DEFAULT_METHOD, METHODS, RECORDS, TITLES, MethodRecord, Option
+from explain.core.results import Attribution, Cancelled, ExplainError, Explanation, NotApplicable, to_heatmap
+from explain.core.targets import Direction
+from explain.data.images import ImageError, load_image
+from explain.visualize.activations import ActivationReport
+from explain.visualize.class_visualization import ClassVisualization
 
 LAYERED = tuple(name for name, record in RECORDS.items()  # the methods that take ``layer=``
                 if "layer" in record.needs)

@@ -1,7 +1,7 @@
-"""``python -m explain features ...``: the batch feature job (``explain.features_job``)."""
+"""``python -m explain features ...``: the batch feature job (``explain.jobs.features``)."""
 
 import sys
 
-from .features_job import entry
+from explain.jobs.features import entry
 
 entry(sys.argv[1:])

@@ -8,11 +8,13 @@ import time
 import numpy as np
 from PIL import Image
 
-from .activations import ActivationReport, layer_activations
-from .base import METHODS, RECORDS, Direction, ExplainError, Explanation, to_heatmap
-from .classviz import ClassVisualization, class_visualization
-from .hooks import layer_of
-from .images import load_image
+from explain.core.hooks import layer_of
+from explain.core.registry import METHODS, RECORDS
+from explain.core.results import ExplainError, Explanation, to_heatmap
+from explain.core.targets import Direction
+from explain.data.images import load_image
+from explain.visualize.activations import ActivationReport, layer_activations
+from explain.visualize.class_visualization import ClassVisualization, class_visualization
 
 ImageSource = bytes | str | Image.Image | np.ndarray
 
@@ -56,7 +58,7 @@ def explain(backbone, image: ImageSource, method: str, target: int | Direction |
     layer = "+".join(layer) if isinstance(layer, list | tuple) else layer
     score = result.probability
     if direction is not None:
-        from .embedding import image_features
+        from explain.analysis.features import image_features
 
         mine = image_features(original, picture)
         score = float(mine @ direction / max(np.linalg.norm(mine) * np.linalg.norm(direction),

@@ -17,20 +17,13 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from .api import ImageSource
-from .base import (
-    Attribution,
-    ExplainError,
-    Explanation,
-    NotApplicable,
-    gradient,
-    resolve_target,
-    to_heatmap,
-)
-from .camfamily import GRADIENT_MAPS, eigencam_map, layercam_map
-from .guided import guided_rectifiers
-from .hooks import as_maps, captured, evaluating, feature_maps, layer_of
-from .images import load_image
+from explain.api import ImageSource
+from explain.core.hooks import as_maps, captured, evaluating, feature_maps, layer_of
+from explain.core.results import Attribution, ExplainError, Explanation, NotApplicable, to_heatmap
+from explain.core.targets import gradient, resolve_target
+from explain.data.images import load_image
+from explain.methods.backward_rules import guided_rectifiers
+from explain.methods.camfamily import GRADIENT_MAPS, eigencam_map, layercam_map
 
 GRADIENT_CAMS = ("gradcam", "gradcam_pp", "xgradcam", "hirescam", "layercam", "eigengradcam")
 BATCHED = (*GRADIENT_CAMS, "eigencam", "cam", "saliency", "guided_backprop", "input_x_gradient")

@@ -10,8 +10,8 @@ import numpy as np
 import streamlit as st
 
 from explain import RECORDS, TITLES, ExplainError, explain
-from explain.agreement import agreement, disagreements
-from explain.render import colorize, overlay
+from explain.evaluate.agreement import agreement, disagreements
+from explain.render.pictures import colorize, overlay
 from models import CHECKPOINT, backbone_names, get_spec
 from serving.scheduler import Busy, Stopped
 from ui import frame, gallery, layout, limits, links, results, widgets

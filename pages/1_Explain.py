@@ -11,7 +11,8 @@ import streamlit as st
 from PIL import Image
 
 from explain import METHODS, RECORDS, TITLES, ExplainError
-from explain.render import colorize, curves_figure, map_figure, png_bytes
+from explain.render.figures import curves_figure, map_figure
+from explain.render.pictures import colorize, png_bytes
 from reviews import Review
 from ui import frame, links, results, trust, widgets
 from ui.text import plain

@@ -7,7 +7,7 @@ nav.start("Class visualization")
 import streamlit as st
 
 from explain import Cancelled, ExplainError
-from explain.render import png_bytes
+from explain.render.pictures import png_bytes
 from serving.scheduler import Busy, Stopped
 from ui import frame, links, results
 from ui.text import plain, problem

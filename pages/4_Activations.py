@@ -7,7 +7,8 @@ nav.start("Activations")
 import streamlit as st
 
 from explain import ExplainError
-from explain.render import map_figure, npy_bytes, overlay, png_bytes
+from explain.render.figures import map_figure
+from explain.render.pictures import npy_bytes, overlay, png_bytes
 from ui import frame, layout, links, results, widgets
 
 with frame.page("Activations") as view:

@@ -10,22 +10,13 @@ import numpy as np
 import streamlit as st
 
 from explain import DEFAULT_METHOD, Direction, ExplainError, explain
-from explain.embedding import (
-    PENULTIMATE,
-    PROJECTIONS,
-    cached_projection,
-    inside_shapes,
-    nearest,
-    probe_size,
-    projection_settings,
-    representatives,
-)
-from explain.render import (
-    accuracy_figure,
-    embedding_figure,
-    image_uri,
-    overlay,
-)
+from explain.analysis.features import PENULTIMATE
+from explain.analysis.neighbours import nearest
+from explain.analysis.probes import probe_size
+from explain.analysis.projections import PROJECTIONS, cached_projection, projection_settings, representatives
+from explain.analysis.selection import inside_shapes
+from explain.render.figures import accuracy_figure, embedding_figure
+from explain.render.pictures import image_uri, overlay
 from serving import projector
 from serving.scheduler import Busy
 from ui import data, frame, hover, layout, limits, links, results, warm

@@ -8,8 +8,9 @@ import numpy as np
 import streamlit as st
 
 from explain import DEFAULT_METHOD, Direction, ExplainError, explain
-from explain.embedding import METRICS, PENULTIMATE, image_features, nearest
-from explain.render import overlay
+from explain.analysis.features import PENULTIMATE, image_features
+from explain.analysis.neighbours import METRICS, nearest
+from explain.render.pictures import overlay
 from serving.scheduler import Busy
 from ui import data, frame, layout, links, results
 from ui.text import plain, problem

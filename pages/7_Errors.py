@@ -7,7 +7,7 @@ nav.start("Errors")
 import numpy as np
 import streamlit as st
 
-from explain.render import confusion_figure
+from explain.render.figures import confusion_figure
 from ui import data, frame, layout, links
 from ui.text import plain
 

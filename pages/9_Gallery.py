@@ -8,7 +8,7 @@ nav.start("Gallery")
 import streamlit as st
 
 from explain import METHODS, TITLES
-from explain.gallery import scores
+from explain.evaluate.slices import scores
 from reviews import Review
 from ui import frame, gallery, links, trust, widgets
 from ui.text import plain

@@ -38,13 +38,13 @@ def _start_helper(nice: int, parent: int) -> None:
 
 
 def _warm_up() -> None:
-    from explain.embedding import warm_up_umap
+    from explain.analysis.projections import warm_up_umap
 
     warm_up_umap()
 
 
 def _project(vectors: np.ndarray, method: str, seed: int, params: dict) -> np.ndarray:
-    from explain.embedding import project
+    from explain.analysis.projections import project
 
     return project(vectors, method, seed, **params)
 
@@ -83,7 +83,7 @@ class Projector:
         self._executor().submit(_warm_up).add_done_callback(done)
 
     def project(self, vectors: np.ndarray, method: str, seed: int = 0, **params) -> np.ndarray:
-        """``explain.embedding.project`` in the helper; its ``ExplainError`` is raised here."""
+        """``explain.analysis.projections.project`` in the helper; its ``ExplainError`` is raised here."""
         try:
             return self._executor().submit(_project, vectors, method, seed, params).result()
         except concurrent.futures.process.BrokenProcessPool:

@@ -8,7 +8,7 @@ import tempfile
 import pytest
 import torch
 
-from explain.samples import sample_image
+from explain.data.samples import sample_image
 from models import DEFAULT_BACKBONE, ModelCache, load_backbone
 
 torch.set_num_threads(2)

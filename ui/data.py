@@ -14,15 +14,16 @@ from explain import (
     Cancelled,
     ExplainError,
 )
-from explain.datasets import BUNDLED, Dataset, DatasetError, bundled, folders_in_root, from_folder, from_zip
-from explain.embedding import (
-    PENULTIMATE,
-    Assessment,
-    Features,
-    assess,
-    extract_features,
-    knn_accuracy,
-    pixel_vectors,
+from explain.analysis.features import PENULTIMATE, Features, extract_features
+from explain.analysis.probes import Assessment, assess, knn_accuracy, pixel_vectors
+from explain.data.datasets import (
+    BUNDLED,
+    Dataset,
+    DatasetError,
+    bundled,
+    folders_in_root,
+    from_folder,
+    from_zip,
 )
 from models import (
     PRETRAINED,

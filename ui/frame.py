@@ -15,9 +15,9 @@ from explain import (
     ExplainError,
     load_image,
 )
-from explain.datasets import BUNDLED, DatasetError, bundled, from_folder
-from explain.samples import SAMPLES, sample_image
-from explain.transfer import FITTED
+from explain.analysis.transfer import FITTED
+from explain.data.datasets import BUNDLED, DatasetError, bundled, from_folder
+from explain.data.samples import SAMPLES, sample_image
 from models import (
     CHECKPOINT,
     PRETRAINED,

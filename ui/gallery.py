@@ -11,9 +11,10 @@ import numpy as np
 import streamlit as st
 
 from explain import TITLES, Cancelled, ExplainError
-from explain.datasets import Dataset
-from explain.embedding import Assessment, Features
-from explain.gallery import (
+from explain.analysis.features import Features
+from explain.analysis.probes import Assessment
+from explain.data.datasets import Dataset
+from explain.evaluate.slices import (
     SLICE_TITLES,
     SLICES,
     SORTS,
@@ -23,7 +24,7 @@ from explain.gallery import (
     explain_slice,
     scores,
 )
-from explain.render import overlay, png_bytes
+from explain.render.pictures import overlay, png_bytes
 from serving.scheduler import Busy, Stopped
 from ui import data
 from ui.layout import grid
@@ -75,7 +76,7 @@ def picked_slice(view: View):
     """The dataset pages' common start for a slice: the dataset, its features and predictions,
     the slice picked and its members; the page stops with a message where there are none.
     Returns (dataset, layer, features, assessment, spec, indices)."""
-    from explain.gallery import members
+    from explain.evaluate.slices import members
 
     dataset, layer, features = data.dataset_features(view)
     assessment = data.assessment_for(view, dataset, features)

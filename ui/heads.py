@@ -5,9 +5,9 @@ progress and Stop, kept for every session, and found again for a dataset's predi
 from __future__ import annotations
 
 from explain import Cancelled, ExplainError
-from explain.datasets import Dataset, DatasetError
-from explain.embedding import PENULTIMATE, extract_features, feature_key
-from explain.transfer import FITTED, LinearHead, fit_head, with_head
+from explain.analysis.features import PENULTIMATE, extract_features, feature_key
+from explain.analysis.transfer import FITTED, LinearHead, fit_head, with_head
+from explain.data.datasets import Dataset, DatasetError
 from models import Backbone
 from serving.scheduler import Busy, Stopped
 from ui.results import ProgressWithStop, compute, result_store

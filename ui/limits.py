@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import os
 
-from explain.datasets import MAX_ZIP_BYTES as ZIP_BYTES
-from explain.images import MAX_BYTES as IMAGE_BYTES
-from explain.images import MAX_PIXELS as IMAGE_PIXELS
-from explain.render import DRAWN_POINTS
+from explain.data.datasets import MAX_ZIP_BYTES as ZIP_BYTES
+from explain.data.images import MAX_BYTES as IMAGE_BYTES
+from explain.data.images import MAX_PIXELS as IMAGE_PIXELS
+from explain.render.figures import DRAWN_POINTS
 from models.loading import MAX_CHECKPOINT_BYTES as CHECKPOINT_BYTES
 from models.loading import MAX_CLASS_NAMES_BYTES as CLASS_NAMES_BYTES
 

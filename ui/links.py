@@ -22,19 +22,15 @@ from explain import (
     RECORDS,
     Option,
 )
-from explain.datasets import BUNDLED
-from explain.embedding import (
-    METRICS,
-    PENULTIMATE,
-    PROJECTIONS,
-)
-from explain.gallery import SLICES, SORTS
-from explain.metrics import (
-    FILLS,
-)
-from explain.render import COLORMAPS, SIGNS
-from explain.samples import SAMPLES
-from explain.transfer import FITTED
+from explain.analysis.features import PENULTIMATE
+from explain.analysis.neighbours import METRICS
+from explain.analysis.projections import PROJECTIONS
+from explain.analysis.transfer import FITTED
+from explain.data.datasets import BUNDLED
+from explain.data.samples import SAMPLES
+from explain.evaluate.faithfulness import FILLS
+from explain.evaluate.slices import SLICES, SORTS
+from explain.render.pictures import COLORMAPS, SIGNS
 from models import (
     CHECKPOINT,
     DEFAULT_BACKBONE,

@@ -25,7 +25,7 @@ from explain import (
     visualize_class,
 )
 from explain.batch import explain_batch, predict_batch
-from explain.render import jpeg_bytes
+from explain.render.pictures import jpeg_bytes
 from models import Prediction
 from serving.scheduler import MAIN, Busy, Job, Scheduler, Stopped, shared
 from ui.links import get

@@ -3,7 +3,7 @@ them) made safe to show: it reaches the page as the characters it holds, never a
 
 Streamlit renders GitHub-flavoured Markdown in every message, caption and label (links, images,
 autolinked URLs, ``:red[...]`` directives, ``$...$`` maths). Plotly's labels (a subset of HTML)
-are escaped where the figures are made, in ``explain.render``.
+are escaped where the figures are made, in ``explain.render.figures``.
 """
 
 from __future__ import annotations

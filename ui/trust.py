@@ -12,17 +12,10 @@ from dataclasses import dataclass
 import streamlit as st
 
 from explain import ExplainError, Explanation
-from explain.metrics import (
-    FILLS,
-    Curves,
-    SanityCheck,
-    chance_of_hit,
-    faithfulness,
-    pointing_game,
-    random_map_curves,
-    randomization_check,
-)
-from explain.samples import SAMPLES
+from explain.data.samples import SAMPLES
+from explain.evaluate.faithfulness import FILLS, Curves, faithfulness, random_map_curves
+from explain.evaluate.pointing import chance_of_hit, pointing_game
+from explain.evaluate.sanity import SanityCheck, randomization_check
 from reviews import READONLY, Review, ReviewError, ReviewStore
 from reviews.store import READONLY_ENV
 from serving.scheduler import BELOW, Job

@@ -52,7 +52,7 @@ def _warm_up(after_server_start: bool) -> None:
             _server_started()
         _warm_umap()
         # pandas first and whole: plotly looks it up in sys.modules, where a half-imported
-        # module is visible (explain.render imports it before plotly on the pages' threads,
+        # module is visible (explain.render.pictures imports it before plotly on the pages' threads,
         # which then wait for this import to finish instead of seeing it half done)
         import pandas  # noqa: F401
         import plotly.graph_objects  # noqa: F401
@@ -67,14 +67,16 @@ def _warm_up(after_server_start: bool) -> None:
         # what the pages import (the first of 20 visitors at once imported it while the
         # others waited on the import lock), and the sample photos (skimage checks each file's
         # hash on its first load)
-        import explain.embedding
-        import explain.metrics
-        import explain.render  # noqa: F401
+        import explain.analysis.features
+        import explain.analysis.projections
+        import explain.evaluate.faithfulness
+        import explain.render.figures
+        import explain.render.pictures  # noqa: F401
         import reviews.report  # noqa: F401
         import ui.data
         import ui.trust
         import ui.widgets  # noqa: F401
-        from explain.samples import SAMPLES, sample_image
+        from explain.data.samples import SAMPLES, sample_image
 
         for sample in SAMPLES:
             sample_image(sample)

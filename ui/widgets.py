@@ -13,7 +13,8 @@ from explain import (
     RECORDS,
     Explanation,
 )
-from explain.render import (
+from explain.render.figures import topk_figure
+from explain.render.pictures import (
     COLORMAPS,
     SIGNS,
     is_signed,
@@ -22,7 +23,6 @@ from explain.render import (
     overlay_signed,
     png_bytes,
     raw_picture,
-    topk_figure,
 )
 from models import (
     Prediction,

@@ -8,7 +8,7 @@ import re
 import numpy as np
 from PIL import Image
 
-from explain.samples import sample_image
+from explain.data.samples import sample_image
 from tests.app.helpers import EXPLAIN, app, assert_clean, captions, png, texts
 
 TWO_MODELS = "pages/10_Two_models.py"

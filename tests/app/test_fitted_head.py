@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl
 
-from explain.datasets import ANIMAL_CLASSES
+from explain.data.datasets import ANIMAL_CLASSES
 from tests.app.helpers import EXPLAIN, app, assert_clean, captions, texts
 
 ERRORS, TWO_MODELS = "pages/7_Errors.py", "pages/10_Two_models.py"

@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 
 from explain import explain
-from explain.datasets import bundled
-from explain.embedding import PENULTIMATE, assess, extract_features
-from explain.gallery import SliceSpec, members
-from explain.metrics import faithfulness
+from explain.analysis.features import PENULTIMATE, extract_features
+from explain.analysis.probes import assess
+from explain.data.datasets import bundled
+from explain.evaluate.faithfulness import faithfulness
+from explain.evaluate.slices import SliceSpec, members
 from tests.app.helpers import app, assert_clean, captions, texts
 
 GALLERY = "pages/9_Gallery.py"
@@ -161,7 +162,7 @@ def test_a_selection_is_used_only_on_the_images_it_was_made_on(animals):
 
 
 def test_a_slices_progress_moves_image_by_image(lite, animals):
-    from explain.gallery import explain_slice
+    from explain.evaluate.slices import explain_slice
 
     dataset = animals[0]
     seen = []

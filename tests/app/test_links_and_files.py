@@ -127,7 +127,7 @@ def test_hostile_file_names_and_class_names_show_as_plain_text():
                          names_file=HOSTILE["link"] + ".txt")
     assert_plain(at)
     assert any("<img src=x" in label for label in at.selectbox(key="p_class").options)
-    from explain.samples import sample_image
+    from explain.data.samples import sample_image
 
     at = app(EXPLAIN)
     at.radio(key="source").set_value("upload").run()

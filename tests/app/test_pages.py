@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from explain import METHODS, RECORDS, TITLES
-from explain.datasets import bundled
+from explain.data.datasets import bundled
 from tests.app.helpers import (
     ACTIVATIONS,
     CLASSVIZ,
@@ -153,7 +153,7 @@ def test_uploads_good_and_bad():
     uploader.upload("notes.png", b"this is not an image", "image/png").run()
     assert not at.exception
     assert any("The image notes.png cannot be used" in shown(e.value) for e in at.error)
-    from explain.samples import sample_image
+    from explain.data.samples import sample_image
 
     uploader = at.file_uploader(key="image_file")
     uploader.upload("cat.png", png(sample_image("chelsea").rotate(90, expand=True)), "image/png")
@@ -197,7 +197,7 @@ def _pickled_model() -> bytes:
 
 
 def test_overlay_is_the_image_size():
-    from explain.render import overlay
+    from explain.render.pictures import overlay
 
     picture = overlay(Image.new("RGB", (30, 20)), np.ones((20, 30), np.float32))
     assert picture.shape == (20, 30, 3)
@@ -235,8 +235,8 @@ def test_thumbnails_on_the_map_are_the_regions_images():
     import base64
     import json
 
-    from explain.datasets import bundled
-    from explain.embedding import representatives
+    from explain.analysis.projections import representatives
+    from explain.data.datasets import bundled
 
     at = app(EMBEDDING, per_class=8, proj="pca", thumbs="on")
     assert_clean(at)

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from explain import ExplainError
-from explain.datasets import bundled
-from explain.embedding import knn_accuracy, probe_size, project
+from explain.analysis.probes import knn_accuracy, probe_size
+from explain.analysis.projections import project
+from explain.data.datasets import bundled
 from tests.app.helpers import app, assert_clean, shown, texts
 
 EMBEDDING = "pages/5_Embedding_map.py"

@@ -8,8 +8,8 @@ import re
 import pytest
 
 from explain import explain
-from explain.agreement import agreement
-from explain.samples import sample_image
+from explain.data.samples import sample_image
+from explain.evaluate.agreement import agreement
 from models import load_backbone
 from tests.app.helpers import app, assert_clean, captions
 
@@ -45,8 +45,8 @@ def test_an_untrained_second_model_disagrees(lite):
 
 
 def test_where_two_models_disagree_on_a_dataset(lite):
-    from explain.agreement import disagreements
-    from explain.datasets import bundled
+    from explain.data.datasets import bundled
+    from explain.evaluate.agreement import disagreements
     from tests.app.helpers import texts
 
     at = app(PAGE, sample="chelsea", method="gradcam", dataset="samples")
@@ -73,7 +73,7 @@ def test_where_two_models_disagree_on_a_dataset(lite):
 def test_two_models_compare_the_gallerys_slice(lite):
     """The Gallery's slices on Two models: the 3 least confident sample photos under model A
     (found here from A's own probabilities) are exactly the compared images."""
-    from explain.datasets import bundled
+    from explain.data.datasets import bundled
     from tests.app.helpers import texts
 
     dataset = bundled("samples")

@@ -250,7 +250,7 @@ def test_a_box_drawn_on_the_map_becomes_the_gallerys_slice(server, page):
 
 def _originals(rows: list[int]) -> list[int]:
     """The full dataset's indices of rows of the 10-per-class subset (cards name images so)."""
-    from explain.datasets import bundled
+    from explain.data.datasets import bundled
 
     subset = bundled("animal_mnist").subset(10)
     return [subset.original(r) for r in rows]
@@ -280,8 +280,9 @@ def test_a_box_or_a_lasso_on_a_sampled_map_selects_from_all_its_points(browser, 
     points are made here again from the same features)."""
     import numpy as np
 
-    from explain.datasets import bundled
-    from explain.embedding import extract_features, project
+    from explain.analysis.features import extract_features
+    from explain.analysis.projections import project
+    from explain.data.datasets import bundled
     from tests.e2e.conftest import serving
 
     dataset = bundled("animal_mnist").subset(10)
@@ -360,7 +361,7 @@ def test_hovering_a_point_shows_its_thumbnail(server, page):
 
     import numpy as np
 
-    from explain.datasets import bundled
+    from explain.data.datasets import bundled
 
     page.goto(server + "/Embedding_map?per_class=10&proj=pca&dataset=animal_mnist")
     chart = first_chart(page, "draw a box or a lasso")

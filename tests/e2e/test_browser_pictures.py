@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from explain import TITLES
-from explain.samples import sample_image
+from explain.data.samples import sample_image
 from tests.e2e.helpers import assert_no_error, shot, upload_on_explain, wait_for_caption
 
 MEAN_RGB = """img => { const c = document.createElement('canvas');

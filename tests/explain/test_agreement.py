@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import spearmanr
 
-from explain.agreement import agreement
+from explain.evaluate.agreement import agreement
 
 
 def test_identical_opposite_and_disjoint_maps():

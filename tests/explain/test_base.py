@@ -3,7 +3,7 @@
 import numpy as np
 import torch
 
-from explain.base import to_heatmap
+from explain.core.results import to_heatmap
 
 
 def test_channels_reduce_by_the_largest_magnitude_not_the_largest_value():

@@ -5,7 +5,7 @@ import pytest
 
 from explain import explain
 from explain.batch import BATCHED, explain_batch, predict_batch
-from explain.samples import sample_image
+from explain.data.samples import sample_image
 from tests.state import assert_same_state, model_state
 
 

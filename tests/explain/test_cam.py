@@ -4,8 +4,8 @@ import torch
 from torch import nn
 
 from explain import NotApplicable, explain
-from explain.cam import cam
-from explain.gradcam import grad_cam
+from explain.methods.cam import cam
+from explain.methods.gradcam import grad_cam
 from models import load_backbone
 
 

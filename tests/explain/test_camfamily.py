@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from explain import explain
-from explain.camfamily import activation_and_gradient, eigencam_map
+from explain.methods.camfamily import eigencam_map
+from explain.methods.gradcam import activation_and_gradient
 
 cams = pytest.importorskip("pytorch_grad_cam")
 from pytorch_grad_cam.utils.image import scale_cam_image  # noqa: E402

@@ -57,7 +57,7 @@ def test_its_adam_is_torchs_adam():
     ascends: step by step it equals ``torch.optim.Adam(maximize=True)``."""
     import torch
 
-    from explain.classviz import _Adam
+    from explain.visualize.class_visualization import _Adam
 
     generator = torch.Generator().manual_seed(0)
     ours = torch.nn.Parameter(torch.randn(3, 40, 21, 2, generator=generator))
@@ -108,8 +108,8 @@ def test_a_step_sees_the_picture_and_gets_pytorchs_gradient(lite):
     import torch
     import torch.nn.functional as F
 
-    from explain.classviz import FourierImage, _random_view, _samplings, _Views
-    from explain.samples import sample_image
+    from explain.data.samples import sample_image
+    from explain.visualize.class_visualization import FourierImage, _random_view, _samplings, _Views
 
     pre = lite.preprocessing
     std = torch.tensor(pre.std)

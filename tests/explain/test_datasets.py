@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from explain.datasets import ANIMAL_CLASSES, DatasetError, animal_mnist, from_folder, from_zip
+from explain.data.datasets import ANIMAL_CLASSES, DatasetError, animal_mnist, from_folder, from_zip
 
 
 def png(color, size=(20, 16)) -> bytes:

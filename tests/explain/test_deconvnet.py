@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from explain import NotApplicable, explain
-from explain.guided import guided_backprop
+from explain.methods.backward_rules import guided_backprop
 from tests.state import assert_same_state, model_state
 
 

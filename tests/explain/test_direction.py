@@ -9,10 +9,10 @@ import torch
 from PIL import ImageOps
 
 from explain import Direction, ExplainError, explain
-from explain.datasets import bundled
-from explain.embedding import PENULTIMATE, extract_features, image_features
-from explain.metrics import pointing_game
-from explain.samples import SAMPLES, sample_image
+from explain.analysis.features import PENULTIMATE, extract_features, image_features
+from explain.data.datasets import bundled
+from explain.data.samples import SAMPLES, sample_image
+from explain.evaluate.pointing import pointing_game
 
 
 def other_view(image):

@@ -4,19 +4,11 @@ import numpy as np
 import pytest
 
 from explain import ExplainError
-from explain.datasets import animal_mnist
-from explain.embedding import (
-    PENULTIMATE,
-    Features,
-    assess,
-    cached_projection,
-    extract_features,
-    image_features,
-    knn_accuracy,
-    nearest,
-    pixel_vectors,
-    project,
-)
+from explain.analysis.features import PENULTIMATE, Features, extract_features, image_features
+from explain.analysis.neighbours import nearest
+from explain.analysis.probes import assess, knn_accuracy, pixel_vectors
+from explain.analysis.projections import cached_projection, project
+from explain.data.datasets import animal_mnist
 from tests.shapes import in_polygon
 
 
@@ -101,7 +93,7 @@ def test_assessment_uses_a_probe_for_foreign_classes(lite, animals, features):
 
 def test_map_thumbnails_one_per_region_nearest_its_middle(features):
     """Checked cell by cell, with plain loops, on the real model's PCA map of Animal-MNIST."""
-    from explain.embedding import representatives
+    from explain.analysis.projections import representatives
 
     points = project(features[0].vectors, "pca")
     rows, side = representatives(points, cells=8)
@@ -121,7 +113,7 @@ def test_map_thumbnails_one_per_region_nearest_its_middle(features):
 
 
 def test_a_box_or_a_lasso_selects_the_points_inside_it(features):
-    from explain.embedding import inside_shapes
+    from explain.analysis.selection import inside_shapes
 
     points = project(features[0].vectors, "pca").astype(np.float64)
     (x0, y0), (x1, y1) = np.quantile(points, 0.3, axis=0), np.quantile(points, 0.7, axis=0)
@@ -146,7 +138,7 @@ def test_a_box_or_a_lasso_selects_the_points_inside_it(features):
     {"x": list(range(20_001)), "y": list(range(20_001))},
 ])
 def test_a_malformed_selection_is_a_message(features, shape):
-    from explain.embedding import inside_shapes
+    from explain.analysis.selection import inside_shapes
 
     points = project(features[0].vectors, "pca")
     with pytest.raises(ExplainError, match="could not be read"):
@@ -156,7 +148,7 @@ def test_a_malformed_selection_is_a_message(features, shape):
 
 
 def test_a_large_map_draws_a_fixed_sample_over_the_density_of_all(features):
-    from explain.render import drawn_rows, embedding_figure
+    from explain.render.figures import drawn_rows, embedding_figure
 
     points = project(features[0].vectors, "pca")
     labels = np.arange(len(points)) % 10

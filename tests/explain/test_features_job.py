@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from explain import datasets
-from explain.datasets import DatasetError, bundled, from_folder
-from explain.embedding import PENULTIMATE, compute_features, extract_features
-from explain.features_job import run
+from explain.analysis.features import PENULTIMATE, compute_features, extract_features
+from explain.data import datasets
+from explain.data.datasets import DatasetError, bundled, from_folder
+from explain.jobs.features import run
 
 ROOT = Path(__file__).resolve().parents[2]
 

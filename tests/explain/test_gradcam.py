@@ -6,7 +6,7 @@ from captum.attr import LayerAttribution, LayerGradCam
 from torch import nn
 
 from explain import ExplainError, explain
-from explain.gradcam import grad_cam
+from explain.methods.gradcam import grad_cam
 
 
 def test_equals_captum_layer_gradcam(resnet18):

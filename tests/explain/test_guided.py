@@ -7,9 +7,14 @@ from captum.attr import GuidedBackprop
 from torch import nn
 
 from explain import explain
-from explain.gradcam import grad_cam
-from explain.guided import _MODULES_SUFFICE, guided_backprop, guided_grad_cam, guided_rectifiers
-from explain.saliency import saliency
+from explain.methods.backward_rules import (
+    _MODULES_SUFFICE,
+    guided_backprop,
+    guided_grad_cam,
+    guided_rectifiers,
+)
+from explain.methods.gradcam import grad_cam
+from explain.methods.gradients import saliency
 from models import backbone_names, load_backbone
 
 # What each backbone must have guided, by kind, in one forward pass.

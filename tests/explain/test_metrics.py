@@ -7,17 +7,10 @@ from PIL import Image
 from torch import nn
 
 from explain import explain
-from explain.metrics import (
-    blurred,
-    cascade,
-    chance_of_hit,
-    deletion_insertion,
-    faithfulness,
-    pointing_game,
-    random_map_curves,
-    randomization_check,
-)
-from explain.samples import SAMPLES, sample_image
+from explain.data.samples import SAMPLES, sample_image
+from explain.evaluate.faithfulness import blurred, deletion_insertion, faithfulness, random_map_curves
+from explain.evaluate.pointing import chance_of_hit, pointing_game
+from explain.evaluate.sanity import cascade, randomization_check
 from tests.state import assert_same_state, model_state
 
 

@@ -4,8 +4,8 @@ from captum.attr import Occlusion
 from torch import nn
 
 from explain import Cancelled, ExplainError, explain
-from explain.batching import _BEST, CANDIDATES
-from explain.occlusion import occlusion, window_positions
+from explain.core.batching import _BEST, CANDIDATES
+from explain.methods.occlusion import occlusion, window_positions
 from models import load_backbone
 from tests.state import assert_same_state, model_state
 

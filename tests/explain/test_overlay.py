@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from explain import explain
-from explain.render import is_signed, overlay, overlay_signed, signed_map
+from explain.render.pictures import is_signed, overlay, overlay_signed, signed_map
 
 GRADIENT_METHODS = ["guided_backprop", "guided_gradcam", "saliency", "input_x_gradient",
                     "integrated_gradients", "smoothgrad"]

@@ -10,7 +10,7 @@ import torch
 from captum.attr import InputXGradient, IntegratedGradients, NoiseTunnel, Saliency
 
 from explain import ExplainError, explain
-from explain.paths import baseline_for
+from explain.methods.paths import baseline_for
 
 
 def test_integrated_gradients_equals_captums_and_reports_its_delta(lite, chelsea):
@@ -58,7 +58,7 @@ def test_smoothgrad_over_guided_backprop_is_the_mean_of_guided_maps_of_noisy_cop
                                                                                    coffee):
     """The same noise as Captum's (per batch of 8, from a generator seeded alike), each noisy
     copy through our guided backprop, averaged; the global random state is not touched."""
-    from explain.guided import guided_backprop
+    from explain.methods.backward_rules import guided_backprop
 
     torch.manual_seed(123)
     state = torch.random.get_rng_state()
@@ -88,7 +88,7 @@ def test_gradientshap_equals_captums_seeded(lite, chelsea):
     test's process): the same draws in the same order, the same map."""
     from captum.attr import GradientShap
 
-    from explain.paths import BASELINES, baseline_for
+    from explain.methods.paths import BASELINES, baseline_for
 
     ours = explain(lite, chelsea, "gradientshap", samples=12, noise=0.1, seed=5)
     again = explain(lite, chelsea, "gradientshap", samples=12, noise=0.1, seed=5)

@@ -4,7 +4,7 @@ from captum.attr import Saliency
 from torch import nn
 
 from explain import explain
-from explain.saliency import saliency
+from explain.methods.gradients import saliency
 
 
 def test_equals_captum_saliency(resnet18):

@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from explain import explain
-from explain.datasets import bundled
-from explain.embedding import PENULTIMATE, assess, extract_features, knn_accuracy
-from explain.transfer import FITTED, fit_head, with_head
+from explain.analysis.features import PENULTIMATE, extract_features
+from explain.analysis.probes import assess, knn_accuracy
+from explain.analysis.transfer import FITTED, fit_head, with_head
+from explain.data.datasets import bundled
 from tests.state import assert_same_state, model_state
 
 

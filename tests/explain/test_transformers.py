@@ -77,7 +77,8 @@ def test_eigencam_and_the_gradient_methods_run_on_tokens(transformer, chelsea):
     their first principal component (turned so that its largest part is positive)."""
     from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection
 
-    from explain.camfamily import activation_and_gradient, eigencam_map
+    from explain.methods.camfamily import eigencam_map
+    from explain.methods.gradcam import activation_and_gradient
 
     reshape = vit_reshape if transformer.spec.name == VIT else swin_reshape
     layer = transformer.spec.gradcam_layer

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from explain.samples import SAMPLES, sample_image
+from explain.data.samples import SAMPLES, sample_image
 from models import (
     CheckpointError,
     UnknownBackbone,

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from explain import ExplainError
-from explain.embedding import Features, cached_projection, project
+from explain.analysis.features import Features
+from explain.analysis.projections import cached_projection, project
 from serving.projector import Projector
 
 

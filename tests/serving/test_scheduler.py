@@ -164,7 +164,7 @@ def test_one_worker_stays_free_for_main_work():
 def test_work_below_lends_its_worker_to_waiting_maps_at_each_report(lite, chelsea, coffee):
     """Real trust curves hold the only worker; a map asked for afterwards runs at their next
     progress report, on their thread, and both equal what they are when computed alone."""
-    from explain.metrics import random_map_curves
+    from explain.evaluate.faithfulness import random_map_curves
 
     scheduler = Scheduler(workers=1, threads=1)
     threads, finished = {}, []
@@ -200,7 +200,7 @@ def test_work_below_lends_its_worker_to_waiting_maps_at_each_report(lite, chelse
 def test_compatible_requests_run_as_one_batch_and_equal_single_ones(lite, gate):
     """What the server does on CUDA (batch_size > 1), run here on the CPU."""
     from explain.batch import explain_batch
-    from explain.samples import sample_image
+    from explain.data.samples import sample_image
 
     scheduler = Scheduler(workers=1, batch_size=8)
     scheduler.submit(blocker(gate))

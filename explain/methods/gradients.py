@@ -5,8 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import Attribution, gradient_of_score, probability, register_method, resolve_target, to_the_image
-from .hooks import evaluating
+from explain.core.hooks import evaluating
+from explain.core.registry import register_method, to_the_image
+from explain.core.results import Attribution
+from explain.core.targets import gradient_of_score, probability, resolve_target
 
 
 def saliency(model: nn.Module, inputs: torch.Tensor, target: int | None = None) -> Attribution:

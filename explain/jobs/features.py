@@ -4,7 +4,7 @@
     python -m explain features --dataset /srv/data/birds --backbone resnet50 --ray auto
 
 The job writes the same on-disk store the dashboard reads (``CNN_LENS_CACHE``/features/<key>.npz,
-the key of ``explain.embedding.feature_key``), so the dashboard opens the folder's map at once.
+the key of ``explain.analysis.features.feature_key``), so the dashboard opens the folder's map at once.
 It works in chunks (``--chunk`` images), each saved as it is done: a job that is stopped or
 dies resumes where it was. With ``--ray ADDRESS`` (``auto``, ``ray://host:10001``, or ``local``
 for a cluster on this machine) the chunks run as Ray Data ``map_batches`` over the cluster's
@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .datasets import from_folder
-from .embedding import PENULTIMATE, _save, cache_dir, compute_features, feature_key
+from explain.analysis.features import PENULTIMATE, cache_dir, compute_features, feature_key, save_arrays
+from explain.data.datasets import from_folder
 
 BATCH = 32  # fixed: chunks computed anywhere are the same numbers
 
@@ -83,7 +83,7 @@ def run(folder: str | Path, backbone_name: str, layer: str = PENULTIMATE,
     else:
         results = ((start, chunk(*args, start, stop)) for start, stop in todo)
     for start, arrays in results:
-        _save(_part(parts, start), **arrays)
+        save_arrays(_part(parts, start), **arrays)
         bar.update(len(arrays["predicted"]))
     bar.close()
     _assemble(final, parts, spans, time.perf_counter() - began)
@@ -101,7 +101,7 @@ def _assemble(final: Path, parts: Path, spans: list[tuple[int, int]], seconds: f
     for start, _ in spans:
         with np.load(_part(parts, start)) as part:
             stored.append({k: part[k] for k in ("vectors", "predicted", "confidence")})
-    _save(final, **{k: np.concatenate([p[k] for p in stored]) for k in stored[0]},
+    save_arrays(final, **{k: np.concatenate([p[k] for p in stored]) for k in stored[0]},
           seconds=np.float64(seconds))
     shutil.rmtree(parts, ignore_errors=True)
 
@@ -145,9 +145,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--chunk", type=int, default=1024, help="images per saved chunk")
     parser.add_argument("--ray", metavar="ADDRESS", help="run on a Ray cluster (or 'local')")
     args = parser.parse_args(argv)
+    from explain.core.results import ExplainError
     from models import ModelError
-
-    from .base import ExplainError
 
     try:
         run(args.dataset, args.backbone, args.layer, args.weights, args.device, args.chunk,

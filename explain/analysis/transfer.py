@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import ExplainError
-from .embedding import PENULTIMATE, Features, _save, cache_dir, probe_size
+from explain.analysis.features import PENULTIMATE, Features, cache_dir, save_arrays
+from explain.analysis.probes import probe_size
+from explain.core.results import ExplainError
 
 FITTED = "fitted"  # the weights of a backbone with a fitted head (models.Backbone.weights)
 VERSION = 1  # of the fitting below: a change refits every stored head
@@ -90,7 +91,7 @@ def fit_head(features: Features, labels: np.ndarray, classes: tuple[str, ...], s
     bias = regression.intercept_ - weight @ scaler.mean_
     head = LinearHead(tuple(classes), weight.astype(np.float32), bias.astype(np.float32),
                       held_out, float((held_out == labels).mean()), folds, features.key)
-    _save(path, weight=head.weight, bias=head.bias, held_out=head.held_out,
+    save_arrays(path, weight=head.weight, bias=head.bias, held_out=head.held_out,
           accuracy=np.float64(head.accuracy))
     return head
 

@@ -12,8 +12,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Attribution, NotApplicable, probability, register_method, resolve_target
-from .hooks import captured, evaluating
+from explain.core.hooks import captured, evaluating
+from explain.core.registry import register_method
+from explain.core.results import Attribution, NotApplicable
+from explain.core.targets import probability, resolve_target
 
 
 def cam(model: nn.Module, inputs: torch.Tensor, layer: nn.Module, fc: nn.Module,

@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import ExplainError, Progress
-from .hooks import evaluating, first_parameter_device
+from explain.core.hooks import evaluating, first_parameter_device
+from explain.core.results import ExplainError, Progress
 
 # Colour decorrelation: square root of ImageNet's colour covariance (from Lucid).
 _COLOR_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])

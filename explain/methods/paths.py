@@ -20,17 +20,10 @@ from __future__ import annotations
 
 import torch
 
-from .base import (
-    Attribution,
-    ExplainError,
-    Option,
-    Progress,
-    probability,
-    register_method,
-    resolve_target,
-    to_the_image,
-)
-from .hooks import evaluating
+from explain.core.hooks import evaluating
+from explain.core.registry import Option, register_method, to_the_image
+from explain.core.results import Attribution, ExplainError, Progress
+from explain.core.targets import probability, resolve_target
 
 BASELINES = ("black", "blur", "zero")  # black: the image of zeros in pixel space
 OF = ("saliency", "guided_backprop", "integrated_gradients")
@@ -48,7 +41,7 @@ def baseline_for(backbone, inputs: torch.Tensor, kind: str) -> torch.Tensor:
                            device=inputs.device)[None, :, None, None]
         return (torch.zeros_like(inputs) - mean) / std
     if kind == "blur":
-        from .metrics import blurred
+        from explain.evaluate.faithfulness import blurred
 
         return blurred(inputs)
     raise ExplainError(f"The baseline is one of {', '.join(BASELINES)}.")
@@ -159,7 +152,7 @@ def _smoothgrad(backbone, inputs, target, of: str = "saliency", samples: int = 1
     Integrated Gradients' own, under the noise."""
     from captum.attr import IntegratedGradients, Saliency
 
-    from .batch import _attribute
+    from explain.batch import _attribute
 
     if of not in OF:
         raise ExplainError(f"SmoothGrad averages one of {', '.join(OF)}.")

@@ -22,9 +22,9 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image
 
-from .base import ExplainError
-from .images import ImageError, load_image
-from .samples import SAMPLES, sample_image
+from explain.core.results import ExplainError
+from explain.data.images import ImageError, load_image
+from explain.data.samples import SAMPLES, sample_image
 
 MAX_IMAGES = 20_000  # a zip, or a folder checked image by image when it is opened
 MAX_FOLDER_IMAGES = 200_000  # a server folder: larger ones are read lazily (see from_folder)

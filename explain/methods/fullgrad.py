@@ -19,8 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Attribution, gradient_of_score, probability, register_method, resolve_target
-from .hooks import evaluating
+from explain.core.hooks import evaluating
+from explain.core.registry import register_method
+from explain.core.results import Attribution
+from explain.core.targets import gradient_of_score, probability, resolve_target
 
 
 def _bias(layer: nn.Module) -> torch.Tensor:

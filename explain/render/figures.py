@@ -1,135 +1,12 @@
-"""Heatmaps and attributions -> images a person looks at (numpy uint8 and PNG bytes)."""
+"""Plotly figures: top-k bars, maps, the embedding map, confusion matrices, curves. Every text that
+comes from a user is escaped here.
+"""
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 
 import numpy as np
-from matplotlib import colormaps
-from PIL import Image
-
-COLORMAPS = ("jet", "inferno", "viridis", "magma", "turbo", "gray")
-
-
-def colorize(heatmap: np.ndarray, cmap: str = "jet") -> np.ndarray:
-    """(H, W) in [0, 1] -> (H, W, 3) uint8 through a matplotlib colour map."""
-    if cmap not in colormaps:
-        raise ValueError(f"unknown colour map {cmap!r}")
-    rgba = colormaps[cmap](np.clip(heatmap, 0.0, 1.0))
-    return (rgba[..., :3] * 255).round().astype(np.uint8)
-
-
-def overlay(image: Image.Image | np.ndarray, heatmap: np.ndarray, alpha: float = 0.5,
-            cmap: str = "jet") -> np.ndarray:
-    """The image with the coloured heatmap over it. A pixel's opacity grows with the map's value
-    there, up to ``alpha`` at its largest values: where the map says nothing the photo shows
-    as it is (a uniform blend tinted the whole photo with the colour map's low end, a dark blue
-    wash under the sparse maps of gradient methods)."""
-    base = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image)
-    if base.shape[:2] != heatmap.shape:
-        raise ValueError(f"heatmap {heatmap.shape} does not match the image {base.shape[:2]}")
-    shown = _without_outliers(heatmap)
-    return _blend(base, colorize(shown, cmap), alpha * shown)
-
-
-OUTLIERS = 2.0  # percent of the largest values drawn at full strength, as Captum's outlier_perc
-
-
-def _without_outliers(heatmap: np.ndarray) -> np.ndarray:
-    """``heatmap`` divided by its 98th percentile and clipped to [0, 1], as Captum draws
-    attributions: a gradient map's few largest values otherwise make the rest invisible. A map
-    that is zero beyond its top 2% is left as it is."""
-    heatmap = np.clip(heatmap, 0.0, 1.0)
-    top = float(np.percentile(heatmap, 100 - OUTLIERS))
-    return np.clip(heatmap / top, 0.0, 1.0) if top > 0 else heatmap
-
-
-def _blend(base: np.ndarray, colored: np.ndarray, opacity: np.ndarray) -> np.ndarray:
-    weight = opacity.astype(np.float32)[..., None]
-    mixed = (1 - weight) * base.astype(np.float32) + weight * colored.astype(np.float32)
-    return np.clip(mixed, 0, 255).round().astype(np.uint8)
-
-
-# How a signed map is shown (as Captum's ``visualize_image_attr`` ``sign``): the method's own
-# heatmap, its positive part, its negative part, or both in two colours
-SIGNS = ("heatmap", "positive", "negative", "all")
-
-
-def signed_map(raw: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """A signed attribution ((h, w), or (3, h, w) summed over its channels, as Captum shows
-    one) at ``shape`` = (H, W), bilinear, divided by its largest absolute value: in [-1, 1]."""
-    raw = np.asarray(raw, dtype=np.float32)
-    if raw.ndim == 3:
-        raw = raw.sum(axis=0)
-    if raw.shape != tuple(shape):
-        raw = np.asarray(Image.fromarray(raw, mode="F").resize((shape[1], shape[0]),
-                                                                Image.Resampling.BILINEAR))
-    peak = float(np.abs(raw).max())
-    return raw / peak if peak > 0 else np.zeros_like(raw)
-
-
-def is_signed(raw: np.ndarray) -> bool:
-    """Whether an attribution has negative evidence to show."""
-    return bool((np.asarray(raw) < 0).any())
-
-
-def overlay_signed(image: Image.Image | np.ndarray, raw: np.ndarray, alpha: float = 0.5,
-                   sign: str = "all", cmap: str = "jet") -> np.ndarray:
-    """A signed attribution ``raw`` over the image: its positive or negative part alone (through
-    ``cmap``, as ``overlay``), or ``"all"``: positive red, negative blue, each as opaque as it is
-    strong."""
-    if sign not in SIGNS[1:]:
-        raise ValueError(f"unknown sign {sign!r}")
-    base = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image)
-    values = signed_map(raw, base.shape[:2])
-    if sign == "positive":
-        return overlay(base, np.clip(values, 0, 1), alpha, cmap)
-    if sign == "negative":
-        return overlay(base, np.clip(-values, 0, 1), alpha, cmap)
-    colored = np.where((values >= 0)[..., None], np.array(POSITIVE, np.uint8),
-                       np.array(NEGATIVE, np.uint8))
-    return _blend(base, colored, alpha * _without_outliers(np.abs(values)))
-
-
-POSITIVE, NEGATIVE = (220, 30, 30), (30, 80, 230)  # "all": red for, blue against the class
-
-
-def gradient_image(raw: np.ndarray) -> np.ndarray:
-    """A signed (3, h, w) gradient as an RGB picture: zero is grey, scaled by its 99.5th percentile
-    (the usual way guided backprop is shown)."""
-    if raw.ndim != 3:
-        raise ValueError("gradient_image takes a (3, h, w) attribution")
-    scale = float(np.percentile(np.abs(raw), 99.5)) or 1.0
-    pixels = 0.5 + 0.5 * np.clip(raw / scale, -1, 1)
-    return (pixels.transpose(1, 2, 0) * 255).round().astype(np.uint8)
-
-
-def signed_image(raw: np.ndarray, cmap: str = "RdBu_r") -> np.ndarray:
-    """A signed (h, w) map as colours: red positive, blue negative, white zero."""
-    scale = float(np.abs(raw).max()) or 1.0
-    return colorize(0.5 + 0.5 * raw / scale, cmap) if cmap in colormaps else colorize(raw, "jet")
-
-
-def png_bytes(pixels: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def jpeg_bytes(pixels: np.ndarray, quality: int = 92) -> bytes:
-    """For the screen: 2 ms and about 120 KB for a 741x500 photo, where PNG takes 150 ms and
-    630 KB (downloads stay PNG, made when clicked)."""
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).convert("RGB").save(buffer, format="JPEG", quality=quality)
-    return buffer.getvalue()
-
-
-def npy_bytes(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    np.save(buffer, array, allow_pickle=False)
-    return buffer.getvalue()
 
 
 def _plotly():
@@ -191,19 +68,8 @@ def map_figure(raw: np.ndarray, title: str = ""):
     return fig
 
 
-def raw_picture(raw: np.ndarray) -> np.ndarray:
-    """The raw attribution as an RGB picture: gradients as colour, 2-D maps red/blue."""
-    return gradient_image(raw) if raw.ndim == 3 else signed_image(raw)
-
-
 PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#eeca3b", "#b279a2",
            "#ff9da6", "#9d755d", "#bab0ac")
-
-
-def image_uri(pixels: np.ndarray | Image.Image, quality: int = 85) -> str:
-    """A small picture as a JPEG data URI, for a plotly layout image."""
-    return "data:image/jpeg;base64," + base64.b64encode(
-        jpeg_bytes(np.asarray(pixels), quality)).decode("ascii")
 
 
 DRAWN_POINTS = 20_000  # above this a map draws a sample of its points over the density of all
@@ -228,7 +94,7 @@ def embedding_figure(points: np.ndarray, groups: np.ndarray, names: list[str], h
     ``customdata`` holds each point's row. Up to ``limit`` points every point is a marker;
     above, a fixed sample of ``limit`` is, drawn over a density image of all of them (a map of
     100,000 markers took 0.9 s a frame to pan with software rendering, and a box or a lasso
-    selects from all points on the server anyway: ``explain.embedding.inside_shapes``).
+    selects from all points on the server anyway: ``explain.analysis.selection.inside_shapes``).
     ``thumbnails``: (row, image URI) pairs drawn centred on their points, ``side`` map units
     wide (they grow as the map is zoomed, like the points' spacing)."""
     go = _plotly()

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import ExplainError, to_heatmap
-from .hooks import captured, evaluating, feature_maps
+from explain.core.hooks import captured, evaluating, feature_maps
+from explain.core.results import ExplainError, to_heatmap
 
 
 @dataclass(frozen=True, eq=False)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .base import ExplainError
+from explain.core.results import ExplainError
 
 MIN_SIDE = 8
 MAX_PIXELS = 50_000_000  # 7071 x 7071: a 12-megapixel photo fits four times over

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .base import ExplainError
+from explain.core.results import ExplainError
 
 
 @dataclass

@@ -16,17 +16,11 @@ import time
 import torch
 from torch import nn
 
-from .base import (
-    Attribution,
-    ExplainError,
-    Option,
-    Progress,
-    probability,
-    register_method,
-    resolve_target,
-)
-from .batching import BatchSizer
-from .hooks import evaluating
+from explain.core.batching import BatchSizer
+from explain.core.hooks import evaluating
+from explain.core.registry import Option, register_method
+from explain.core.results import Attribution, ExplainError, Progress
+from explain.core.targets import probability, resolve_target
 
 
 def window_positions(size: int, window: int, stride: int) -> list[int]:

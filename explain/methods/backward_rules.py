@@ -43,18 +43,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from .base import (
-    LAYER,
-    Attribution,
-    NotApplicable,
-    gradient_of_score,
-    probability,
-    register_method,
-    resolve_target,
-    to_the_image,
-)
-from .gradcam import grad_cam
-from .hooks import evaluating, layer_of
+from explain.core.hooks import evaluating, layer_of
+from explain.core.registry import LAYER, register_method, to_the_image
+from explain.core.results import Attribution, NotApplicable
+from explain.core.targets import gradient_of_score, probability, resolve_target
+from explain.methods.gradcam import grad_cam
 
 _SMOOTH_BACKWARD = {
     "silu": torch.ops.aten.silu_backward,

@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .base import ExplainError, Explanation, Progress, to_heatmap
-from .datasets import Dataset
-from .embedding import Assessment, Features
-from .metrics import deletion_insertion, random_map_curves
+from explain.analysis.features import Features
+from explain.analysis.probes import Assessment
+from explain.core.results import ExplainError, Explanation, Progress, to_heatmap
+from explain.data.datasets import Dataset
+from explain.evaluate.faithfulness import deletion_insertion, random_map_curves
 
 SLICES = ("all", "class", "errors", "cell", "least_confident", "most_confident", "mistaken",
           "selection")
@@ -146,8 +147,8 @@ def explain_slice(backbone, dataset: Dataset, indices: Sequence[int], method: st
     insertion AUC (``steps`` steps) and those of one seeded random map (the baseline, paired
     per image; without ``curves`` the AUCs are NaN). ``progress(done, total)`` is called after
     each image and may raise to stop."""
-    from .api import explain
-    from .batch import BATCHED, explain_batch
+    from explain.api import explain
+    from explain.batch import BATCHED, explain_batch
 
     indices = [int(i) for i in indices]
     if not indices:
@@ -226,7 +227,7 @@ def scores(run: SliceRun, labels: np.ndarray,
            boxes: dict[int, tuple[int, int, int, int]] | None = None) -> SliceScores:
     """The scores of ``run`` (``labels``: the dataset's, by dataset index; ``boxes``: object
     boxes by dataset index, in image pixels, for the pointing game)."""
-    from .metrics import pointing_game
+    from explain.evaluate.pointing import pointing_game
 
     cards = run.cards
     per_class = {}

@@ -12,15 +12,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import (
-    LAYER,
-    Attribution,
-    gradient_of_score,
-    probability,
-    register_method,
-    resolve_target,
-)
-from .hooks import as_maps, captured, evaluating, feature_maps, layer_of
+from explain.core.hooks import as_maps, captured, evaluating, feature_maps, layer_of
+from explain.core.registry import LAYER, register_method
+from explain.core.results import Attribution
+from explain.core.targets import gradient_of_score, probability, resolve_target
 
 
 def activation_and_gradient(model: nn.Module, inputs: torch.Tensor, layer: nn.Module,

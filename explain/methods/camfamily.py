@@ -23,22 +23,14 @@ hooks live for the call and act for this thread only, no ``.grad`` is written.
 
 from __future__ import annotations
 
-import threading
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import (
-    LAYER,
-    Attribution,
-    Progress,
-    probability,
-    register_method,
-    resolve_target,
-)
-from .gradcam import activation_and_gradient
-from .hooks import as_maps, captured, evaluating, feature_maps, layer_of
+from explain.core.hooks import layer_of
+from explain.core.registry import LAYER, register_method
+from explain.core.results import Attribution
+from explain.methods.gradcam import activation_and_gradient
 
 EPS = 1e-7
 
@@ -175,113 +167,6 @@ def _eigencam(backbone, inputs, target, layer: str | None = None) -> Attribution
     return Attribution(eigencam_map(a), cls, p)
 
 
-def score_cam(model: nn.Module, inputs: torch.Tensor, layer: nn.Module, target: int | None,
-              layer_name: str = "", batch_size: int = 32,
-              progress: Progress | None = None, tokens=None) -> Attribution:
-    """Score-CAM of ``inputs`` at ``layer``: K masked inputs in batches of ``batch_size``."""
-    with evaluating(model), captured(layer, layer_name, tokens=tokens) as capture, \
-            torch.inference_mode():
-        logits = model(inputs)
-        activation = feature_maps(capture)
-    cls = resolve_target(logits, target)
-    a = activation[0]
-    size = tuple(inputs.shape[-2:])
-    flat = a.flatten(1)
-    varying = torch.nonzero(flat.amax(1) > flat.amin(1)).flatten()
-    scores = torch.empty(len(a), dtype=torch.float32)
-    with evaluating(model):
-        if len(varying) < len(a):  # constant channels: a mask of zeros, one pass for all
-            with torch.inference_mode():
-                scores[:] = model(torch.zeros_like(inputs))[0, cls].float()
-        for start in range(0, len(varying), batch_size):
-            with torch.inference_mode():  # corners aligned, as the authors and pytorch-grad-cam
-                chosen = varying[start:start + batch_size]
-                up = F.interpolate(a[chosen, None].float(), size=size, mode="bilinear",
-                                   align_corners=True)[:, 0]
-                low = up.flatten(1).amin(1)[:, None, None]
-                high = up.flatten(1).amax(1)[:, None, None]
-                masks = (up - low) / (high - low + 1e-8)
-                scores[chosen] = model(inputs * masks[:, None])[:, cls].float()
-            if progress is not None:
-                progress(min(start + batch_size, len(varying)), len(varying))
-    weights = torch.softmax(scores, dim=0)
-    cam = F.relu((weights[:, None, None] * a.float()).sum(0))
-    return Attribution(cam, cls, probability(logits, cls))
-
-
-@register_method(
-    "scorecam", "Score-CAM", "Score-CAM (Wang et al., 2020): each channel, as a mask over the "
-    "image, is scored by the model; the scores weigh the channels. No gradient; one forward "
-    "pass per channel.", options=(LAYER,), needs=frozenset({"layer"}), compare=False,
-    slow=lambda options: True, cost=lambda backbone, options: cost(backbone, "scorecam",
-                                                                   **options))
-def _scorecam(backbone, inputs, target, layer: str | None = None, batch_size: int = 32,
-              progress: Progress | None = None) -> Attribution:
-    layer_name = _layers(backbone, layer)[0]
-    return score_cam(backbone.model, inputs, layer_of(backbone, layer_name), target, layer_name,
-                     batch_size, progress, backbone.spec.tokens)
-
-
-def ablation_cam(model: nn.Module, inputs: torch.Tensor, layer: nn.Module, target: int | None,
-                 layer_name: str = "", batch_size: int = 32, progress: Progress | None = None,
-                 tokens=None) -> Attribution:
-    """AblationCAM (Desai & Ramaswamy, 2020), as pytorch-grad-cam computes it: each channel of
-    ``layer`` is ablated in turn (set to zero, or far below the layer's minimum where its
-    values can be negative), the class score y_k of each ablated pass weighs its channel,
-    w_k = (y - y_k) / y, and the map is relu(sum_k w_k A_k). No gradient; the ablated passes run
-    in batches of ``batch_size``, the layer's output replaced by a hook of this thread (the
-    shared model is not changed)."""
-    owner = threading.get_ident()
-    with evaluating(model), captured(layer, layer_name, tokens=tokens) as capture, \
-            torch.inference_mode():
-        logits = model(inputs)
-    cls = resolve_target(logits, target)
-    output = capture.activation  # as the layer gives it, (1, ...)
-    a = as_maps(output, capture.name, tokens)[0]
-    channel_dim = 1 if output.ndim == 4 and (tokens is None or not tokens.channels_last) \
-        else output.ndim - 1
-    ablated_value = 0.0 if float(output.min()) == 0 else float(output.min()) - 1e7
-    channels = output.shape[channel_dim]
-    original = float(logits[0, cls])
-    scores = torch.empty(channels, dtype=torch.float64)
-    replacement: list[torch.Tensor] = []
-
-    def hook(_module, _inputs, _output):
-        return replacement[0] if threading.get_ident() == owner else None
-
-    handle = layer.register_forward_hook(hook)
-    try:
-        with evaluating(model):
-            for start in range(0, channels, batch_size):
-                chosen = torch.arange(start, min(start + batch_size, channels))
-                batch = output.repeat(len(chosen), *([1] * (output.ndim - 1)))
-                index = [slice(None)] * output.ndim
-                index[0], index[channel_dim] = torch.arange(len(chosen)), chosen
-                batch[tuple(index)] = ablated_value
-                replacement[:] = [batch]
-                with torch.inference_mode():
-                    scores[chosen] = model(inputs.repeat(len(chosen), 1, 1, 1))[:, cls].double()
-                if progress is not None:
-                    progress(int(chosen[-1]) + 1, channels)
-    finally:
-        handle.remove()
-    weights = ((original - scores) / original).to(a.dtype)
-    return Attribution(F.relu((weights[:, None, None] * a).sum(0)), cls, probability(logits, cls))
-
-
-@register_method(
-    "ablationcam", "AblationCAM", "AblationCAM (Desai & Ramaswamy, 2020): each channel is "
-    "removed in turn; how much the class score drops without it weighs it. No gradient; one "
-    "forward pass per channel.", options=(LAYER,), needs=frozenset({"layer"}), compare=False,
-    slow=lambda options: True,
-    cost=lambda backbone, options: cost(backbone, "ablationcam", **options))
-def _ablationcam(backbone, inputs, target, layer: str | None = None, batch_size: int = 32,
-                 progress: Progress | None = None) -> Attribution:
-    layer_name = _layers(backbone, layer)[0]
-    return ablation_cam(backbone.model, inputs, layer_of(backbone, layer_name), target,
-                        layer_name, batch_size, progress, backbone.spec.tokens)
-
-
 def cost(backbone, method: str, layer: str | list[str] | None = None,
          **options) -> str:
     """What ``method`` costs on ``backbone``, in passes through the model, for the page to say
@@ -312,4 +197,3 @@ def _channels(backbone, name: str) -> int | None:
         return None
     convs = [m for m in module.modules() if isinstance(m, nn.Conv2d)]
     return convs[-1].out_channels if convs else None
-

@@ -1,0 +1,1 @@
+"""Batch jobs and their command line (``python -m explain features ...``)."""

@@ -1,0 +1,1 @@
+"""Rendering: ``pictures`` (uint8 arrays and codecs) and ``figures`` (plotly)."""
