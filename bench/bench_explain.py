@@ -78,8 +78,8 @@ def bench_model(name: str, weights: str, repeats: int) -> list[tuple[str, float,
     head = spec.cam
     t = timed({
         "forward": lambda: forward(model, x),
-        "gradcam": lambda: grad_cam(model, x, layer, 0),
-        "cam": lambda: cam(model, x, b.layer(head.features), b.layer(head.fc), 0),
+        "gradcam": lambda: grad_cam(model, x, layer, 0)[0],
+        "cam": lambda: cam(model, x, b.layer(head.features), b.layer(head.fc), 0)[0],
         "captum_gradcam": lambda: captum_gradcam(model, layer, x),
     }, repeats)
     rows = [
@@ -90,8 +90,8 @@ def bench_model(name: str, weights: str, repeats: int) -> list[tuple[str, float,
     ]
     t = timed({
         "fwd_bwd": lambda: forward_backward(model, x),
-        "guided": lambda: guided_backprop(model, x, 0),
-        "saliency": lambda: saliency(model, x, 0),
+        "guided": lambda: guided_backprop(model, x, 0)[0],
+        "saliency": lambda: saliency(model, x, 0)[0],
     }, repeats)
     rows += [
         (f"{name}: guided backprop / forward+backward", t["guided"] / t["fwd_bwd"], 1.05),
@@ -106,7 +106,7 @@ def bench_model(name: str, weights: str, repeats: int) -> list[tuple[str, float,
     best = min(per_image, key=per_image.__getitem__)
     window, stride = 56, 28
     count = len(window_positions(224, window, stride)) ** 2
-    t = timed({"occ": lambda: occlusion(model, x, 0, window, stride)}, max(2, repeats // 3))
+    t = timed({"occ": lambda: occlusion(model, x, 0, window, stride)[0]}, max(2, repeats // 3))
     print(f"{name}: per-image forward by batch size (ms): "
           + ", ".join(f"{k}: {v * 1e3:.1f}" for k, v in per_image.items()) + f"; best {best}")
     rows.append((f"{name}: occlusion ({count} images) / limit at batch {best}",

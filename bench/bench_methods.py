@@ -53,7 +53,7 @@ def main() -> None:
 
     from explain import explain
     from explain.data.samples import sample_image
-    from explain.methods.gradcam import activation_and_gradient
+    from explain.methods.gradcam import activations_and_gradients
     from models import DEFAULT_BACKBONE, load_backbone
 
     backbone = load_backbone(DEFAULT_BACKBONE, device="cpu")
@@ -67,14 +67,15 @@ def main() -> None:
             model(batch)
 
     def to_layer() -> None:
-        activation_and_gradient(model, backbone.preprocess(image), layer, None, name)
+        activations_and_gradients(model, backbone.preprocess(image), layer, None, name)
 
     def input_grads(count: int, batch: int) -> None:
         for start in range(0, count, batch):
             xs = x.repeat(min(batch, count - start), 1, 1, 1).requires_grad_(True)
             torch.autograd.grad(model(xs)[:, 0].sum(), xs)
 
-    a, _, cls, _ = activation_and_gradient(model, x, layer, None, name, gradient=False)
+    a, _, (cls,), _ = activations_and_gradients(model, x, layer, None, name, gradients=False)
+    a = a[0]
     flat = a.flatten(1)
     varying = int((flat.amax(1) > flat.amin(1)).sum())
     masked = x.repeat(32, 1, 1, 1)

@@ -50,7 +50,7 @@ def cuda_gain(image, n: int = 16) -> None:
     import torch
 
     from explain import explain
-    from explain.batch import explain_batch
+    from explain.api import explain_batch
     from models import DEFAULT_BACKBONE, load_backbone
 
     if not torch.cuda.is_available():

@@ -3,13 +3,20 @@
     >>> from models import load_backbone
     >>> from explain import explain
     >>> result = explain(load_backbone("efficientnet_lite0"), "cat.jpg", "gradcam")
+    >>> maps = explain_batch(backbone, ["a.jpg", "b.jpg"], "saliency", [ClassTarget(281), None])
+
+The folders: ``core`` (result types, targets, the registry, hooks), ``methods`` (one module per
+method or family, each with its record), ``evaluate`` (faithfulness, sanity, pointing,
+agreement, slices), ``visualize`` (class pictures, activations), ``data`` (images, datasets,
+samples), ``analysis`` (features and their store, projections, neighbours, selections, probes,
+fitted heads), ``jobs`` (the batch feature job), ``render`` (pictures and figures).
 """
 
 from explain import methods  # noqa: F401  (registers every method)
-from explain.api import activations, explain, visualize_class
+from explain.api import activations, explain, explain_batch, predict_batch, visualize_class
 from explain.core.registry import DEFAULT_METHOD, METHODS, RECORDS, TITLES, MethodRecord, Option
 from explain.core.results import Attribution, Cancelled, ExplainError, Explanation, NotApplicable, to_heatmap
-from explain.core.targets import Direction
+from explain.core.targets import ClassTarget, Direction, Target
 from explain.data.images import ImageError, load_image
 from explain.visualize.activations import ActivationReport
 from explain.visualize.class_visualization import ClassVisualization
@@ -26,6 +33,7 @@ __all__ = [
     "ActivationReport",
     "Attribution",
     "Cancelled",
+    "ClassTarget",
     "ClassVisualization",
     "Direction",
     "ExplainError",
@@ -34,9 +42,12 @@ __all__ = [
     "MethodRecord",
     "NotApplicable",
     "Option",
+    "Target",
     "activations",
     "explain",
+    "explain_batch",
     "load_image",
+    "predict_batch",
     "to_heatmap",
     "visualize_class",
 ]

@@ -1,17 +1,20 @@
-"""One verb for every method: ``explain(backbone, image, method, target=None, **options)``."""
+"""The library's verbs: ``explain`` (one image) and ``explain_batch`` (several, each with its own
+target) for every registered method, ``predict_batch``, ``activations`` and ``visualize_class``."""
 
 from __future__ import annotations
 
 import inspect
 import time
+from collections.abc import Sequence
 
 import numpy as np
+import torch
 from PIL import Image
 
-from explain.core.hooks import layer_of
+from explain.core.hooks import evaluating, layer_of
 from explain.core.registry import METHODS, RECORDS
 from explain.core.results import ExplainError, Explanation, to_heatmap
-from explain.core.targets import Direction
+from explain.core.targets import Direction, as_target
 from explain.data.images import load_image
 from explain.visualize.activations import ActivationReport, layer_activations
 from explain.visualize.class_visualization import ClassVisualization, class_visualization
@@ -19,52 +22,84 @@ from explain.visualize.class_visualization import ClassVisualization, class_visu
 ImageSource = bytes | str | Image.Image | np.ndarray
 
 
-def explain(backbone, image: ImageSource, method: str, target: int | Direction | None = None,
-            **options) -> Explanation:
-    """Explain ``backbone``'s prediction of class ``target`` (None: the top class) on ``image``;
-    ``target`` may also be a ``Direction`` in feature space (then the explanation's ``target``
-    is 0 and its ``probability`` the cosine similarity to the direction).
+def explain(backbone, image: ImageSource, method: str, target=None, **options) -> Explanation:
+    """Explain ``backbone``'s output for ``target`` on ``image`` with ``method``: the N = 1 case
+    of ``explain_batch`` (see there)."""
+    return explain_batch(backbone, [image], method, [target], **options)[0]
 
-    ``method`` is one of ``METHODS`` ("cam", "gradcam", "guided_backprop", "guided_gradcam",
-    "saliency", "occlusion", and the CAM family of ``explain.camfamily``); ``options`` are the
-    method's own (``layer=`` for the methods in ``LAYERED``, a list of layers for LayerCAM,
-    ``window=``, ``stride=``, ``baseline=``, ``progress=`` for occlusion). The heatmap has the
-    height and width of ``image``. Raises ``ImageError``, ``NotApplicable`` or ``ExplainError``
-    with a message for the user.
+
+def explain_batch(backbone, images: Sequence[ImageSource], method: str, targets=None,
+                  **options) -> list[Explanation]:
+    """Every image of ``images`` explained with ``method``, each for its own target, in one
+    batch: what the Gallery does with a slice, and a server with compatible requests of
+    different sessions.
+
+    ``method`` is one of ``METHODS``; ``targets``: one per image, or None for every image's top
+    class. A target is an ``explain.Target``: a ``ClassTarget`` (an ``int`` is one, ``None`` the
+    top class) or a ``Direction`` in feature space (then the explanation's ``target`` is 0 and
+    its ``probability`` the cosine similarity to the direction). ``options`` are the method's own
+    (its record's, validated there: ``layer=`` for the methods that need one; and ``progress=``
+    for the slow ones, counted over the whole batch). Each heatmap has the height and width of
+    its image; ``seconds`` is the batch's time shared equally. Raises ``ImageError``,
+    ``NotApplicable`` or ``ExplainError`` with a message for the user that names the method.
     """
     if method not in METHODS:
         raise ExplainError(f"Unknown method {method!r}; choose one of {', '.join(METHODS)}.")
+    record = RECORDS[method]
     try:  # an option the method does not take is the user's error; a TypeError inside is ours
-        inspect.signature(METHODS[method]).bind(backbone, None, target, **options)
+        inspect.signature(METHODS[method]).bind(backbone, None, None, **options)
     except TypeError as exc:
         raise ExplainError(f"{method}: {exc}") from None
-    options = RECORDS[method].checked(options)  # in range, named in the message if not
-    picture = load_image(image)
-    inputs = backbone.preprocess(picture)
+    options = record.checked(options)  # in range, named in the message if not
+    if not images:
+        raise ExplainError(f"{record.title}: give at least one image.")
+    targets = [None] * len(images) if targets is None else list(targets)
+    if len(targets) != len(images):
+        raise ExplainError(f"{record.title}: give one target (or None) for each image: "
+                           f"{len(images)} images, {len(targets)} targets.")
+    targets = [as_target(t, backbone, record.title) for t in targets]
+    pictures = [load_image(image) for image in images]
+    inputs = torch.cat([backbone.preprocess(p) for p in pictures])
     start = time.perf_counter()
-    original, direction = backbone, None
-    if isinstance(target, Direction):
-        direction = np.asarray(target.vector, dtype=np.float32).ravel()
-        try:
-            backbone, target = backbone.toward(direction, target.name), 0
-        except ValueError as exc:
-            raise ExplainError(str(exc)) from None
-    result = METHODS[method](backbone, inputs, target, **options)
-    size = (picture.height, picture.width)
-    heatmap = to_heatmap(result.raw, size)
-    seconds = time.perf_counter() - start
-    layered = "layer" in RECORDS[method].needs
-    layer = options.get("layer") or (backbone.spec.gradcam_layer if layered else "")
+    groups: dict[object, list[int]] = {}
+    for i, target in enumerate(targets):
+        groups.setdefault(target.group(), []).append(i)
+    results: list = [None] * len(images)
+    for rows in groups.values():
+        bound = targets[rows[0]].bind(backbone)  # a group shares its output adapter
+        columns = [targets[i].column for i in rows]
+        for i, attribution in zip(rows, METHODS[method](bound, inputs[rows], columns, **options),
+                                  strict=True):
+            results[i] = (bound, attribution)
+    seconds = (time.perf_counter() - start) / len(images)
+    layer = options.get("layer") or (backbone.spec.gradcam_layer if "layer" in record.needs
+                                     else "")
     layer = "+".join(layer) if isinstance(layer, list | tuple) else layer
-    score = result.probability
-    if direction is not None:
-        from explain.analysis.features import image_features
+    explanations = []
+    for picture, target, (bound, a) in zip(pictures, targets, results, strict=True):
+        score = a.probability
+        if isinstance(target, Direction):
+            from explain.analysis.features import image_features
 
-        mine = image_features(original, picture)
-        score = float(mine @ direction / max(np.linalg.norm(mine) * np.linalg.norm(direction),
-                                             1e-12))
-    return Explanation(method, result.target, heatmap, result.raw.detach().cpu().numpy(), seconds,
-                       score, layer or "", dict(result.notes))
+            score = target.similarity(image_features(backbone, picture))
+        explanations.append(Explanation(
+            method, a.target, to_heatmap(a.raw, (picture.height, picture.width)),
+            a.raw.detach().cpu().numpy(), seconds, score, layer or "", dict(a.notes),
+            target.title(bound, a.target)))
+    return explanations
+
+
+def predict_batch(backbone, images: Sequence[ImageSource], k: int = 5) -> list[list]:
+    """``backbone.predict`` for every image, in one forward pass."""
+    from models import Prediction
+
+    inputs = torch.cat([backbone.preprocess(load_image(image)) for image in images])
+    with evaluating(backbone.model), torch.inference_mode():
+        probs = backbone.model(inputs).float().softmax(dim=1)
+    values, indices = probs.topk(min(k, probs.shape[1]), dim=1)
+    return [[Prediction(int(i), backbone.categories[int(i)], float(p))
+             for p, i in zip(row_p.tolist(), row_i.tolist(), strict=True)]
+            for row_p, row_i in zip(values, indices, strict=True)]
 
 
 def activations(backbone, image: ImageSource, layer: str | None = None) -> ActivationReport:

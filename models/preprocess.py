@@ -33,7 +33,9 @@ class Preprocessing:
         height, width = self.size
         resized = image.convert("RGB").resize((width, height), _RESAMPLE[self.interpolation])
         array = np.array(resized, dtype=np.float32) / 255.0
-        return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0)
+        # contiguous (N, 3, H, W): as a batch of them is, so one image and a batch run the same
+        # kernels (a permuted view is channels-last, whose convolutions round differently)
+        return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).contiguous()
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
         return self.normalize(self.pixels(image))

@@ -62,6 +62,15 @@ def _number(kind: type, low: float, high: float) -> Callable[[str], float]:
     return parse
 
 
+def _switch(text: str) -> bool:
+    """An option that is on or off: "True"/"False" (as links write it), "on"/"off", "1"/"0"."""
+    value = {"true": True, "on": True, "1": True, "false": False, "off": False,
+             "0": False}.get(text.strip().lower())
+    if value is None:
+        raise ValueError(text)
+    return value
+
+
 def _name(text: str) -> str:  # a layer name; checked against the backbone's layers later
     if not text or len(text) > 200 or not all(c.isalnum() or c in "._" for c in text):
         raise ValueError(text)
@@ -175,6 +184,8 @@ def _option(option: Option) -> Param:
         return Param(None, _name)
     if option.kind == "choice":
         return Param(option.default, _choice(option.choices))
+    if option.kind == "bool":
+        return Param(option.default, _switch)
     return Param(option.default, _number(int if option.kind == "int" else float, option.low,
                                          option.high))
 

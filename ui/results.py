@@ -24,7 +24,7 @@ from explain import (
     explain,
     visualize_class,
 )
-from explain.batch import explain_batch, predict_batch
+from explain.api import explain_batch, predict_batch
 from explain.render.pictures import jpeg_bytes
 from models import Prediction
 from serving.scheduler import MAIN, Busy, Job, Scheduler, Stopped, shared
@@ -187,12 +187,12 @@ def cached_explanation(view: View, method: str, target: int | None, options: tup
 
     batched = {}
     if record.batched:  # compatible requests of other sessions may share its batch
-        backbone, layer = view.backbone, dict(options).get("layer")
+        backbone = view.backbone
         batched = dict(batch=("explain", view.model_key, method, options),
                        item=(view.image, target),
                        batch_fn=lambda items: explain_batch(
                            backbone, [i[0] for i in items], method, [i[1] for i in items],
-                           layer=layer))
+                           **dict(options)))
     return compute(explanation_key(view, method, target, options), work, slot=slot,
                    where=where, progress=progress, **batched)
 

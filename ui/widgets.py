@@ -71,6 +71,9 @@ def method_options(view: View, method: str, where=None) -> None:
             layers = view.backbone.layers
             ensure_choice(option.key, layers, default=view.backbone.spec.gradcam_layer)
             column.selectbox(option.title, layers, key=name, help=option.help or None)
+        elif option.kind == "bool":
+            ensure_choice(option.key, [False, True])
+            column.toggle(option.title, key=name, help=option.help or None)
         elif option.kind == "choice":
             ensure_choice(option.key, list(option.choices))
             column.selectbox(option.title, list(option.choices), key=name,

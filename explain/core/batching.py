@@ -42,3 +42,18 @@ class BatchSizer:
         if not self.pending:
             self.best = min(self.per_image, key=self.per_image.__getitem__)
             _BEST.setdefault(self.model, {})[self.key] = self.best
+
+
+def each_image(inputs: torch.Tensor, targets: list, progress, one) -> list:
+    """``one(x, target, progress)`` for every image ``x`` (1, 3, H, W) of the batch ``inputs``,
+    in order: for a method whose passes are per image (masked or noisy copies of it). Its
+    ``progress(done, total)`` is counted over the whole batch."""
+    count = len(inputs)
+    results = []
+    for i in range(count):
+        report = None
+        if progress is not None:
+            def report(done: int, total: int, i: int = i) -> None:
+                progress(i * total + done, count * total)
+        results.append(one(inputs[i:i + 1], targets[i], report))
+    return results

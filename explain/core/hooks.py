@@ -167,3 +167,10 @@ def first_parameter_device(model: nn.Module) -> torch.device:
     for tensor in model.parameters():
         return tensor.device
     return torch.device("cpu")
+
+
+def layer_names(backbone, layer) -> list[str]:
+    """The layer option's value as a list of names: None -> the model's Grad-CAM layer."""
+    if layer is None:
+        return [backbone.spec.gradcam_layer]
+    return [layer] if isinstance(layer, str) else list(layer)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from explain.core.results import Attribution, ExplainError
 
-# The method registry: name -> adapter(backbone, inputs, target, **options) -> Attribution, and
+# The method registry: name -> adapter(backbone, inputs, targets, **options) -> [Attribution], and
 # name -> its record (what the pages, the links and the checks know of it).
 MethodFn = Callable[..., Attribution]
 METHODS: dict[str, MethodFn] = {}
@@ -20,8 +20,8 @@ RECORDS: dict[str, MethodRecord] = {}
 @dataclass(frozen=True)
 class Option:
     """One option of a method, as a user sets it: a widget, a link parameter (``param``) and its
-    validation come from it. ``kind``: "int", "float", "choice" or "layer" (a layer of the
-    model: checked against the model, not here)."""
+    validation come from it. ``kind``: "int", "float", "choice", "bool" or "layer" (a layer
+    of the model: checked against the model, not here)."""
 
     name: str  # the method's keyword argument
     title: str
@@ -46,6 +46,8 @@ class Option:
         return self.param or self.name
 
     def label(self, value) -> str:
+        if self.kind == "bool":
+            return "on" if value else "off"
         return dict(zip(self.choices, self.labels, strict=True)).get(value, str(value)) \
             if self.labels else str(value)
 
@@ -58,6 +60,11 @@ class Option:
             if (isinstance(value, str) and value) or (isinstance(value, list | tuple) and value):
                 return value
             raise ExplainError(f"{where}{self.title} names a layer of the model.")
+        if self.kind == "bool":
+            if not isinstance(value, bool):
+                raise ExplainError(f"{where}{self.title.lower()} is on (True) or off (False), "
+                                   f"not {value!r}.")
+            return value
         if self.kind == "choice":
             if value not in self.choices:
                 raise ExplainError(f"{where}{self.wording or f'the {name} is'} one of "
@@ -80,7 +87,13 @@ class MethodRecord:
     "gradients"), its ``cost`` in passes through the model (``cost(backbone, options)``), whether
     a run with these options is ``slow`` (then it takes ``progress=``, and the pages show
     progress, its place in the queue and Stop), whether the sanity check and Compare run it,
-    and whether it has a batched form (``explain.batch``)."""
+    and whether it is ``batched``: one pass serves a whole batch of images, so requests of
+    several sessions are worth running together (every method takes a batch; the others run
+    their passes image by image).
+
+    The method itself is ``METHODS[name](backbone, inputs, targets, **options)``: ``inputs``
+    (N, 3, H, W) preprocessed, ``targets`` one column of the model's output (or None: the top
+    class) per image; it returns one ``Attribution`` per image."""
 
     name: str
     title: str

@@ -44,6 +44,7 @@ class Explanation:
     probability: float
     layer: str = ""
     notes: dict = field(default_factory=dict)  # a method's own numbers (IG's convergence delta)
+    target_title: str = ""  # what the map is for, as the page says it (the class's name)
 
 
 @dataclass(frozen=True)
@@ -72,3 +73,8 @@ def to_heatmap(raw: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
     peak = float(raw.max())
     heat = raw / peak if peak > 0 else torch.zeros_like(raw)
     return heat.cpu().numpy().astype(np.float32)
+
+
+def attributions(maps, columns: list[int], probabilities: list[float]) -> list[Attribution]:
+    """One ``Attribution`` per image of a batch of maps (N, ...)."""
+    return [Attribution(m, c, p) for m, c, p in zip(maps, columns, probabilities, strict=True)]

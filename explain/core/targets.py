@@ -1,18 +1,81 @@
 """Targets: which scalar of a model's output, for one image, a method explains.
+
+A method explains a column of the model's output table (N, S), one column per image: a
+classifier's logits, with the class as the column. A target says which column, for which model:
+
+- ``ClassTarget(index)``: a class of the classifier (``index=None``: the image's top class). An
+  ``int`` or ``None`` given where a target is expected is one;
+- ``Direction(vector, name)``: a direction in the penultimate feature space (what the classifier
+  reads). Its output is the projection of the features on the direction, through a one-output
+  head on the same modules (``Backbone.toward``), so every method explains it unchanged.
+
+The next kinds (a detector's box, a segmentation's region, a channel of a layer) are targets of
+their own with their own output adapter; the methods do not change. A target is checked against
+the model (``as_target``): a kind the model cannot give is an ``ExplainError`` that names both.
+
+The arithmetic of a batch's targets lives here too: the resolved column of each image, the sum
+of their scores (whose gradient is each image's own: in eval mode an image's output depends on
+that image alone), their probabilities.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
 
 from explain.core.results import ExplainError
 
+CLASSIFICATION = "classification"
+
+
+class Target:
+    """One image's target. ``kind`` names it to the user; ``tasks``: the models it applies to."""
+
+    kind: ClassVar[str] = ""
+    tasks: ClassVar[frozenset[str]] = frozenset({CLASSIFICATION})
+
+    def bind(self, backbone):
+        """The backbone whose output holds this target's score (in ``column``)."""
+        raise NotImplementedError
+
+    @property
+    def column(self) -> int | None:
+        """The column of the bound backbone's output; None: the image's top one."""
+        raise NotImplementedError
+
+    def group(self) -> object:
+        """Targets of one group share one bound backbone (and so one batch)."""
+        return self.kind
+
+    def title(self, backbone, column: int) -> str:
+        """What the map is "for", as the page says it."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class ClassTarget(Target):
+    """A class of a classifier by its index; ``None``: the class the model ranks first."""
+
+    index: int | None = None
+    kind: ClassVar[str] = "class"
+
+    def bind(self, backbone):
+        return backbone
+
+    @property
+    def column(self) -> int | None:
+        return self.index
+
+    def title(self, backbone, column: int) -> str:
+        return str(backbone.categories[column])
+
 
 @dataclass(frozen=True, eq=False)
-class Direction:
+class Direction(Target):
     """A target in feature space instead of a class: what in an image moves its penultimate
     features (what the classifier reads) along ``vector``: a dataset class's mean feature
     (for datasets whose classes are not the model's), or another image's features (what
@@ -20,22 +83,100 @@ class Direction:
 
     vector: np.ndarray
     name: str
+    kind: ClassVar[str] = "direction"
+
+    def bind(self, backbone):
+        try:
+            return backbone.toward(np.asarray(self.vector, dtype=np.float32).ravel(), self.name)
+        except ValueError as exc:
+            raise ExplainError(str(exc)) from None
+
+    @property
+    def column(self) -> int:
+        return 0
+
+    def group(self) -> object:
+        return id(self)
+
+    def title(self, backbone, column: int) -> str:
+        return self.name
+
+    def similarity(self, features: np.ndarray) -> float:
+        """The cosine similarity of ``features`` to the direction."""
+        vector = np.asarray(self.vector, dtype=np.float32).ravel()
+        return float(features @ vector / max(np.linalg.norm(features) * np.linalg.norm(vector),
+                                             1e-12))
 
 
-def resolve_target(logits: torch.Tensor, target: int | None) -> int:
-    """``None`` -> the top class of ``logits`` (1, C); an index out of range -> ExplainError."""
+def task_of(backbone) -> str:
+    return getattr(backbone.spec, "task", CLASSIFICATION)
+
+
+def as_target(value, backbone=None, method: str = "") -> Target:
+    """``value`` as a ``Target``: a target as it is, an ``int`` (or numpy integer) or ``None`` as
+    a ``ClassTarget``; anything else, or a target the model cannot give, is an ``ExplainError``
+    naming the method and what the model takes."""
+    where = f"{method}: " if method else ""
+    if isinstance(value, Target):
+        target = value
+    elif value is None or (isinstance(value, int | np.integer) and not isinstance(value, bool)):
+        target = ClassTarget(None if value is None else int(value))
+    else:
+        shown = repr(value)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        kind = ("a box (x0, y0, x1, y1) is a detector's target" if _looks_like_box(value)
+                else f"{shown} is not a target")
+        raise ExplainError(f"{where}{kind}; this model takes a class (an index, or none for the "
+                           "top class) or a Direction in its feature space.")
+    if backbone is not None and task_of(backbone) not in target.tasks:
+        raise ExplainError(f"{where}a {target.kind} target is for a "
+                           f"{' or '.join(sorted(target.tasks))} model; "
+                           f"{backbone.spec.title} is a {task_of(backbone)} model.")
+    return target
+
+
+def _looks_like_box(value) -> bool:
+    return (isinstance(value, tuple | list) and len(value) == 4
+            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value))
+
+
+def resolve_targets(logits: torch.Tensor, targets: Sequence[int | None]) -> list[int]:
+    """Each image's column of ``logits`` (N, C): ``None`` -> the image's top class; an index out
+    of range -> ``ExplainError``. One target for every image."""
+    if len(targets) != len(logits):
+        raise ExplainError(f"Give one target for each of the {len(logits)} images, not "
+                           f"{len(targets)}.")
     classes = logits.shape[-1]
-    if target is None:
-        return int(logits[0].argmax())
-    if isinstance(target, bool) or not isinstance(target, int | np.integer):
-        raise ExplainError(f"The class must be an integer index, not {target!r}.")
-    if not 0 <= int(target) < classes:
-        raise ExplainError(f"Class {target} does not exist: this model has {classes} classes.")
-    return int(target)
+    out = []
+    for row, target in zip(logits, targets, strict=True):
+        if target is None:
+            out.append(int(row.argmax()))
+            continue
+        if isinstance(target, bool) or not isinstance(target, int | np.integer):
+            raise ExplainError(f"The class must be an integer index, not {target!r}.")
+        if not 0 <= int(target) < classes:
+            raise ExplainError(f"Class {target} does not exist: this model has {classes} "
+                               "classes.")
+        out.append(int(target))
+    return out
 
 
-def probability(logits: torch.Tensor, target: int) -> float:
-    return float(logits.detach()[0].float().softmax(-1)[target])
+def per_image(targets, count: int) -> list[int | None]:
+    """``targets`` as one column (or None) per image: a single one is every image's."""
+    if targets is None or isinstance(targets, int | np.integer):
+        return [targets] * count
+    return list(targets)
+
+
+def score_sum(logits: torch.Tensor, columns: Sequence[int]) -> torch.Tensor:
+    """The sum over images of each image's own score: its gradient is each image's gradient."""
+    return logits[torch.arange(len(columns), device=logits.device), list(columns)].sum()
+
+
+def probabilities(logits: torch.Tensor, columns: Sequence[int]) -> list[float]:
+    """Each image's softmax probability of its column."""
+    probs = logits.detach().float().softmax(-1)
+    return [float(probs[i, c]) for i, c in enumerate(columns)]
 
 
 def gradient(score: torch.Tensor, wrt: torch.Tensor) -> torch.Tensor:
@@ -47,6 +188,11 @@ def gradient(score: torch.Tensor, wrt: torch.Tensor) -> torch.Tensor:
     return grad
 
 
-def gradient_of_score(logits: torch.Tensor, target: int, wrt: torch.Tensor) -> torch.Tensor:
-    """d logits[0, target] / d wrt (see ``gradient``)."""
-    return gradient(logits[0, target], wrt)
+def resolve_target(logits: torch.Tensor, target: int | None) -> int:
+    """The column of the first image of ``logits`` (``resolve_targets`` of one image)."""
+    return resolve_targets(logits[:1], [target])[0]
+
+
+def probability(logits: torch.Tensor, column: int) -> float:
+    """The first image's softmax probability of ``column``."""
+    return probabilities(logits[:1], [column])[0]

@@ -66,7 +66,7 @@ def disagreements(a, b, dataset, indices, batch_size: int = 16,
     """Where two models (``Backbone``s with the same classes) disagree most on ``indices`` of
     ``dataset``: prediction flips first (most confident flips first), then the largest map
     shifts (lowest rank correlation). Grad-CAM in batches, each model at its own layer."""
-    from explain.batch import explain_batch, predict_batch
+    from explain.api import explain_batch, predict_batch
 
     if a.categories != b.categories:
         raise ExplainError("The two models have different classes: their predictions cannot "

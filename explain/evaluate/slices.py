@@ -143,12 +143,11 @@ def explain_slice(backbone, dataset: Dataset, indices: Sequence[int], method: st
                   progress: Progress | None = None, curves: bool = True,
                   **options) -> SliceRun:
     """Every image of ``indices`` explained with ``method`` for the model's top class, in
-    batches where the method has a batched form (``explain.batch``), with its deletion and
-    insertion AUC (``steps`` steps) and those of one seeded random map (the baseline, paired
-    per image; without ``curves`` the AUCs are NaN). ``progress(done, total)`` is called after
-    each image and may raise to stop."""
-    from explain.api import explain
-    from explain.batch import BATCHED, explain_batch
+    batches of ``batch_size`` (``explain_batch``), with its deletion and insertion AUC
+    (``steps`` steps) and those of one seeded random map (the baseline, paired per image;
+    without ``curves`` the AUCs are NaN). ``progress(done, total)`` is called after each image
+    and may raise to stop."""
+    from explain.api import explain_batch
 
     indices = [int(i) for i in indices]
     if not indices:
@@ -158,11 +157,7 @@ def explain_slice(backbone, dataset: Dataset, indices: Sequence[int], method: st
     for first in range(0, len(indices), batch_size):
         chunk = indices[first:first + batch_size]
         images = [dataset.image(i) for i in chunk]
-        if method in BATCHED and not isinstance(options.get("layer"), list | tuple):
-            results = explain_batch(backbone, images, method, [None] * len(chunk),
-                                    layer=options.get("layer"))
-        else:
-            results = [explain(backbone, image, method, **options) for image in images]
+        results = explain_batch(backbone, images, method, None, **options)
         for index, image, result in zip(chunk, images, results, strict=True):
             if progress is not None and cards:  # per image: its curves take most of the time
                 progress(len(cards), len(indices))

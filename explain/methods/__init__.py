@@ -4,7 +4,6 @@
 from explain.methods import (  # noqa: F401
     backward_rules,
     cam,
-    camfamily,
     channel_scores,
     fullgrad,
     gradcam,

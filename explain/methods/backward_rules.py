@@ -45,8 +45,8 @@ from torch.overrides import TorchFunctionMode
 
 from explain.core.hooks import evaluating, layer_of
 from explain.core.registry import LAYER, register_method, to_the_image
-from explain.core.results import Attribution, NotApplicable
-from explain.core.targets import gradient_of_score, probability, resolve_target
+from explain.core.results import Attribution, NotApplicable, attributions
+from explain.core.targets import gradient, per_image, probabilities, resolve_targets, score_sum
 from explain.methods.gradcam import grad_cam
 
 _SMOOTH_BACKWARD = {
@@ -253,10 +253,10 @@ def guided_rectifiers(model: nn.Module | None = None, rule: str = "guided"
         yield counts
 
 
-def guided_backprop(model: nn.Module, inputs: torch.Tensor, target: int | None = None,
-                    rule: str = "guided") -> Attribution:
+def guided_backprop(model: nn.Module, inputs: torch.Tensor, targets=None,
+                    rule: str = "guided") -> list[Attribution]:
     """Guided backprop (or, with ``rule="deconvnet"``, the deconvnet) of ``inputs``
-    (1, 3, H, W): raw is the signed (3, H, W) gradient."""
+    (N, 3, H, W): each raw is the signed (3, H, W) gradient."""
     title = "Guided backprop" if rule == "guided" else "The deconvnet"
     unruled = sorted({type(m).__name__ for m in model.modules()  # timm has its own GELU class
                       if isinstance(m, nn.GELU | nn.Mish) or "gelu" in type(m).__name__.lower()})
@@ -272,19 +272,21 @@ def guided_backprop(model: nn.Module, inputs: torch.Tensor, target: int | None =
     if not counts:
         raise NotApplicable(
             f"{title} needs rectifiers (ReLU, ReLU6, SiLU, Hardswish) and this model ran none.")
-    cls = resolve_target(logits, target)
-    grad = gradient_of_score(logits, cls, x)
-    return Attribution(grad[0], cls, probability(logits, cls))
+    columns = resolve_targets(logits, per_image(targets, len(inputs)))
+    return attributions(gradient(score_sum(logits, columns), x), columns,
+                        probabilities(logits, columns))
 
 
-def guided_grad_cam(model: nn.Module, inputs: torch.Tensor, layer: nn.Module,
-                    target: int | None = None, layer_name: str = "", tokens=None) -> Attribution:
-    """Guided backprop times Grad-CAM upsampled to the input: raw is signed (3, H, W)."""
-    coarse = grad_cam(model, inputs, layer, target, layer_name, tokens)
-    guided = guided_backprop(model, inputs, coarse.target)
-    upsampled = F.interpolate(coarse.raw[None, None], size=inputs.shape[-2:], mode="bilinear",
-                              align_corners=False)[0]
-    return Attribution(guided.raw * upsampled, coarse.target, coarse.probability)
+def guided_grad_cam(model: nn.Module, inputs: torch.Tensor, layer: nn.Module, targets=None,
+                    layer_name: str = "", tokens=None) -> list[Attribution]:
+    """Guided backprop times Grad-CAM upsampled to the input: each raw is signed (3, H, W)."""
+    coarse = grad_cam(model, inputs, layer, targets, layer_name, tokens)
+    columns = [c.target for c in coarse]
+    guided = guided_backprop(model, inputs, columns)
+    upsampled = F.interpolate(torch.stack([c.raw for c in coarse])[:, None],
+                              size=inputs.shape[-2:], mode="bilinear", align_corners=False)
+    return attributions(torch.stack([g.raw for g in guided]) * upsampled, columns,
+                        [c.probability for c in coarse])
 
 
 @register_method(
@@ -292,26 +294,26 @@ def guided_grad_cam(model: nn.Module, inputs: torch.Tensor, layer: nn.Module,
     "gradient of the class score with only positive signals passed back through every "
     "rectifier: fine detail, little class specificity.",
     needs=frozenset({"gradients", "rectifiers"}), batched=True, cost=to_the_image)
-def _guided(backbone, inputs, target) -> Attribution:
-    return guided_backprop(backbone.model, inputs, target)
+def _guided(backbone, inputs, targets) -> list[Attribution]:
+    return guided_backprop(backbone.model, inputs, targets)
 
 
 @register_method(
     "deconvnet", "Deconvnet", "Deconvnet (Zeiler & Fergus, 2014): the gradient of the class "
     "score with every rectifier passing back the positive part of the signal, whatever its "
     "input was: the third backward rule, beside backprop and guided backprop.",
-    needs=frozenset({"gradients", "rectifiers"}), cost=to_the_image)
-def _deconvnet(backbone, inputs, target) -> Attribution:
-    return guided_backprop(backbone.model, inputs, target, rule="deconvnet")
+    needs=frozenset({"gradients", "rectifiers"}), batched=True, cost=to_the_image)
+def _deconvnet(backbone, inputs, targets) -> list[Attribution]:
+    return guided_backprop(backbone.model, inputs, targets, rule="deconvnet")
 
 
 @register_method(
     "guided_gradcam", "Guided Grad-CAM", "Guided Grad-CAM (Selvaraju et al., 2017): guided "
     "backprop masked by Grad-CAM: detail, and where.", options=(LAYER,),
-    needs=frozenset({"layer", "gradients", "rectifiers"}),
+    needs=frozenset({"layer", "gradients", "rectifiers"}), batched=True,
     cost=lambda backbone, options: "2 forward passes, a backward pass to the layer and one to "
                                    "the image")
-def _guided_gradcam(backbone, inputs, target, layer: str | None = None) -> Attribution:
+def _guided_gradcam(backbone, inputs, targets, layer: str | None = None) -> list[Attribution]:
     name = layer or backbone.spec.gradcam_layer
-    return guided_grad_cam(backbone.model, inputs, layer_of(backbone, name), target, name,
+    return guided_grad_cam(backbone.model, inputs, layer_of(backbone, name), targets, name,
                            backbone.spec.tokens)

@@ -1,5 +1,15 @@
-"""CAMs that score each channel of a layer with passes through the model, no gradient: Score-CAM and
-AblationCAM.
+"""CAMs that score each channel of a layer with passes through the model, without a gradient.
+
+- Score-CAM (Wang et al., 2020): each channel, upsampled to the input and scaled to [0, 1],
+  masks the input; the class score of each masked input, softmaxed over the channels, weighs
+  the channels. A constant channel (all zero after a rectifier: 30-60% of EfficientNet-Lite0's
+  last layer on the sample photos) masks the whole image to zero, so all of them share one pass.
+- AblationCAM (Desai & Ramaswamy, 2020), as pytorch-grad-cam computes it: each channel is ablated
+  in turn (set to zero, or far below the layer's minimum where its values can be negative); the
+  class score y_k without it weighs it, w_k = (y - y_k) / y, and the map is relu(sum_k w_k A_k).
+
+Both run their passes image by image (the masked or ablated copies of one image in batches of
+``batch_size``), reporting progress over the whole batch of images.
 """
 
 from __future__ import annotations
@@ -10,17 +20,26 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from explain.core.hooks import as_maps, captured, evaluating, feature_maps, layer_of
+from explain.core.batching import each_image
+from explain.core.hooks import as_maps, captured, evaluating, feature_maps, layer_names, layer_of
 from explain.core.registry import LAYER, register_method
 from explain.core.results import Attribution, Progress
-from explain.core.targets import probability, resolve_target
-from explain.methods.camfamily import _layers, cost
+from explain.core.targets import per_image, probability, resolve_target
 
 
-def score_cam(model: nn.Module, inputs: torch.Tensor, layer: nn.Module, target: int | None,
+def score_cam(model: nn.Module, inputs: torch.Tensor, layer: nn.Module, targets=None,
               layer_name: str = "", batch_size: int = 32,
-              progress: Progress | None = None, tokens=None) -> Attribution:
-    """Score-CAM of ``inputs`` at ``layer``: K masked inputs in batches of ``batch_size``."""
+              progress: Progress | None = None, tokens=None) -> list[Attribution]:
+    """Score-CAM of ``inputs`` (N, 3, H, W) at ``layer``: each raw is (h, w), >= 0."""
+    return each_image(inputs, per_image(targets, len(inputs)), progress,
+                      lambda x, target, report: _score_cam(model, x, layer, target, layer_name,
+                                                           batch_size, report, tokens))
+
+
+def _score_cam(model: nn.Module, inputs: torch.Tensor, layer: nn.Module, target: int | None,
+               layer_name: str, batch_size: int, progress: Progress | None,
+               tokens) -> Attribution:
+    """One image's: K masked inputs in batches of ``batch_size``."""
     with evaluating(model), captured(layer, layer_name, tokens=tokens) as capture, \
             torch.inference_mode():
         logits = model(inputs)
@@ -56,23 +75,28 @@ def score_cam(model: nn.Module, inputs: torch.Tensor, layer: nn.Module, target: 
     "image, is scored by the model; the scores weigh the channels. No gradient; one forward "
     "pass per channel.", options=(LAYER,), needs=frozenset({"layer"}), compare=False,
     slow=lambda options: True, cost=lambda backbone, options: cost(backbone, "scorecam",
-                                                                   **options))
-def _scorecam(backbone, inputs, target, layer: str | None = None, batch_size: int = 32,
-              progress: Progress | None = None) -> Attribution:
-    layer_name = _layers(backbone, layer)[0]
-    return score_cam(backbone.model, inputs, layer_of(backbone, layer_name), target, layer_name,
+                                                                   options))
+def _scorecam(backbone, inputs, targets, layer: str | None = None, batch_size: int = 32,
+              progress: Progress | None = None) -> list[Attribution]:
+    layer_name = layer_names(backbone, layer)[0]
+    return score_cam(backbone.model, inputs, layer_of(backbone, layer_name), targets, layer_name,
                      batch_size, progress, backbone.spec.tokens)
 
 
-def ablation_cam(model: nn.Module, inputs: torch.Tensor, layer: nn.Module, target: int | None,
+def ablation_cam(model: nn.Module, inputs: torch.Tensor, layer: nn.Module, targets=None,
                  layer_name: str = "", batch_size: int = 32, progress: Progress | None = None,
-                 tokens=None) -> Attribution:
-    """AblationCAM (Desai & Ramaswamy, 2020), as pytorch-grad-cam computes it: each channel of
-    ``layer`` is ablated in turn (set to zero, or far below the layer's minimum where its
-    values can be negative), the class score y_k of each ablated pass weighs its channel,
-    w_k = (y - y_k) / y, and the map is relu(sum_k w_k A_k). No gradient; the ablated passes run
-    in batches of ``batch_size``, the layer's output replaced by a hook of this thread (the
-    shared model is not changed)."""
+                 tokens=None) -> list[Attribution]:
+    """AblationCAM of ``inputs`` (N, 3, H, W) at ``layer``: each raw is (h, w), >= 0."""
+    return each_image(inputs, per_image(targets, len(inputs)), progress,
+                      lambda x, target, report: _ablation_cam(model, x, layer, target, layer_name,
+                                                              batch_size, report, tokens))
+
+
+def _ablation_cam(model: nn.Module, inputs: torch.Tensor, layer: nn.Module, target: int | None,
+                  layer_name: str, batch_size: int, progress: Progress | None,
+                  tokens) -> Attribution:
+    """One image's: the ablated passes in batches of ``batch_size``, the layer's output
+    replaced by a hook of this thread (the shared model is not changed)."""
     owner = threading.get_ident()
     with evaluating(model), captured(layer, layer_name, tokens=tokens) as capture, \
             torch.inference_mode():
@@ -116,9 +140,33 @@ def ablation_cam(model: nn.Module, inputs: torch.Tensor, layer: nn.Module, targe
     "removed in turn; how much the class score drops without it weighs it. No gradient; one "
     "forward pass per channel.", options=(LAYER,), needs=frozenset({"layer"}), compare=False,
     slow=lambda options: True,
-    cost=lambda backbone, options: cost(backbone, "ablationcam", **options))
-def _ablationcam(backbone, inputs, target, layer: str | None = None, batch_size: int = 32,
-                 progress: Progress | None = None) -> Attribution:
-    layer_name = _layers(backbone, layer)[0]
-    return ablation_cam(backbone.model, inputs, layer_of(backbone, layer_name), target,
+    cost=lambda backbone, options: cost(backbone, "ablationcam", options))
+def _ablationcam(backbone, inputs, targets, layer: str | None = None, batch_size: int = 32,
+                 progress: Progress | None = None) -> list[Attribution]:
+    layer_name = layer_names(backbone, layer)[0]
+    return ablation_cam(backbone.model, inputs, layer_of(backbone, layer_name), targets,
                         layer_name, batch_size, progress, backbone.spec.tokens)
+
+
+def cost(backbone, method: str, options: dict) -> str:
+    """What ``method`` costs on ``backbone``, in passes through the model, for the page to say
+    before it runs."""
+    channels = _channels(backbone, layer_names(backbone, options.get("layer"))[0])
+    batches = f"in batches of {options.get('batch_size', 32)}"
+    if method == "scorecam":
+        count = f"up to {channels:,} more" if channels else "one more per channel of the layer"
+        return (f"1 forward pass, then {count} on masked images, {batches} (channels that are "
+                "all zero share one)")
+    count = f" ({channels:,})" if channels else " of the layer"
+    return (f"1 forward pass, then one more per channel{count}, with that channel removed, "
+            f"{batches}")
+
+
+def _channels(backbone, name: str) -> int | None:
+    """The channel count of a layer when its modules say it (their last convolution's)."""
+    try:
+        module = backbone.layer(name)
+    except KeyError:
+        return None
+    convs = [m for m in module.modules() if isinstance(m, nn.Conv2d)]
+    return convs[-1].out_channels if convs else None

@@ -21,8 +21,8 @@ from torch import nn
 
 from explain.core.hooks import evaluating
 from explain.core.registry import register_method
-from explain.core.results import Attribution
-from explain.core.targets import gradient_of_score, probability, resolve_target
+from explain.core.results import Attribution, attributions
+from explain.core.targets import gradient, per_image, probabilities, resolve_targets, score_sum
 
 
 def _bias(layer: nn.Module) -> torch.Tensor:
@@ -40,14 +40,14 @@ def _biased(model: nn.Module) -> list[nn.Module]:
 
 
 def _scaled(maps: torch.Tensor) -> torch.Tensor:
-    """Each map of ``maps`` (C, h, w) shifted to 0 and divided by its maximum (+1e-7)."""
-    flat = maps.flatten(1)
-    flat = flat - flat.amin(1, keepdim=True)
-    return (flat / (flat.amax(1, keepdim=True) + 1e-7)).view_as(maps)
+    """Each map of ``maps`` (..., h, w) shifted to 0 and divided by its maximum (+1e-7)."""
+    flat = maps.flatten(-2)
+    flat = flat - flat.amin(-1, keepdim=True)
+    return (flat / (flat.amax(-1, keepdim=True) + 1e-7)).view_as(maps)
 
 
-def full_grad(model: nn.Module, inputs: torch.Tensor, target: int | None = None) -> Attribution:
-    """FullGrad of ``inputs`` (1, 3, H, W): raw is the (H, W) sum of every part, >= 0."""
+def full_grad(model: nn.Module, inputs: torch.Tensor, targets=None) -> list[Attribution]:
+    """FullGrad of ``inputs`` (N, 3, H, W): each raw is the (H, W) sum of every part, >= 0."""
     owner = threading.get_ident()
     layers = _biased(model)
     grads: dict[nn.Module, torch.Tensor] = {}
@@ -61,13 +61,13 @@ def full_grad(model: nn.Module, inputs: torch.Tensor, target: int | None = None)
         x = inputs.detach().clone().requires_grad_(True)
         with evaluating(model), torch.enable_grad():
             logits = model(x)
-            cls = resolve_target(logits, target)
-            input_grad = gradient_of_score(logits, cls, x)
+            columns = resolve_targets(logits, per_image(targets, len(inputs)))
+            input_grad = gradient(score_sum(logits, columns), x)
     finally:
         for handle in handles:
             handle.remove()
     size = tuple(inputs.shape[-2:])
-    total = _scaled((input_grad * inputs)[0].abs().float()).sum(0)
+    total = _scaled((input_grad * inputs).abs().float()).sum(1)  # (N, H, W)
     # bilinear resizing is linear: the sum of resized maps is the resized sum, so the layers'
     # channels are summed per resolution and each resolution is resized once
     by_size: dict[tuple[int, int], torch.Tensor] = {}
@@ -75,20 +75,20 @@ def full_grad(model: nn.Module, inputs: torch.Tensor, target: int | None = None)
         for layer in layers:
             if layer not in grads:
                 continue
-            part = _scaled((_bias(layer)[:, None, None] * grads[layer][0]).abs().float()).sum(0)
-            key = tuple(part.shape)
+            part = _scaled((_bias(layer)[:, None, None] * grads[layer]).abs().float()).sum(1)
+            key = tuple(part.shape[-2:])
             by_size[key] = by_size[key] + part if key in by_size else part
         for part in by_size.values():
-            total += F.interpolate(part[None, None], size=size, mode="bilinear",
-                                   align_corners=False)[0, 0]
-    return Attribution(total, cls, probability(logits, cls))
+            total += F.interpolate(part[:, None], size=size, mode="bilinear",
+                                   align_corners=False)[:, 0]
+    return attributions(total, columns, probabilities(logits, columns))
 
 
 @register_method(
     "fullgrad", "FullGrad",
     "FullGrad (Srinivas & Fleuret, 2019): the input-gradient times the input, plus every "
     "layer's bias times its gradient, each scaled and summed: the whole of the score's "
-    "gradient, biases included.", needs=frozenset({"gradients"}),
+    "gradient, biases included.", needs=frozenset({"gradients"}), batched=True,
     cost=lambda backbone, options: "1 forward pass and a backward pass to the image")
-def _fullgrad(backbone, inputs, target) -> Attribution:
-    return full_grad(backbone.model, inputs, target)
+def _fullgrad(backbone, inputs, targets) -> list[Attribution]:
+    return full_grad(backbone.model, inputs, targets)

@@ -16,11 +16,11 @@ import time
 import torch
 from torch import nn
 
-from explain.core.batching import BatchSizer
+from explain.core.batching import BatchSizer, each_image
 from explain.core.hooks import evaluating
 from explain.core.registry import Option, register_method
 from explain.core.results import Attribution, ExplainError, Progress
-from explain.core.targets import probability, resolve_target
+from explain.core.targets import per_image, probability, resolve_target
 
 
 def window_positions(size: int, window: int, stride: int) -> list[int]:
@@ -28,16 +28,26 @@ def window_positions(size: int, window: int, stride: int) -> list[int]:
     return [i * stride for i in range(math.ceil((size - window) / stride) + 1)]
 
 
-def occlusion(model: nn.Module, inputs: torch.Tensor, target: int | None = None,
+def occlusion(model: nn.Module, inputs: torch.Tensor, targets=None,
               window: int | tuple[int, int] = 32, stride: int | tuple[int, int] = 16,
               baseline: float | torch.Tensor = 0.0, batch_size: int | None = None,
-              progress: Progress | None = None) -> Attribution:
-    """Occlusion map of ``inputs`` (1, 3, H, W): raw is the signed (H, W) mean score drop.
+              progress: Progress | None = None) -> list[Attribution]:
+    """Occlusion maps of ``inputs`` (N, 3, H, W): each raw is the signed (H, W) mean score drop.
 
     ``window`` and ``stride`` are in model-input pixels; ``baseline`` is a value in model-input
-    space, a scalar or a tensor broadcastable to ``inputs`` (e.g. the per-channel grey).
-    ``progress(done, total)`` is called after each batch and may raise ``Cancelled``.
+    space, a scalar or a tensor broadcastable to one image (e.g. the per-channel grey).
+    ``progress(done, total)`` is called after each batch and may raise ``Cancelled``. The
+    occluded copies of one image run in batches, image after image.
     """
+    return each_image(inputs, per_image(targets, len(inputs)), progress,
+                      lambda x, target, report: _occluded(model, x, target, window, stride,
+                                                          baseline, batch_size, report))
+
+
+def _occluded(model: nn.Module, inputs: torch.Tensor, target: int | None,
+              window: int | tuple[int, int], stride: int | tuple[int, int],
+              baseline: float | torch.Tensor, batch_size: int | None,
+              progress: Progress | None) -> Attribution:
     _, _, height, width = inputs.shape
     wh, ww = (window, window) if isinstance(window, int) else window
     sh, sw = (stride, stride) if isinstance(stride, int) else stride
@@ -103,17 +113,18 @@ def _occlusion_cost(backbone, options: dict) -> str:
              Option("baseline", "Baseline", "choice", "grey",
                     choices=("grey", "black", "white", "mean"), said="{} baseline")),
     cost=_occlusion_cost, slow=lambda options: True, sanity=False)
-def _occlusion(backbone, inputs, target, window: int | tuple[int, int] = 32,
+def _occlusion(backbone, inputs, targets, window: int | tuple[int, int] = 32,
                stride: int | tuple[int, int] = 16, baseline: str | float = "grey",
-               batch_size: int | None = None, progress: Progress | None = None) -> Attribution:
+               batch_size: int | None = None, progress: Progress | None = None
+               ) -> list[Attribution]:
     if isinstance(window, int) and isinstance(stride, int):
         stride = min(stride, window)  # a stride past the window would leave pixels uncovered
-    return occlusion(backbone.model, inputs, target, window, stride,
+    return occlusion(backbone.model, inputs, targets, window, stride,
                      baseline_value(backbone.preprocessing, baseline, inputs),
                      batch_size, progress)
 
 
-BASELINES = {"grey": 0.5, "black": 0.0, "white": 1.0}
+PATCH_BASELINES = {"grey": 0.5, "black": 0.0, "white": 1.0}
 
 
 def baseline_value(preprocessing, baseline: str | float, inputs: torch.Tensor) -> torch.Tensor:
@@ -121,9 +132,9 @@ def baseline_value(preprocessing, baseline: str | float, inputs: torch.Tensor) -
     if baseline == "mean":  # the training set's mean colour: exactly zero after normalisation
         return torch.zeros(1, 3, 1, 1, dtype=inputs.dtype, device=inputs.device)
     if isinstance(baseline, str):
-        if baseline not in BASELINES:
-            raise ExplainError(f"Unknown baseline {baseline!r}; use one of {[*BASELINES, 'mean']}.")
-        baseline = BASELINES[baseline]
+        if baseline not in PATCH_BASELINES:
+            raise ExplainError(f"Unknown baseline {baseline!r}; use one of {[*PATCH_BASELINES, 'mean']}.")
+        baseline = PATCH_BASELINES[baseline]
     if not 0.0 <= float(baseline) <= 1.0:
         raise ExplainError("A numeric baseline is a pixel value between 0 and 1.")
     pixel = torch.full((1, 3, 1, 1), float(baseline), dtype=inputs.dtype, device=inputs.device)

@@ -4,7 +4,6 @@ they are safe on the shared model from many threads):
 - Integrated Gradients (Sundararajan et al., 2017): the gradients along the straight path from
   a baseline to the image, times the difference; ``steps`` points in batches. Its convergence
   delta (the completeness gap: sum of attributions minus the score difference) is reported.
-- Gradient x Input (Shrikumar et al., 2016).
 - SmoothGrad (Smilkov et al., 2017): the mean attribution over noisy copies of the image, over
   saliency, guided backprop or Integrated Gradients. The noise is drawn as Captum's NoiseTunnel
   draws it (``torch.normal`` per batch of 8 samples), but from a generator of the call's own,
@@ -13,19 +12,23 @@ they are safe on the shared model from many threads):
   ours (Captum's hooks every ReLU of the shared model).
 
 The raw attribution is signed (3, H, W), shown like saliency (largest absolute value over the
-colour channels).
+colour channels). Integrated Gradients runs a batch of images through Captum at once; SmoothGrad
+and GradientSHAP draw their noise image by image (each image's draws are those of the same call
+on that image alone).
 """
 
 from __future__ import annotations
 
 import torch
 
+from explain.core.batching import each_image
 from explain.core.hooks import evaluating
-from explain.core.registry import Option, register_method, to_the_image
+from explain.core.registry import Option, register_method
 from explain.core.results import Attribution, ExplainError, Progress
-from explain.core.targets import probability, resolve_target
+from explain.core.targets import per_image, probabilities, resolve_targets
+from explain.methods.backward_rules import guided_backprop
 
-BASELINES = ("black", "blur", "zero")  # black: the image of zeros in pixel space
+PATH_BASELINES = ("black", "blur", "zero")  # black: the image of zeros in pixel space
 OF = ("saliency", "guided_backprop", "integrated_gradients")
 
 
@@ -44,34 +47,38 @@ def baseline_for(backbone, inputs: torch.Tensor, kind: str) -> torch.Tensor:
         from explain.evaluate.faithfulness import blurred
 
         return blurred(inputs)
-    raise ExplainError(f"The baseline is one of {', '.join(BASELINES)}.")
+    raise ExplainError(f"The baseline is one of {', '.join(PATH_BASELINES)}.")
 
 
-def _top(model, inputs: torch.Tensor, target: int | None) -> tuple[int, float]:
+def _top(model, inputs: torch.Tensor, targets) -> tuple[list[int], list[float]]:
+    """Each image's column and probability (one forward pass)."""
     with evaluating(model), torch.inference_mode():
         logits = model(inputs)
-    cls = resolve_target(logits, target)
-    return cls, probability(logits, cls)
+    columns = resolve_targets(logits, per_image(targets, len(inputs)))
+    return columns, probabilities(logits, columns)
 
 
-def integrated_gradients(backbone, inputs: torch.Tensor, target: int | None = None,
+def integrated_gradients(backbone, inputs: torch.Tensor, targets=None,
                          steps: int = 32, baseline: str = "black",
                          batch_size: int = 16, progress: Progress | None = None
-                         ) -> tuple[Attribution, float]:
-    """(attribution, convergence delta). ``progress(done, steps)`` is called after each batch
-    of points on the path, and may raise to stop."""
+                         ) -> list[Attribution]:
+    """Integrated Gradients of ``inputs`` (N, 3, H, W), each with its convergence delta in
+    ``notes``. ``progress(done, steps * N)`` is called after each batch of points on the
+    paths, and may raise to stop."""
     from captum.attr import IntegratedGradients
 
     if not 2 <= steps <= 512:
         raise ExplainError("Integrated Gradients takes 2 to 512 steps.")
     model = backbone.model
-    cls, p = _top(model, inputs, target)
-    forward = model if progress is None else _reporting(model, steps, progress)
+    columns, probs = _top(model, inputs, targets)
+    total = steps * len(inputs)
+    forward = model if progress is None else _reporting(model, total, progress)
     with evaluating(model), torch.enable_grad():
         attributions, delta = IntegratedGradients(forward).attribute(
-            inputs, baselines=baseline_for(backbone, inputs, baseline), target=cls,
+            inputs, baselines=baseline_for(backbone, inputs, baseline), target=columns,
             n_steps=steps, internal_batch_size=batch_size, return_convergence_delta=True)
-    return Attribution(attributions.detach()[0], cls, p), float(delta.abs().sum())
+    return [Attribution(a, c, p, {"convergence_delta": float(d.abs())})
+            for a, c, p, d in zip(attributions.detach(), columns, probs, delta, strict=True)]
 
 
 def _reporting(model, total: int, progress: Progress):
@@ -98,33 +105,17 @@ SLOW_PASSES = 64  # a run of more passes than this shows progress and Stop
     "image to this one, times the difference; they add up to the score's change (Captum).",
     options=(Option("steps", "Steps on the path", "int", 32, 2, 512, param="ig_steps",
                     unit="steps"),
-             Option("baseline", "Baseline", "choice", "black", choices=BASELINES,
+             Option("baseline", "Baseline", "choice", "black", choices=PATH_BASELINES,
                     labels=("black image", "blurred image", "mean colour"),
                     param="ig_baseline")),
     needs=frozenset({"gradients"}),
     cost=lambda backbone, options: f"{options.get('steps', 32)} forward and backward passes, "
                                    "in batches of 16",
     slow=lambda options: options.get("steps", 32) > SLOW_PASSES)
-def _integrated_gradients(backbone, inputs, target, steps: int = 32, baseline: str = "black",
-                          batch_size: int = 16, progress: Progress | None = None) -> Attribution:
-    attribution, delta = integrated_gradients(backbone, inputs, target, steps, baseline,
-                                              batch_size, progress)
-    return Attribution(attribution.raw, attribution.target, attribution.probability,
-                       {"convergence_delta": delta})
-
-
-@register_method(
-    "input_x_gradient", "Gradient x Input", "Gradient x Input (Shrikumar et al., 2016): the "
-    "gradient of the class score times the input (Captum).", needs=frozenset({"gradients"}),
-    batched=True, cost=to_the_image)
-def _input_x_gradient(backbone, inputs, target) -> Attribution:
-    from captum.attr import InputXGradient
-
-    model = backbone.model
-    cls, p = _top(model, inputs, target)
-    with evaluating(model), torch.enable_grad():
-        attributions = InputXGradient(model).attribute(inputs.clone(), target=cls)
-    return Attribution(attributions.detach()[0], cls, p)
+def _integrated_gradients(backbone, inputs, targets, steps: int = 32, baseline: str = "black",
+                          batch_size: int = 16, progress: Progress | None = None
+                          ) -> list[Attribution]:
+    return integrated_gradients(backbone, inputs, targets, steps, baseline, batch_size, progress)
 
 
 def _smoothgrad_passes(options: dict) -> int:
@@ -145,21 +136,26 @@ def _smoothgrad_passes(options: dict) -> int:
     needs=frozenset({"gradients"}),
     cost=lambda backbone, options: f"{_smoothgrad_passes(options)} forward and backward passes",
     slow=lambda options: _smoothgrad_passes(options) > SLOW_PASSES)
-def _smoothgrad(backbone, inputs, target, of: str = "saliency", samples: int = 16,
+def _smoothgrad(backbone, inputs, targets, of: str = "saliency", samples: int = 16,
                 noise: float = 0.15, seed: int = 0, steps: int = 16,
-                progress: Progress | None = None) -> Attribution:
+                progress: Progress | None = None) -> list[Attribution]:
     """``noise``: the noise's standard deviation as a share of the input's range; ``steps``:
-    Integrated Gradients' own, under the noise."""
-    from captum.attr import IntegratedGradients, Saliency
-
-    from explain.batch import _attribute
-
+    Integrated Gradients' own, under the noise. Each image draws its own noise from ``seed``."""
     if of not in OF:
         raise ExplainError(f"SmoothGrad averages one of {', '.join(OF)}.")
     if not 1 <= samples <= 256:
         raise ExplainError("SmoothGrad takes 1 to 256 noisy samples.")
+    return each_image(inputs, per_image(targets, len(inputs)), progress,
+                      lambda x, target, report: _smoothed(backbone, x, target, of, samples,
+                                                          noise, seed, steps, report))
+
+
+def _smoothed(backbone, inputs, target, of: str, samples: int, noise: float, seed: int,
+              steps: int, progress: Progress | None) -> Attribution:
+    from captum.attr import IntegratedGradients, Saliency
+
     model = backbone.model
-    cls, p = _top(model, inputs, target)
+    (cls,), (p,) = _top(model, inputs, [target])
     stdev = noise * float(inputs.max() - inputs.min())
     generator = torch.Generator(device=inputs.device).manual_seed(seed)
     total = torch.zeros_like(inputs[0])
@@ -175,8 +171,7 @@ def _smoothgrad(backbone, inputs, target, of: str = "saliency", samples: int = 1
                 raw = IntegratedGradients(model).attribute(noisy, target=cls, n_steps=steps,
                                                            internal_batch_size=16)
             else:
-                raw = torch.stack([a.raw for a in _attribute(backbone, noisy, "guided_backprop",
-                                                             [cls] * count, None)])
+                raw = torch.stack([a.raw for a in guided_backprop(model, noisy, [cls] * count)])
         total += raw.detach().sum(dim=0)
         if progress is not None:
             progress(start + count, samples)
@@ -201,18 +196,26 @@ def _gradientshap_passes(options: dict) -> int:
     cost=lambda backbone, options: f"{_gradientshap_passes(options)} forward and backward "
                                    "passes, in batches of 16",
     slow=lambda options: _gradientshap_passes(options) > SLOW_PASSES)
-def _gradientshap(backbone, inputs, target, samples: int = 16, noise: float = 0.1,
+def _gradientshap(backbone, inputs, targets, samples: int = 16, noise: float = 0.1,
                   seed: int = 0, batch_size: int = 16,
-                  progress: Progress | None = None) -> Attribution:
+                  progress: Progress | None = None) -> list[Attribution]:
     """Captum's ``GradientShap`` with generators of the call's own: its draws, in its order
     (the baselines' indices, the noise, the points on the paths), from a ``RandomState`` and a
     ``torch.Generator`` seeded with ``seed``, so the map is Captum's with ``np.random.seed`` and
-    ``torch.manual_seed`` set to ``seed``, without touching the state other sessions share."""
+    ``torch.manual_seed`` set to ``seed``, without touching the state other sessions share.
+    Each image draws its own from ``seed``."""
+    return each_image(inputs, per_image(targets, len(inputs)), progress,
+                      lambda x, target, report: _shapley(backbone, x, target, samples, noise,
+                                                         seed, batch_size, report))
+
+
+def _shapley(backbone, inputs, target, samples: int, noise: float, seed: int, batch_size: int,
+             progress: Progress | None) -> Attribution:
     import numpy as np
 
     model = backbone.model
-    cls, p = _top(model, inputs, target)
-    baselines = torch.cat([baseline_for(backbone, inputs, kind) for kind in BASELINES])
+    (cls,), (p,) = _top(model, inputs, [target])
+    baselines = torch.cat([baseline_for(backbone, inputs, kind) for kind in PATH_BASELINES])
     rng = np.random.RandomState(seed)
     generator = torch.Generator(device=inputs.device).manual_seed(seed)
     chosen = baselines[rng.choice(len(baselines), samples).tolist()]

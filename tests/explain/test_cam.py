@@ -27,8 +27,8 @@ def test_hand_computed_values():
     model = GapNet()
     x = torch.tensor([[[[1.0, -2.0], [0.0, 4.0]]]])
     # A_0 = x, A_1 = 2x; class 0: x - 2x = -x; class 1 (the top, thanks to its bias): 0.5x + x
-    torch.testing.assert_close(cam(model, x, model.conv, model.fc, 0).raw, -x[0, 0])
-    top = cam(model, x, model.conv, model.fc)
+    torch.testing.assert_close(cam(model, x, model.conv, model.fc, 0)[0].raw, -x[0, 0])
+    top = cam(model, x, model.conv, model.fc)[0]
     assert top.target == 1
     torch.testing.assert_close(top.raw, 1.5 * x[0, 0])
 
@@ -43,8 +43,8 @@ def test_agrees_with_gradcam_up_to_scale(name):
     head = backbone.spec.cam
     x = torch.randn(1, 3, 96, 96)
     ours = cam(backbone.model, x, backbone.layer(head.features), backbone.layer(head.fc), 5,
-               relu=head.relu)
-    gc = grad_cam(backbone.model, x, backbone.layer(backbone.spec.gradcam_layer), 5)
+               relu=head.relu)[0]
+    gc = grad_cam(backbone.model, x, backbone.layer(backbone.spec.gradcam_layer), 5)[0]
     h, w = ours.raw.shape
     torch.testing.assert_close(ours.raw.clamp(min=0), gc.raw * h * w, rtol=1e-3, atol=1e-5)
 
@@ -64,7 +64,7 @@ def test_densenet_cam_uses_the_rectified_maps():
 def explain_cam(backbone, x, target):
     head = backbone.spec.cam
     return cam(backbone.model, x, backbone.layer(head.features), backbone.layer(head.fc), target,
-               relu=head.relu)
+               relu=head.relu)[0]
 
 
 def test_real_model_cam_matches_gradcam(lite, chelsea):

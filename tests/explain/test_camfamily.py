@@ -9,27 +9,27 @@ import pytest
 import torch
 
 from explain import explain
-from explain.methods.camfamily import eigencam_map
-from explain.methods.gradcam import activation_and_gradient
+from explain.methods.gradcam import activations_and_gradients, eigencam_map
 
 cams = pytest.importorskip("pytorch_grad_cam")
 from pytorch_grad_cam.utils.image import scale_cam_image  # noqa: E402
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # noqa: E402
 from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection  # noqa: E402
 
-THEIRS = {"gradcam_pp": cams.GradCAMPlusPlus, "xgradcam": cams.XGradCAM,
+THEIRS = {"gradcam": cams.GradCAM, "eigengradcam": cams.EigenGradCAM,
+          "gradcam_pp": cams.GradCAMPlusPlus, "xgradcam": cams.XGradCAM,
           "ablationcam": cams.AblationCAM,
           "hirescam": cams.HiResCAM, "layercam": cams.LayerCAM, "eigencam": cams.EigenCAM,
           "scorecam": cams.ScoreCAM}
 
 
-def theirs(backbone, image, method: str, target: int, layers: list[str]) -> np.ndarray:
+def theirs(backbone, image, method: str, target: int, layers: list[str], **smoothing) -> np.ndarray:
     x = backbone.preprocess(image).requires_grad_(True)  # the cached model is frozen
     modules = [backbone.layer(name) for name in layers]
     with THEIRS[method](model=backbone.model, target_layers=modules) as cam:
         if method in ("scorecam", "ablationcam"):
             cam.batch_size = 32
-        return cam(input_tensor=x, targets=[ClassifierOutputTarget(target)])[0]
+        return cam(input_tensor=x, targets=[ClassifierOutputTarget(target)], **smoothing)[0]
 
 
 def ours_scaled(result, size: tuple[int, int]) -> np.ndarray:
@@ -62,8 +62,9 @@ def test_eigencam_is_the_first_principal_component(request, chelsea, which):
     (a principal component has no sign of its own; theirs is numpy's)."""
     backbone = request.getfixturevalue(which)
     layer = backbone.spec.gradcam_layer
-    a, _, cls, _ = activation_and_gradient(backbone.model, backbone.preprocess(chelsea),
-                                           backbone.layer(layer), None, layer, gradient=False)
+    a, _, (cls,), _ = activations_and_gradients(backbone.model, backbone.preprocess(chelsea),
+                                                backbone.layer(layer), None, layer, gradients=False)
+    a = a[0]
     projection = get_2d_projection(a[None].numpy())[0]
     sign = 1.0 if projection.flat[np.argmax(np.abs(projection))] > 0 else -1.0
     np.testing.assert_allclose(eigencam_map(a).numpy(), np.maximum(sign * projection, 0),
@@ -101,8 +102,9 @@ def test_eigengradcam_equals_pytorch_grad_cam(request, chelsea, coffee, which):
     backbone = request.getfixturevalue(which)
     layer = backbone.spec.gradcam_layer
     for image in (chelsea, coffee):
-        a, g, cls, _ = activation_and_gradient(backbone.model, backbone.preprocess(image),
-                                               backbone.layer(layer), None, layer)
+        a, g, (cls,), _ = activations_and_gradients(backbone.model, backbone.preprocess(image),
+                                                    backbone.layer(layer), None, layer)
+        a, g = a[0], g[0]
         projection = get_2d_projection((g * a)[None].numpy())[0]
         sign = 1.0 if projection.flat[np.argmax(np.abs(projection))] > 0 else -1.0
         ours = explain(backbone, image, "eigengradcam", cls)
@@ -145,3 +147,49 @@ def test_fullgrad_equals_pytorch_grad_cam(request, chelsea, coffee, which):
     assert all(torch.equal(a, b) for a, b in zip(before, backbone.model.parameters(),
                                                  strict=True))
     assert not any(m._forward_hooks for m in backbone.model.modules())
+
+
+@pytest.mark.parametrize("method", ["gradcam", "gradcam_pp", "xgradcam", "hirescam", "layercam",
+                                    "eigencam", "eigengradcam"])
+@pytest.mark.parametrize("which", ["resnet18", "lite"])
+def test_augmentation_smoothing_equals_pytorch_grad_cams(request, chelsea, method, which):
+    """``aug_smooth``: six flipped and rescaled copies, each map at the input's size in [0, 1],
+    flipped back and averaged, as pytorch-grad-cam's ``aug_smooth`` (ttach's transforms)."""
+    backbone = request.getfixturevalue(which)
+    layer = backbone.spec.gradcam_layer
+    ours = explain(backbone, chelsea, method, aug_smooth=True)
+    plain = explain(backbone, chelsea, method)
+    assert ours.target == plain.target and ours.raw.shape == backbone.preprocessing.size
+    assert not np.allclose(ours.heatmap, plain.heatmap, atol=1e-2)  # it does smooth
+    if method in ("eigencam", "eigengradcam"):
+        return  # a component's sign is its own per copy: compared without smoothing above
+    reference = theirs(backbone, chelsea, method, ours.target, [layer], aug_smooth=True)
+    np.testing.assert_allclose(ours_scaled(ours, reference.shape[::-1]),  # both in [0, 1]
+                               scale_cam_image(reference[None])[0], atol=1e-4)
+
+
+@pytest.mark.parametrize("method", ["gradcam", "gradcam_pp", "xgradcam", "hirescam", "layercam"])
+@pytest.mark.parametrize("which", ["resnet18", "lite"])
+def test_eigen_smoothing_equals_pytorch_grad_cams(request, chelsea, coffee, method, which):
+    """``eigen_smooth``: the first principal component of the weighted maps, as
+    pytorch-grad-cam's, turned so that its largest part is positive; where numpy's sign is
+    ours, its scaled map is ours."""
+    from explain.methods.gradcam import WEIGHTED
+
+    backbone = request.getfixturevalue(which)
+    layer = backbone.spec.gradcam_layer
+    compared = 0
+    for image in (chelsea, coffee):
+        ours = explain(backbone, image, method, eigen_smooth=True)
+        a, g, _, _ = activations_and_gradients(backbone.model, backbone.preprocess(image),
+                                               backbone.layer(layer), [ours.target], layer)
+        projection = get_2d_projection(WEIGHTED[method](a, g).numpy())[0]
+        sign = 1.0 if projection.flat[np.argmax(np.abs(projection))] > 0 else -1.0
+        np.testing.assert_allclose(ours.raw, np.maximum(sign * projection, 0), rtol=1e-4,
+                                   atol=1e-4 * float(np.abs(projection).max()))
+        if sign > 0:
+            reference = theirs(backbone, image, method, ours.target, [layer], eigen_smooth=True)
+            np.testing.assert_allclose(ours_scaled(ours, reference.shape[::-1]), reference,
+                                       atol=1e-4)
+            compared += 1
+    assert not np.allclose(ours.heatmap, explain(backbone, coffee, method).heatmap, atol=1e-2)

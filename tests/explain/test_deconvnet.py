@@ -38,7 +38,7 @@ def test_the_rule_on_one_rectifier_of_each_kind():
         with torch.no_grad():
             model[2].weight.copy_(torch.tensor([[1.0, -2.0, 3.0, -4.0]]))
         x = torch.tensor([[[[-1.0, 2.0], [-3.0, 0.5]]]])
-        raw = guided_backprop(model, x, 0, rule="deconvnet").raw
+        raw = guided_backprop(model, x, 0, rule="deconvnet")[0].raw
         torch.testing.assert_close(raw.flatten(), torch.tensor([1.0, 0.0, 3.0, 0.0]))
 
 
@@ -47,4 +47,4 @@ def test_the_deconvnet_on_the_default_model_and_refused_without_rectifiers(lite,
     assert result.raw.shape == (3, 224, 224) and np.isfinite(result.raw).all()
     linear = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 2)).eval()
     with pytest.raises(NotApplicable, match="The deconvnet needs rectifiers"):
-        guided_backprop(linear, torch.ones(1, 3, 4, 4), 0, rule="deconvnet")
+        guided_backprop(linear, torch.ones(1, 3, 4, 4), 0, rule="deconvnet")[0]

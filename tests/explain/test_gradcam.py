@@ -14,7 +14,7 @@ def test_equals_captum_layer_gradcam(resnet18):
     x = torch.randn(1, 3, 96, 128)
     for name in ("layer4", "layer3", "layer2.1.conv1"):
         layer = resnet18.layer(name)
-        ours = grad_cam(resnet18.model, x, layer, target=7)
+        ours = grad_cam(resnet18.model, x, layer, targets=7)[0]
         theirs = LayerGradCam(resnet18.model, layer).attribute(x, target=7, relu_attributions=True)
         torch.testing.assert_close(ours.raw, theirs[0, 0], rtol=1e-4, atol=1e-6)
         # upsampled to the input, as the heatmap is
@@ -42,11 +42,11 @@ class TwoMaps(nn.Module):
 def test_hand_computed_values():
     x = torch.tensor([[[[1.0, 2.0], [3.0, -4.0]]]])
     model = TwoMaps()
-    result = grad_cam(model, x, model.conv, target=0)
+    result = grad_cam(model, x, model.conv, targets=0)[0]
     # A_0 = x, A_1 = -x; alpha = fc row / 4 = (0.5, 0.25); map = relu(0.5 x - 0.25 x) = relu(x / 4)
     expected = torch.tensor([[0.25, 0.5], [0.75, 0.0]])
     torch.testing.assert_close(result.raw, expected)
-    result = grad_cam(model, x, model.conv, target=1)  # alpha = (0, 0.75): relu(-0.75 x)
+    result = grad_cam(model, x, model.conv, targets=1)[0]  # alpha = (0, 0.75): relu(-0.75 x)
     torch.testing.assert_close(result.raw, torch.tensor([[0.0, 0.0], [0.0, 3.0]]))
     assert result.target == 1
 
@@ -85,7 +85,7 @@ def test_layer_followed_by_inplace_relu(chelsea):
     vgg = load_backbone("vgg16", "untrained")
     x = torch.randn(1, 3, 64, 64)
     conv, relu = vgg.layer("features.28"), vgg.layer("features.29")
-    ours = grad_cam(vgg.model, x, conv, target=3)
+    ours = grad_cam(vgg.model, x, conv, targets=3)[0]
     # reference by hand: split the network at the conv layer
     with torch.no_grad():
         a = vgg.model.features[:29](x)

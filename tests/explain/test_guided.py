@@ -48,14 +48,14 @@ def test_guided_differs_from_plain_gradient_on_every_backbone(name):
     with guided_rectifiers() as counts, torch.enable_grad():
         backbone.model(x.clone().requires_grad_(True))
     assert set(counts) == EXPECTED_KINDS[name]
-    guided = guided_backprop(backbone.model, x, 0).raw  # first pass: under the function mode
+    guided = guided_backprop(backbone.model, x, 0)[0].raw  # first pass: under the function mode
     # later passes use module hooks alone, except where rectifiers are called functionally
     assert _MODULES_SUFFICE[backbone.model] is (name not in {"googlenet", "densenet121"})
     # the same map, up to float32 rounding in another order: on an untrained EfficientNetV2
     # the guided map reaches 1e8 and differs by 16 at most
-    torch.testing.assert_close(guided_backprop(backbone.model, x, 0).raw, guided, rtol=1e-5,
+    torch.testing.assert_close(guided_backprop(backbone.model, x, 0)[0].raw, guided, rtol=1e-5,
                                atol=1e-6 * float(guided.abs().max()))
-    plain = saliency(backbone.model, x, 0).raw
+    plain = saliency(backbone.model, x, 0)[0].raw
     assert guided.shape == plain.shape == (3, 96, 96)
     difference = (guided - plain).norm() / plain.norm()
     assert difference > 0.1, float(difference)
@@ -77,9 +77,9 @@ def test_captum_returns_plain_gradient_where_ours_is_guided():
     backbone = load_backbone("efficientnet_b0", "untrained")
     x = torch.randn(1, 3, 64, 64)
     theirs = GuidedBackprop(backbone.model).attribute(x, target=0)[0]
-    plain = saliency(backbone.model, x, 0).raw
+    plain = saliency(backbone.model, x, 0)[0].raw
     assert (theirs - plain).norm() <= 1e-4 * plain.norm()
-    assert (guided_backprop(backbone.model, x, 0).raw - plain).norm() > 0.1 * plain.norm()
+    assert (guided_backprop(backbone.model, x, 0)[0].raw - plain).norm() > 0.1 * plain.norm()
 
 
 class ReluNet(nn.Module):
@@ -99,7 +99,7 @@ def test_equals_captum_where_captum_is_right():
     model = ReluNet().eval()
     x = torch.randn(1, 3, 16, 16)
     theirs = GuidedBackprop(model).attribute(x, target=2)[0]
-    torch.testing.assert_close(guided_backprop(model, x, 2).raw, theirs, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(guided_backprop(model, x, 2)[0].raw, theirs, rtol=1e-5, atol=1e-7)
 
 
 def test_hand_computed_rule():
@@ -119,7 +119,7 @@ def test_hand_computed_rule():
             s = torch.sigmoid(z[0])
             derivative = s * (1 + z[0] * (1 - s)) * (z[0] > 0)
         expected = (v.clamp(min=0) * derivative) @ W
-        torch.testing.assert_close(guided_backprop(model, x, 0).raw, expected[None][0])
+        torch.testing.assert_close(guided_backprop(model, x, 0)[0].raw, expected[None][0])
 
 
 class _Affine(nn.Module):
@@ -134,22 +134,22 @@ class _Affine(nn.Module):
 def test_guided_gradcam_is_the_product(resnet18):
     x = torch.randn(1, 3, 64, 64)
     layer = resnet18.layer("layer4")
-    product = guided_grad_cam(resnet18.model, x, layer, 4).raw
-    cam = F.interpolate(grad_cam(resnet18.model, x, layer, 4).raw[None, None], size=(64, 64),
+    product = guided_grad_cam(resnet18.model, x, layer, 4)[0].raw
+    cam = F.interpolate(grad_cam(resnet18.model, x, layer, 4)[0].raw[None, None], size=(64, 64),
                         mode="bilinear")[0]
-    torch.testing.assert_close(product, guided_backprop(resnet18.model, x, 4).raw * cam)
+    torch.testing.assert_close(product, guided_backprop(resnet18.model, x, 4)[0].raw * cam)
 
 
 def test_guided_mode_is_thread_local(resnet18):
     """A guided pass in one thread leaves a plain pass in another thread plain."""
     x = torch.randn(1, 3, 64, 64)
-    plain = saliency(resnet18.model, x, 1).raw
+    plain = saliency(resnet18.model, x, 1)[0].raw
     started, release = threading.Event(), threading.Event()
     seen = {}
 
     def other():
         started.wait()
-        seen["grad"] = saliency(resnet18.model, x, 1).raw
+        seen["grad"] = saliency(resnet18.model, x, 1)[0].raw
         release.set()
 
     thread = threading.Thread(target=other)
@@ -181,6 +181,6 @@ def test_inplace_relu_is_guided_like_out_of_place():
             module.inplace = False
     assert any(getattr(m, "inplace", False) for m in inplace.modules())
     x = torch.randn(1, 3, 64, 64)
-    torch.testing.assert_close(guided_backprop(inplace, x, 3).raw, guided_backprop(outplace, x, 3).raw)
+    torch.testing.assert_close(guided_backprop(inplace, x, 3)[0].raw, guided_backprop(outplace, x, 3)[0].raw)
     theirs = GuidedBackprop(outplace).attribute(x, target=3)[0]
-    torch.testing.assert_close(guided_backprop(inplace, x, 3).raw, theirs, rtol=1e-4, atol=1e-8)
+    torch.testing.assert_close(guided_backprop(inplace, x, 3)[0].raw, theirs, rtol=1e-4, atol=1e-8)

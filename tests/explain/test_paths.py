@@ -69,7 +69,7 @@ def test_smoothgrad_over_guided_backprop_is_the_mean_of_guided_maps_of_noisy_cop
     generator = torch.Generator().manual_seed(5)
     spread = torch.tensor(0.1 * float(x.max() - x.min())).repeat((3, *x.shape[1:]))
     noisy = x.repeat_interleave(3, dim=0) + torch.normal(0, spread, generator=generator)
-    expected = np.mean([guided_backprop(lite.model, noisy[i:i + 1], ours.target).raw.numpy()
+    expected = np.mean([guided_backprop(lite.model, noisy[i:i + 1], ours.target)[0].raw.numpy()
                         for i in range(3)], axis=0)
     np.testing.assert_allclose(ours.raw, expected, rtol=1e-4, atol=1e-6)
 
@@ -88,13 +88,13 @@ def test_gradientshap_equals_captums_seeded(lite, chelsea):
     test's process): the same draws in the same order, the same map."""
     from captum.attr import GradientShap
 
-    from explain.methods.paths import BASELINES, baseline_for
+    from explain.methods.paths import PATH_BASELINES, baseline_for
 
     ours = explain(lite, chelsea, "gradientshap", samples=12, noise=0.1, seed=5)
     again = explain(lite, chelsea, "gradientshap", samples=12, noise=0.1, seed=5)
     np.testing.assert_array_equal(ours.raw, again.raw)  # seeded
     x = lite.preprocess(chelsea)
-    baselines = torch.cat([baseline_for(lite, x, kind) for kind in BASELINES])
+    baselines = torch.cat([baseline_for(lite, x, kind) for kind in PATH_BASELINES])
     np.random.seed(5)
     torch.manual_seed(5)
     theirs = GradientShap(lite.model).attribute(

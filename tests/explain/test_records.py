@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from explain import METHODS, RECORDS, ExplainError, explain
-from explain.batch import BATCHED
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,7 +18,6 @@ def test_every_method_has_a_record_that_says_what_it_is():
     assert set(RECORDS) == set(METHODS)
     for name, record in RECORDS.items():
         assert record.name == name and record.title and "(" in record.about, name  # its paper
-        assert record.batched == (name in BATCHED), name
         accepted = inspect.signature(METHODS[name]).parameters
         for option in record.options:
             assert option.name in accepted, (name, option.name)

@@ -9,7 +9,7 @@ from explain.methods.gradients import saliency
 
 def test_equals_captum_saliency(resnet18):
     x = torch.randn(1, 3, 64, 80)
-    ours = saliency(resnet18.model, x, 9)
+    ours = saliency(resnet18.model, x, 9)[0]
     theirs = Saliency(resnet18.model).attribute(x, target=9, abs=True)[0]
     torch.testing.assert_close(ours.raw.abs(), theirs)
 
@@ -17,7 +17,7 @@ def test_equals_captum_saliency(resnet18):
 def test_linear_model_saliency_is_the_weight():
     model = nn.Sequential(nn.Flatten(), nn.Linear(12, 2))
     x = torch.randn(1, 3, 2, 2)
-    result = saliency(model, x, 1)
+    result = saliency(model, x, 1)[0]
     torch.testing.assert_close(result.raw, model[1].weight[1].detach().view(3, 2, 2))
 
 

@@ -77,8 +77,7 @@ def test_eigencam_and_the_gradient_methods_run_on_tokens(transformer, chelsea):
     their first principal component (turned so that its largest part is positive)."""
     from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection
 
-    from explain.methods.camfamily import eigencam_map
-    from explain.methods.gradcam import activation_and_gradient
+    from explain.methods.gradcam import activations_and_gradients, eigencam_map
 
     reshape = vit_reshape if transformer.spec.name == VIT else swin_reshape
     layer = transformer.spec.gradcam_layer
@@ -89,9 +88,10 @@ def test_eigencam_and_the_gradient_methods_run_on_tokens(transformer, chelsea):
             transformer.model(transformer.preprocess(chelsea))
     finally:
         handle.remove()
-    a, _, _, _ = activation_and_gradient(transformer.model, transformer.preprocess(chelsea),
-                                         transformer.layer(layer), None, layer, gradient=False,
-                                         tokens=transformer.spec.tokens)
+    a, _, _, _ = activations_and_gradients(transformer.model, transformer.preprocess(chelsea),
+                                           transformer.layer(layer), None, layer, gradients=False,
+                                           tokens=transformer.spec.tokens)
+    a = a[0]
     torch.testing.assert_close(a, reshape(outputs[0])[0])
     projection = get_2d_projection(reshape(outputs[0]).numpy())[0]
     sign = 1.0 if projection.flat[np.argmax(np.abs(projection))] > 0 else -1.0

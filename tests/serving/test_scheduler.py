@@ -199,7 +199,7 @@ def test_work_below_lends_its_worker_to_waiting_maps_at_each_report(lite, chelse
 
 def test_compatible_requests_run_as_one_batch_and_equal_single_ones(lite, gate):
     """What the server does on CUDA (batch_size > 1), run here on the CPU."""
-    from explain.batch import explain_batch
+    from explain.api import explain_batch
     from explain.data.samples import sample_image
 
     scheduler = Scheduler(workers=1, batch_size=8)
