@@ -17,9 +17,14 @@ with frame.page("Compare") as view:
     shown_methods = [m for m, r in RECORDS.items() if r.compare]
     tuned = [m for m in shown_methods if any(o.kind != "layer" for o in RECORDS[m].options)]
     with st.expander("The methods' options (shared with the Explain page)"):
+        groups: dict[tuple, list[str]] = {}  # methods with the same options: drawn once
         for method in tuned:
-            st.caption(RECORDS[method].title)
-            widgets.method_options(view, method)
+            keys = tuple(o.key for o in RECORDS[method].options if o.kind != "layer")
+            groups.setdefault(keys, []).append(method)
+        drawn = {o.key for m in tuned for o in RECORDS[m].options if o.kind == "layer"}
+        for methods in groups.values():
+            st.caption(", ".join(RECORDS[m].title for m in methods))
+            drawn.update(widgets.method_options(view, methods[0], skip=drawn))
     left_out = [r.title for m, r in RECORDS.items() if not r.compare]
     if left_out:
         st.caption(f"{', '.join(left_out)}: on the Explain page (a forward pass per channel).")

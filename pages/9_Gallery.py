@@ -37,18 +37,25 @@ with frame.page("Gallery", need_image=False) as view:
     st.page_link("pages/10_Two_models.py", label="Compare this slice on two models",
                  query_params=links.values())
 
-    run = gallery.explained(view, dataset, chosen, method)
+    maps = gallery.explained(view, dataset, chosen, method)
     runs = gallery.known_runs(view, dataset, chosen)
     if runs:
         st.markdown("#### Scores over the slice")
         gallery.scores_table(runs, dataset.labels, classes)
+    run = runs.get(method, maps)
     if run is not None:
         st.markdown("#### Cards")
+        scoring = st.empty()  # the scores' progress, above the cards drawn before them
         alpha, cmap = widgets.display_options()
         gallery.sort_and_filter(assessment is not None)
         positions = gallery.order(run, dataset, features, assessment)
         gallery.cards_grid(view, run, positions, dataset, features, assessment, alpha, cmap)
+        if method not in runs:
+            _, fresh = gallery.with_scores(view, dataset, chosen, method, run, scoring)
+            if fresh:  # the page again, its table and cards with the scores
+                st.rerun()
 
+    if method in runs:  # a review keeps the slice's scores: once they exist
         with st.expander("Save this slice as a review"):
             def review(author: str, verdict: str, note: str) -> Review:
                 summary = scores(run, dataset.labels)

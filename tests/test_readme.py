@@ -10,12 +10,17 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 
 def test_readme_python_example_runs():
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
-    assert len(blocks) == 1
+    assert len(blocks) == 2  # one image; then a batch, each image with its own target
     namespace: dict = {}
-    exec(compile(blocks[0], "README.md", "exec"), namespace)  # our own README
+    for block in blocks:  # the second goes on from the first, as a reader would
+        exec(compile(block, "README.md", "exec"), namespace)  # our own README
     result, cat, picture = namespace["result"], namespace["cat"], namespace["picture"]
     assert namespace["backbone"].categories[result.target] == "Egyptian cat"
     assert picture.shape == (cat.height, cat.width, 3) and picture.dtype == np.uint8
+    tiger_cat, coffee = namespace["maps"]
+    assert tiger_cat.target == 282 and tiger_cat.target_title == "tiger cat"
+    assert coffee.target_title == namespace["backbone"].predict(
+        namespace["sample_image"]("coffee"), k=1)[0].name
 
 
 def test_readme_commands_match_the_makefile_and_ci():

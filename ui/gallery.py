@@ -22,6 +22,7 @@ from explain.evaluate.slices import (
     SliceScores,
     SliceSpec,
     explain_slice,
+    score_slice,
     scores,
 )
 from explain.render.pictures import overlay, png_bytes
@@ -95,17 +96,19 @@ def picked_slice(view: View):
 
 
 def run_key(view: View, dataset: Dataset, indices: np.ndarray, method: str,
-            options: tuple) -> tuple:
+            options: tuple, part: str = "scored") -> tuple:
+    """The key of a slice's run: its maps (``part="maps"``), or its maps with their scores."""
     digest = hashlib.sha256(np.asarray(indices, dtype=np.int64).tobytes()).hexdigest()[:16]
-    return ("slice-run", view.model_key, dataset.digest, digest, method, options, CURVE_STEPS)
+    return ("slice-run", view.model_key, dataset.digest, digest, method, options, CURVE_STEPS,
+            part)
 
 
 def explained(view: View, dataset: Dataset, indices: np.ndarray, method: str) -> SliceRun | None:
-    """The slice's explanations: known ones at once; otherwise a button, then a computation with
-    progress and Stop (each batch is a progress report, where maps of other sessions may go
-    first)."""
+    """The slice's maps (their scores come after: ``with_scores``): known ones at once;
+    otherwise a button, then a computation with progress and Stop (each batch is a progress
+    report, where maps of other sessions may go first)."""
     options = method_options(view, method)
-    wanted = run_key(view, dataset, indices, method, options)
+    wanted = run_key(view, dataset, indices, method, options, "maps")
     known = result_store().peek(wanted)
     if known is not None:
         return known
@@ -115,15 +118,37 @@ def explained(view: View, dataset: Dataset, indices: np.ndarray, method: str) ->
                      key="explain_slice", type="primary",
                      help=f"Each image: its map, and its deletion and insertion curves and those "
                           f"of a random map ({4 * (CURVE_STEPS + 1)} forward passes). About "
-                          f"{seconds:.0f} s on this server's CPU."):
+                          f"{seconds:.0f} s on this server's CPU; the cards come first."):
         return None
     asking.empty()
+    return _computed(wanted, f"Explaining {len(indices)} images", lambda job: explain_slice(
+        view.backbone, dataset, indices, method, steps=CURVE_STEPS, progress=job.report,
+        curves=False, **dict(options)))
+
+
+def with_scores(view: View, dataset: Dataset, indices: np.ndarray, method: str,
+                run: SliceRun, slot) -> tuple[SliceRun | None, bool]:
+    """(``run`` with its cards' scores, or None if stopped; whether they were computed in this
+    run of the page). Known ones at once; otherwise computed in ``slot`` with progress and Stop,
+    in batches across the slice's images (``score_slice``)."""
+    options = method_options(view, method)
+    wanted = run_key(view, dataset, indices, method, options)
+    known = result_store().peek(wanted)
+    if known is not None:
+        return known, False
+    with slot.container():
+        scored = _computed(wanted, f"Scoring {len(run.cards)} maps (deletion, insertion and a "
+                                   "random map's)",
+                           lambda job: score_slice(view.backbone, dataset, run,
+                                                   progress=job.report))
+    return scored, scored is not None
+
+
+def _computed(wanted: tuple, title: str, work) -> SliceRun | None:
     slot = st.container()
-    progress = ProgressWithStop(slot, wanted, f"Explaining {len(indices)} images")
+    progress = ProgressWithStop(slot, wanted, title)
     try:
-        return compute(wanted, lambda job: explain_slice(
-            view.backbone, dataset, indices, method, steps=CURVE_STEPS, progress=job.report,
-            **dict(options)), slot="gallery", where=slot.empty(), progress=progress)
+        return compute(wanted, work, slot="gallery", where=slot.empty(), progress=progress)
     except (ExplainError, Busy) as exc:
         problem(st, str(exc), "warning")
     except (Stopped, Cancelled):
@@ -235,8 +260,9 @@ def cards_grid(view: View, run: SliceRun, positions: list[int], dataset: Dataset
             st.caption(f"{plain(dataset.name(index), 30)} · true {plain(classes[dataset.labels[index]], 30)}"
                        f" · predicted {plain(predicted, 30)} · model: "
                        f"{plain(view.backbone.categories[result.target], 30)} "
-                       f"({features.confidence[index]:.0%}) · deletion {card.deletion_auc:.3f} · "
-                       f"insertion {card.insertion_auc:.3f}")
+                       f"({features.confidence[index]:.0%}) · "
+                       + (f"deletion {card.deletion_auc:.3f} · insertion {card.insertion_auc:.3f}"
+                          if not math.isnan(card.deletion_auc) else "scores to come"))
             link = data.explain_link(dataset, index)
             if link:
                 st.link_button("Explain", link)

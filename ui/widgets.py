@@ -60,11 +60,13 @@ def uploaded(label: str, widget_key: str, types: list[str],
     return kept
 
 
-def method_options(view: View, method: str, where=None) -> None:
-    """The widgets of ``method``'s options, as its record lists them (in the link)."""
-    options = RECORDS[method].options
+def method_options(view: View, method: str, where=None, skip=()) -> list[str]:
+    """The widgets of ``method``'s options, as its record lists them (in the link), but those
+    whose link parameter is in ``skip`` (drawn already: methods share options); returns the
+    parameters drawn."""
+    options = [o for o in RECORDS[method].options if o.key not in skip]
     if not options:
-        return
+        return []
     for column, option in zip((where or st).columns(len(options)), options, strict=True):
         name = key(option.key)
         if option.kind == "layer":
@@ -84,6 +86,7 @@ def method_options(view: View, method: str, where=None) -> None:
             column.slider(option.title, kind(option.low), kind(option.high),
                           step=kind(option.step) if option.step else None, key=name,
                           help=option.help or None)
+    return [o.key for o in options]
 
 
 TOP = -1  # the class choice that follows the top prediction

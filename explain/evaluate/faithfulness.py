@@ -6,6 +6,8 @@ under the curve) and the insertion curve rise fast (high area).
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from explain.core.batching import BatchSizer
 from explain.core.hooks import evaluating
 from explain.core.results import ExplainError, Progress, to_heatmap
 
@@ -44,43 +47,102 @@ def blurred(inputs: torch.Tensor, sigma: float = 10.0) -> torch.Tensor:
 
 
 def deletion_insertion(model: nn.Module, inputs: torch.Tensor, saliency: np.ndarray, target: int,
-                       steps: int = 20, fill: str = "blur", batch_size: int = 8,
+                       steps: int = 20, fill: str = "blur", batch_size: int | None = 8,
                        progress: Progress | None = None) -> Curves:
-    """Both curves for ``saliency`` (H, W) at the resolution of ``inputs`` (1, 3, H, W).
+    """Both curves for ``saliency`` (H, W) at the resolution of ``inputs`` (1, 3, H, W): the
+    one-map case of ``curves``."""
+    return curves(model, inputs, [saliency], [target], steps, fill, batch_size, progress)[0]
 
-    Pixels are ranked once (ties broken by position, so a constant map is a raster scan); all
-    2 (steps + 1) images are evaluated in batches under ``torch.inference_mode()``.
-    ``progress(done, total)`` is called between batches, outside inference mode (a scheduler
-    may run other work there), and may raise to stop.
+
+def curves(model: nn.Module, inputs: torch.Tensor, saliencies: Sequence[np.ndarray],
+           targets: Sequence[int], steps: int = 20, fill: str = "blur",
+           batch_size: int | None = None, progress: Progress | None = None,
+           rows: Sequence[int] | None = None) -> list[Curves]:
+    """Both curves of every map of ``saliencies`` (each (H, W) at the resolution of ``inputs``
+    (N, 3, H, W)), map m on image ``rows[m]`` (default: map i on image i) for class
+    ``targets[m]``.
+
+    Pixels are ranked once per map (ties broken by position, so a constant map is a raster
+    scan). The 2 (steps + 1) perturbed images of every map are made batch by batch (never all
+    at once) and evaluated under ``torch.inference_mode()`` in batches across the maps, of
+    ``batch_size`` (None: the fastest per image on this device, measured as occlusion's
+    batches are). ``progress(done, total)`` is called between batches, outside inference mode
+    (a scheduler may run other work there), and may raise to stop.
     """
     if fill not in FILLS:
         raise ExplainError(f"The removed pixels take one of {', '.join(FILLS)}.")
     if steps < 1:
         raise ExplainError("The curves need at least one step.")
+    rows = list(range(len(saliencies))) if rows is None else list(rows)
+    if not len(rows) == len(saliencies) == len(targets):
+        raise ExplainError("Give one target and one image row for each map.")
     _, _, height, width = inputs.shape
-    if saliency.shape != (height, width):
-        raise ExplainError(f"The map is {saliency.shape}; the input is {(height, width)}.")
-    order = torch.from_numpy(np.argsort(-saliency.ravel(), kind="stable").copy())
+    for saliency in saliencies:
+        if saliency.shape != (height, width):
+            raise ExplainError(f"The map is {saliency.shape}; the input is {(height, width)}.")
+    orders = [torch.from_numpy(np.argsort(-s.ravel(), kind="stable").copy()).to(inputs.device)
+              for s in saliencies]
     removed = blurred(inputs) if fill == "blur" else torch.zeros_like(inputs)
     counts = [round(i * height * width / steps) for i in range(steps + 1)]
-    masks = torch.zeros(steps + 1, height * width, dtype=inputs.dtype)
-    for i, count in enumerate(counts):
-        masks[i, order[:count]] = 1.0
-    masks = masks.view(steps + 1, 1, height, width).to(inputs.device)
-    deleted = inputs * (1 - masks) + removed * masks
-    inserted = removed * (1 - masks) + inputs * masks
-    images = torch.cat([deleted, inserted])
-    probs = []
+    # every perturbed image: (map, deleted or inserted, step); made when its batch runs
+    items = [(m, inserting, step) for m in range(len(saliencies)) for inserting in (False, True)
+             for step in range(steps + 1)]
+    sizer = BatchSizer(model, inputs.device, tuple(inputs.shape[1:]), batch_size)
+    scores = torch.empty(len(items), dtype=torch.float32)
+    done = 0
     with evaluating(model):
-        for start in range(0, len(images), batch_size):
+        while done < len(items):
+            chunk = items[done:done + sizer.next()]
             with torch.inference_mode():
-                logits = model(images[start:start + batch_size])
-                probs.append(logits.float().softmax(dim=1)[:, target].cpu())
+                masks = torch.zeros(len(chunk), height * width, dtype=inputs.dtype,
+                                    device=inputs.device)
+                for k, (m, _, step) in enumerate(chunk):
+                    masks[k, orders[m][:counts[step]]] = 1.0
+                masks = masks.view(len(chunk), 1, height, width)
+                which = torch.tensor([rows[m] for m, _, _ in chunk], device=inputs.device)
+                shown, hidden = inputs[which], removed[which]
+                inserting = torch.tensor([i for _, i, _ in chunk],
+                                         device=inputs.device).view(-1, 1, 1, 1)
+                kept, cover = (torch.where(inserting, hidden, shown),
+                               torch.where(inserting, shown, hidden))
+                began = time.perf_counter()
+                logits = model(kept * (1 - masks) + cover * masks)
+                columns = torch.tensor([targets[m] for m, _, _ in chunk], device=logits.device)
+                scores[done:done + len(chunk)] = logits.float().softmax(dim=1).gather(
+                    1, columns[:, None])[:, 0].cpu()
+            sizer.record(len(chunk), time.perf_counter() - began)
+            done += len(chunk)
             if progress is not None:
-                progress(min(start + batch_size, len(images)), len(images))
-    scores = torch.cat(probs).numpy()
+                progress(done, len(items))
     fractions = np.array(counts, dtype=np.float64) / (height * width)
-    deletion, insertion = scores[:steps + 1], scores[steps + 1:]
+    out = []
+    for m in range(len(saliencies)):
+        each = scores[m * 2 * (steps + 1):(m + 1) * 2 * (steps + 1)].numpy()
+        deletion, insertion = each[:steps + 1], each[steps + 1:]
+        out.append(Curves(fractions, deletion, insertion, float(np.trapezoid(deletion, fractions)),
+                          float(np.trapezoid(insertion, fractions))))
+    return out
+
+
+def random_maps(size: tuple[int, int], count: int, seed: int,
+                resolution: tuple[int, int] = (7, 7)) -> list[np.ndarray]:
+    """``count`` seeded uniform maps drawn at ``resolution`` and upsampled to ``size`` like a
+    Grad-CAM map (per-pixel noise is not a fair reference: scattered removed pixels destroy a
+    prediction faster than any smooth map)."""
+    rng = np.random.default_rng(seed)
+    maps = []
+    for _ in range(count):
+        coarse = torch.from_numpy(rng.random(resolution, dtype=np.float32))[None, None]
+        maps.append(F.interpolate(coarse, size=size, mode="bilinear",
+                                  align_corners=False)[0, 0].numpy())
+    return maps
+
+
+def mean_curves(runs: Sequence[Curves]) -> Curves:
+    """The mean of several maps' curves (the expected curves of a random map)."""
+    deletion = np.mean([r.deletion for r in runs], axis=0)
+    insertion = np.mean([r.insertion for r in runs], axis=0)
+    fractions = runs[0].fractions
     return Curves(fractions, deletion, insertion, float(np.trapezoid(deletion, fractions)),
                   float(np.trapezoid(insertion, fractions)))
 
@@ -88,24 +150,10 @@ def deletion_insertion(model: nn.Module, inputs: torch.Tensor, saliency: np.ndar
 def random_map_curves(model: nn.Module, inputs: torch.Tensor, target: int, steps: int = 20,
                       fill: str = "blur", resolution: tuple[int, int] = (7, 7), count: int = 8,
                       seed: int = 0, progress: Progress | None = None) -> Curves:
-    """The expected curves of a random map: the mean over ``count`` seeded uniform maps drawn at
-    ``resolution`` and upsampled like a Grad-CAM map (per-pixel noise is not a fair reference:
-    scattered removed pixels destroy a prediction faster than any smooth map)."""
-    rng = np.random.default_rng(seed)
-    size = tuple(inputs.shape[-2:])
-    runs = []
-    for i in range(count):
-        coarse = torch.from_numpy(rng.random(resolution, dtype=np.float32))[None, None]
-        fine = F.interpolate(coarse, size=size, mode="bilinear", align_corners=False)[0, 0]
-        each = None if progress is None else (
-            lambda done, total, i=i: progress(i * total + done, count * total))
-        runs.append(deletion_insertion(model, inputs, fine.numpy(), target, steps, fill,
-                                       progress=each))
-    deletion = np.mean([r.deletion for r in runs], axis=0)
-    insertion = np.mean([r.insertion for r in runs], axis=0)
-    fractions = runs[0].fractions
-    return Curves(fractions, deletion, insertion, float(np.trapezoid(deletion, fractions)),
-                  float(np.trapezoid(insertion, fractions)))
+    """The expected curves of a random map: the mean over ``count`` seeded ``random_maps``."""
+    maps = random_maps(tuple(inputs.shape[-2:]), count, seed, resolution)
+    return mean_curves(curves(model, inputs, maps, [target] * count, steps, fill, 8, progress,
+                              rows=[0] * count))
 
 
 def faithfulness(backbone, image, explanation, steps: int = 20, fill: str = "blur",

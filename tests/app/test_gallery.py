@@ -11,8 +11,9 @@ import re
 
 import numpy as np
 import pytest
+import torch
 
-from explain import explain
+from explain import explain, to_heatmap
 from explain.analysis.features import PENULTIMATE, extract_features
 from explain.analysis.probes import assess
 from explain.data.datasets import bundled
@@ -161,7 +162,12 @@ def test_a_selection_is_used_only_on_the_images_it_was_made_on(animals):
 
 
 
-def test_a_slices_progress_moves_image_by_image(lite, animals):
+def test_a_slices_progress_moves_batch_by_batch_and_its_scores_are_each_images_own(lite,
+                                                                                   animals):
+    """The maps (one batch of four), then the scores' passes in batches across the images: 4
+    images x 2 maps (its own, a random one) x 2 curves x 6 steps. Every card's AUCs are those
+    of its image scored alone."""
+    from explain.evaluate.faithfulness import deletion_insertion, random_map_curves
     from explain.evaluate.slices import explain_slice
 
     dataset = animals[0]
@@ -169,5 +175,16 @@ def test_a_slices_progress_moves_image_by_image(lite, animals):
     run = explain_slice(lite, dataset, [0, 1, 2, 3], "gradcam", steps=5,
                         progress=lambda done, total: seen.append((done, total)))
     assert len(run.cards) == 4
-    # one batch of four maps, then a report as each image's curves are done
-    assert sorted(set(seen)) == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    maps, scores = seen[:1], seen[1:]
+    assert maps == [(4, 4)] and scores[-1] == (96, 96) and len(scores) > 2
+    assert [d for d, _ in scores] == sorted(d for d, _ in scores)
+    for card in run.cards[::3]:
+        inputs = lite.preprocess(dataset.image(card.index))
+        saliency = to_heatmap(torch.from_numpy(card.explanation.raw), inputs.shape[-2:])
+        alone = deletion_insertion(lite.model, inputs, saliency, card.explanation.target, 5)
+        chance = random_map_curves(lite.model, inputs, card.explanation.target, 5, count=1,
+                                   seed=card.index)
+        assert abs(card.deletion_auc - alone.deletion_auc) < 1e-5
+        assert abs(card.insertion_auc - alone.insertion_auc) < 1e-5
+        assert abs(card.random_deletion_auc - chance.deletion_auc) < 1e-5
+        assert abs(card.random_insertion_auc - chance.insertion_auc) < 1e-5
