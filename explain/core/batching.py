@@ -57,3 +57,8 @@ def each_image(inputs: torch.Tensor, targets: list, progress, one) -> list:
                 progress(i * total + done, count * total)
         results.append(one(inputs[i:i + 1], targets[i], report))
     return results
+
+
+def learned_size(model: nn.Module, device: torch.device, shape: tuple) -> int | None:
+    """The batch size measured fastest for (``model``, ``device``, ``shape``), once known."""
+    return _BEST.get(model, {}).get((device.type, shape))

@@ -94,19 +94,19 @@ def curves(model: nn.Module, inputs: torch.Tensor, saliencies: Sequence[np.ndarr
         while done < len(items):
             chunk = items[done:done + sizer.next()]
             with torch.inference_mode():
-                masks = torch.zeros(len(chunk), height * width, dtype=inputs.dtype,
-                                    device=inputs.device)
-                for k, (m, _, step) in enumerate(chunk):
-                    masks[k, orders[m][:counts[step]]] = 1.0
-                masks = masks.view(len(chunk), 1, height, width)
+                # a pixel shows the removed value where it is ranked (deletion) or not yet
+                # ranked (insertion): one select per batch
+                covered = torch.zeros(len(chunk), height * width, dtype=torch.bool,
+                                      device=inputs.device)
+                for k, (m, inserting, step) in enumerate(chunk):
+                    covered[k, orders[m][:counts[step]]] = True
+                    if inserting:
+                        covered[k] = ~covered[k]
                 which = torch.tensor([rows[m] for m, _, _ in chunk], device=inputs.device)
-                shown, hidden = inputs[which], removed[which]
-                inserting = torch.tensor([i for _, i, _ in chunk],
-                                         device=inputs.device).view(-1, 1, 1, 1)
-                kept, cover = (torch.where(inserting, hidden, shown),
-                               torch.where(inserting, shown, hidden))
+                perturbed = torch.where(covered.view(len(chunk), 1, height, width),
+                                        removed[which], inputs[which])
                 began = time.perf_counter()
-                logits = model(kept * (1 - masks) + cover * masks)
+                logits = model(perturbed)
                 columns = torch.tensor([targets[m] for m, _, _ in chunk], device=logits.device)
                 scores[done:done + len(chunk)] = logits.float().softmax(dim=1).gather(
                     1, columns[:, None])[:, 0].cpu()
