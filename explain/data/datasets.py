@@ -172,25 +172,33 @@ def _from_files(dataset_id: str, title: str, files: list[tuple[str, Callable[[],
         by_class.setdefault(parts[0], []).append((path, data))
     empty = sorted(f for f in folders if f not in by_class)
     skipped += [f"{folder}/: an empty class folder (no readable image)" for folder in empty]
+    classes, labels, names, blobs, digest = _by_class(
+        by_class, skipped, lambda path, data: path.encode() + b"\0" + hashlib.sha256(data).digest())
+    return Dataset(dataset_id, title, classes, labels, lambda i: load_image(blobs[i]), digest,
+                   tuple(skipped), names)
+
+
+def _by_class(by_class: dict[str, list[tuple[str, object]]], skipped: list[str],
+              fingerprint: Callable[[str, object], bytes]):
+    """(classes, labels, names, items, digest) of images grouped by class folder, in the
+    classes' sorted order: what every user dataset is made of. ``fingerprint(name, item)`` is
+    what the digest reads of each image."""
     if len(by_class) < 2:
         raise DatasetError(
             "A dataset needs at least two class folders with images (layout: class_name/image.jpg)"
             + (f"; skipped: {'; '.join(skipped[:5])}" if skipped else ".")
         )
     classes = tuple(sorted(by_class))
-    blobs: list[bytes] = []
-    labels: list[int] = []
-    names: list[str] = []
+    items, labels, names = [], [], []
     digest = hashlib.sha256()
-    for label, name in enumerate(classes):
-        for path, data in by_class[name]:
-            blobs.append(data)
+    for label, cls in enumerate(classes):
+        for name, item in by_class[cls]:
+            items.append(item)
             labels.append(label)
-            names.append(path)
-            digest.update(path.encode() + b"\0" + hashlib.sha256(data).digest())
-    return Dataset(dataset_id, title, classes, np.array(labels, dtype=np.int64),
-                   lambda i: load_image(blobs[i]), digest.hexdigest()[:16], tuple(skipped),
-                   tuple(names))
+            names.append(name)
+            digest.update(fingerprint(name, item))
+    return classes, np.array(labels, dtype=np.int64), tuple(names), items, \
+        digest.hexdigest()[:16]
 
 
 def from_zip(data: bytes, title: str = "uploaded zip") -> Dataset:
@@ -273,21 +281,11 @@ def _lazy_folder(dataset_id: str, title: str, files: list[tuple[str, Path]],
         else:
             by_class.setdefault(parts[0], []).append((name, path))
     skipped += [f"{f}/: an empty class folder (no image)" for f in sorted(folders - set(by_class))]
-    if len(by_class) < 2:
-        raise DatasetError("A dataset needs at least two class folders with images (layout: "
-                           "class_name/image.jpg).")
-    classes = tuple(sorted(by_class))
-    paths: list[Path] = []
-    labels: list[int] = []
-    names: list[str] = []
-    digest = hashlib.sha256()
-    for label, cls in enumerate(classes):
-        for name, path in by_class[cls]:
-            stat = path.stat()
-            paths.append(path)
-            labels.append(label)
-            names.append(name)
-            digest.update(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    def stamp(name: str, path: Path) -> bytes:
+        stat = path.stat()
+        return f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode()
+
+    classes, labels, names, paths, digest = _by_class(by_class, skipped, stamp)
 
     def load(i: int) -> Image.Image:
         try:
@@ -295,8 +293,7 @@ def _lazy_folder(dataset_id: str, title: str, files: list[tuple[str, Path]],
         except (OSError, ImageError) as exc:
             raise DatasetError(f"{names[i]} cannot be used: {exc}") from None
 
-    return Dataset(dataset_id, title, classes, np.array(labels, dtype=np.int64), load,
-                   digest.hexdigest()[:16], tuple(skipped), tuple(names))
+    return Dataset(dataset_id, title, classes, labels, load, digest, tuple(skipped), names)
 
 
 def folders_in_root(root: Path | None = None) -> list[str]:

@@ -289,22 +289,22 @@ def guided_grad_cam(model: nn.Module, inputs: torch.Tensor, layer: nn.Module, ta
                         [c.probability for c in coarse])
 
 
-@register_method(
-    "guided_backprop", "Guided backprop", "Guided backprop (Springenberg et al., 2015): the "
-    "gradient of the class score with only positive signals passed back through every "
-    "rectifier: fine detail, little class specificity.",
-    needs=frozenset({"gradients", "rectifiers"}), batched=True, cost=to_the_image)
-def _guided(backbone, inputs, targets) -> list[Attribution]:
-    return guided_backprop(backbone.model, inputs, targets)
+def _register(rule: str, name: str, title: str, about: str) -> None:
+    @register_method(name, title, about, needs=frozenset({"gradients", "rectifiers"}),
+                     batched=True, cost=to_the_image)
+    def run(backbone, inputs, targets) -> list[Attribution]:
+        return guided_backprop(backbone.model, inputs, targets, rule=rule)
 
 
-@register_method(
-    "deconvnet", "Deconvnet", "Deconvnet (Zeiler & Fergus, 2014): the gradient of the class "
-    "score with every rectifier passing back the positive part of the signal, whatever its "
-    "input was: the third backward rule, beside backprop and guided backprop.",
-    needs=frozenset({"gradients", "rectifiers"}), batched=True, cost=to_the_image)
-def _deconvnet(backbone, inputs, targets) -> list[Attribution]:
-    return guided_backprop(backbone.model, inputs, targets, rule="deconvnet")
+for _rule, _name, _title, _about in (
+        ("guided", "guided_backprop", "Guided backprop", "Guided backprop (Springenberg et al., "
+         "2015): the gradient of the class score with only positive signals passed back through "
+         "every rectifier: fine detail, little class specificity."),
+        ("deconvnet", "deconvnet", "Deconvnet", "Deconvnet (Zeiler & Fergus, 2014): the gradient "
+         "of the class score with every rectifier passing back the positive part of the signal, "
+         "whatever its input was: the third backward rule, beside backprop and guided "
+         "backprop.")):
+    _register(_rule, _name, _title, _about)
 
 
 @register_method(

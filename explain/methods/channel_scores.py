@@ -27,13 +27,17 @@ from explain.core.results import Attribution, Progress
 from explain.core.targets import per_image, probability, resolve_target
 
 
-def score_cam(model: nn.Module, inputs: torch.Tensor, layer: nn.Module, targets=None,
-              layer_name: str = "", batch_size: int = 32,
-              progress: Progress | None = None, tokens=None) -> list[Attribution]:
-    """Score-CAM of ``inputs`` (N, 3, H, W) at ``layer``: each raw is (h, w), >= 0."""
-    return each_image(inputs, per_image(targets, len(inputs)), progress,
-                      lambda x, target, report: _score_cam(model, x, layer, target, layer_name,
-                                                           batch_size, report, tokens))
+def _image_by_image(one):
+    """The batch form of ``one``, a method of one image: ``(model, inputs (N, 3, H, W), layer,
+    targets, layer_name, batch_size, progress, tokens) -> [Attribution]``, each raw (h, w)."""
+    def run(model: nn.Module, inputs: torch.Tensor, layer: nn.Module, targets=None,
+            layer_name: str = "", batch_size: int = 32, progress: Progress | None = None,
+            tokens=None) -> list[Attribution]:
+        return each_image(inputs, per_image(targets, len(inputs)), progress,
+                          lambda x, target, report: one(model, x, layer, target, layer_name,
+                                                        batch_size, report, tokens))
+
+    return run
 
 
 def _score_cam(model: nn.Module, inputs: torch.Tensor, layer: nn.Module, target: int | None,
@@ -70,6 +74,9 @@ def _score_cam(model: nn.Module, inputs: torch.Tensor, layer: nn.Module, target:
     return Attribution(cam, cls, probability(logits, cls))
 
 
+score_cam = _image_by_image(_score_cam)  # Score-CAM of a batch
+
+
 @register_method(
     "scorecam", "Score-CAM", "Score-CAM (Wang et al., 2020): each channel, as a mask over the "
     "image, is scored by the model; the scores weigh the channels. No gradient; one forward "
@@ -81,15 +88,6 @@ def _scorecam(backbone, inputs, targets, layer: str | None = None, batch_size: i
     layer_name = layer_names(backbone, layer)[0]
     return score_cam(backbone.model, inputs, layer_of(backbone, layer_name), targets, layer_name,
                      batch_size, progress, backbone.spec.tokens)
-
-
-def ablation_cam(model: nn.Module, inputs: torch.Tensor, layer: nn.Module, targets=None,
-                 layer_name: str = "", batch_size: int = 32, progress: Progress | None = None,
-                 tokens=None) -> list[Attribution]:
-    """AblationCAM of ``inputs`` (N, 3, H, W) at ``layer``: each raw is (h, w), >= 0."""
-    return each_image(inputs, per_image(targets, len(inputs)), progress,
-                      lambda x, target, report: _ablation_cam(model, x, layer, target, layer_name,
-                                                              batch_size, report, tokens))
 
 
 def _ablation_cam(model: nn.Module, inputs: torch.Tensor, layer: nn.Module, target: int | None,
@@ -133,6 +131,9 @@ def _ablation_cam(model: nn.Module, inputs: torch.Tensor, layer: nn.Module, targ
         handle.remove()
     weights = ((original - scores) / original).to(a.dtype)
     return Attribution(F.relu((weights[:, None, None] * a).sum(0)), cls, probability(logits, cls))
+
+
+ablation_cam = _image_by_image(_ablation_cam)  # AblationCAM of a batch
 
 
 @register_method(
