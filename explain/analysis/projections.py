@@ -61,7 +61,7 @@ def project(vectors: np.ndarray, method: str = "umap", seed: int = 0, perplexity
     for the number of images are lowered as ``projection_settings`` says.
 
     t-SNE and UMAP first reduce to 50 dimensions with PCA (standard practice: it removes noise
-    and makes the neighbour search several times faster), or to as many as there are images.
+    and speeds up the neighbour search), or to as many as there are images.
     """
     from sklearn.decomposition import PCA
 

@@ -2,8 +2,8 @@
 
 - Score-CAM (Wang et al., 2020): each channel, upsampled to the input and scaled to [0, 1],
   masks the input; the class score of each masked input, softmaxed over the channels, weighs
-  the channels. A constant channel (all zero after a rectifier: 30-60% of EfficientNet-Lite0's
-  last layer on the sample photos) masks the whole image to zero, so all of them share one pass.
+  the channels. A constant channel (all zero after a rectifier) masks the whole image to zero,
+  so all of them share one pass.
 - AblationCAM (Desai & Ramaswamy, 2020), as pytorch-grad-cam computes it: each channel is ablated
   in turn (set to zero, or far below the layer's minimum where its values can be negative); the
   class score y_k without it weighs it, w_k = (y - y_k) / y, and the map is relu(sum_k w_k A_k).

@@ -107,9 +107,7 @@ def eigencam_map(a: torch.Tensor) -> torch.Tensor:
     flat = a.reshape(k, h * w).T.double()
     flat = flat - flat.mean(dim=0)
     # the projection on the first right singular vector is s1 * u1: from the (h*w)^2 Gram
-    # matrix (49 x 49 on a 7 x 7 map), not an SVD of the (h*w) x K matrix (5x faster). In
-    # torch, not numpy: numpy's BLAS threads keep spinning after the call and, on a CPU with
-    # few cores, made the model's next forward pass twice as slow
+    # matrix, not an SVD of the (h*w) x K matrix; in torch, whose threads are the model's
     values, vectors = torch.linalg.eigh(flat @ flat.T)
     projection = vectors[:, -1] * values[-1].clamp(min=0).sqrt()
     if projection[projection.abs().argmax()] < 0:

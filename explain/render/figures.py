@@ -92,9 +92,8 @@ def embedding_figure(points: np.ndarray, groups: np.ndarray, names: list[str], h
                      limit: int = DRAWN_POINTS):
     """A WebGL scatter of a 2-D map: one trace per group, so the legend toggles groups;
     ``customdata`` holds each point's row. Up to ``limit`` points every point is a marker;
-    above, a fixed sample of ``limit`` is, drawn over a density image of all of them (a map of
-    100,000 markers took 0.9 s a frame to pan with software rendering, and a box or a lasso
-    selects from all points on the server anyway: ``explain.analysis.selection.inside_shapes``).
+    above, a fixed sample of ``limit`` is, drawn over a density image of all of them (a box or
+    a lasso selects from all points on the server: ``explain.analysis.selection.inside_shapes``).
     ``thumbnails``: (row, image URI) pairs drawn centred on their points, ``side`` map units
     wide (they grow as the map is zoomed, like the points' spacing)."""
     go = _plotly()

@@ -5,10 +5,9 @@ recognisable by the regularisation of feature visualization (Olah et al., 2017):
 parametrised in a decorrelated Fourier basis (low frequencies first, natural colours), and each
 step sees it under a random jitter, scale and rotation so that only robust evidence survives.
 Only the image receives gradients (``torch.autograd.grad``): the model's parameters are untouched.
-A step costs a forward+backward of the model and ~1.5 ms more on CPU (224 x 224, warm caches;
-about twice that right after the model's pass): autograd sees only the model, the image's way to
-its random view and back is written out (``_random_view``), the gradient resampled at the
-inverse map rather than scattered; the views are drawn before the first step (``_Views``); Adam
+A step costs a forward+backward of the model and little more: autograd sees only the model, the
+image's way to its random view and back is written out (``_random_view``), the gradient
+resampled at the inverse map rather than scattered; the views are drawn before the first step (``_Views``); Adam
 is PyTorch's fused kernel on the gradient it is given (``_Adam``).
 """
 
@@ -132,8 +131,7 @@ def _random_view(image: FourierImage, views: _Views, step: int, offset: torch.Te
     Written out rather than left to autograd, which is given only the model: from the
     spectrum, ``y = color @ irfft(spectrum * scale)``, the centred image ``sigmoid(y) - 0.5 =
     tanh(y / 2) / 2`` (the halves are in ``half_color`` and ``gain``), its resampling, the
-    normalisation: six tensor ops each way, where autograd's chain of views, copies and
-    in-place doublings took about twenty. The gradient: irfft's is PyTorch's own (an rfft,
+    normalisation: six tensor ops each way. The gradient: irfft's is PyTorch's own (an rfft,
     ``gradient_scale``); the resampling's resamples the gradient at the inverse map, divided
     by the map's determinant: the adjoint of bilinear resampling but for its interpolation
     kernel (cosine similarity over 0.99 with the exact gradient, tested), at the cost of a
@@ -185,8 +183,7 @@ def _resample(image: torch.Tensor, grid: torch.Tensor, finish) -> torch.Tensor:
     """``grid_sample`` of a (1, C, H, W) image at a (H * W, 2) grid, passed through
     ``finish(sampled, out)``, an element-wise op that writes ``out``. PyTorch resamples the
     images of a batch in parallel, not the rows of one image: the rows are cut into bands,
-    one per thread, each a batch item reading the same image (measured faster than one
-    image, or one channel per batch item); ``finish`` reads the bands where they lie and
+    one per thread, each a batch item reading the same image; ``finish`` reads the bands where they lie and
     writes the (1, C, H, W) result, so that putting them in order costs no copy."""
     _, channels, height, width = image.shape
     bands = math.gcd(height, max(1, min(torch.get_num_threads(), 8)))
