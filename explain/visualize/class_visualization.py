@@ -7,8 +7,8 @@ step sees it under a random jitter, scale and rotation so that only robust evide
 Only the image receives gradients (``torch.autograd.grad``): the model's parameters are untouched.
 A step costs a forward+backward of the model and little more: autograd sees only the model, the
 image's way to its random view and back is written out (``_random_view``), the gradient
-resampled at the inverse map rather than scattered; the views are drawn before the first step (``_Views``); Adam
-is PyTorch's fused kernel on the gradient it is given (``_Adam``).
+resampled at the inverse map rather than scattered; the views are drawn before the first step
+(``_Views``); Adam is PyTorch's fused kernel on the gradient it is given (``_Adam``).
 """
 
 from __future__ import annotations
