@@ -1,9 +1,10 @@
 """Batch sizes chosen by measurement, per (model, device, input shape).
 
 On CPU small batches are fastest (large ones fall out of cache); a GPU wants large ones. The
-first batched job of a (model, device, input shape) runs its first batches at each candidate size, twice (useful work, not a separate
-benchmark), times the second of each (the first pays for warm-up: a new batch shape makes the
-backend build its kernels), and every later batch, and later job, uses the fastest per image.
+first batched job of a (model, device, input shape) runs its first batches at each candidate
+size, twice (useful work, not a separate benchmark), times the second of each (the first pays
+for warm-up: a new batch shape makes the backend build its kernels), and every later batch, and
+later job, uses the fastest per image.
 """
 
 from __future__ import annotations
