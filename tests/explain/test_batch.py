@@ -46,3 +46,23 @@ def test_batched_predictions_equal_single_ones(lite):
         alone = lite.predict(image, k=3)
         assert [p.index for p in got] == [p.index for p in alone]
         assert all(abs(a.probability - b.probability) < 1e-5 for a, b in zip(got, alone, strict=True))
+
+
+def test_a_batch_of_mixed_targets_equals_each_alone(lite):
+    """Classes and directions in one call: each direction gets its own output adapter, the
+    classes share the model; every map equals its image's alone, and says what it is for."""
+    from explain import ClassTarget, Direction
+    from explain.analysis.features import image_features
+
+    images = [sample_image(s) for s in ("chelsea", "coffee", "rocket", "chelsea")]
+    toward = Direction(image_features(lite, images[1]), "the coffee cup")
+    targets = [ClassTarget(282), toward, None, toward]
+    batch = explain_batch(lite, images, "gradcam", targets)
+    for image, target, got in zip(images, targets, batch, strict=True):
+        alone = explain(lite, image, "gradcam", target)
+        np.testing.assert_allclose(got.raw, alone.raw, rtol=1e-4, atol=1e-6)
+        assert got.target_title == alone.target_title and got.probability == pytest.approx(
+            alone.probability, abs=1e-5)
+    assert [g.target_title for g in batch] == ["tiger cat", "the coffee cup",
+                                               lite.categories[batch[2].target], "the coffee cup"]
+    assert batch[1].probability == pytest.approx(1.0, abs=1e-5)  # the cup's own features

@@ -78,3 +78,32 @@ def test_no_page_or_ui_module_names_a_method():
     for path in [*ROOT.glob("pages/*.py"), *ROOT.glob("ui/*.py"), ROOT / "app.py"]:
         found = quoted.findall(path.read_text())
         assert not found, (path.name, found)
+
+
+def test_a_target_of_the_wrong_kind_is_named_with_the_method(lite, chelsea):
+    """A box for a classifier, a word, a kind made for another task: a message naming the
+    method and what this model takes, from the library (the pages show it as it is)."""
+    from dataclasses import dataclass
+    from typing import ClassVar
+
+    from explain import Target, explain_batch
+
+    with pytest.raises(ExplainError, match=r"^Grad-CAM: a box \(x0, y0, x1, y1\) is a "
+                                           r"detector's target; this model takes a class"):
+        explain(lite, chelsea, "gradcam", (10, 10, 50, 50))
+    with pytest.raises(ExplainError, match=r"^Saliency: 'cat' is not a target"):
+        explain(lite, chelsea, "saliency", "cat")
+
+    @dataclass(frozen=True)
+    class Region(Target):  # the shape of a segmenter's target, asked of a classifier
+        label: int
+        kind: ClassVar[str] = "region"
+        tasks: ClassVar[frozenset] = frozenset({"segmentation"})
+
+    with pytest.raises(ExplainError, match=r"^Grad-CAM: a region target is for a segmentation "
+                                           r"model; EfficientNet-Lite0 \(offline\) is a "
+                                           r"classification model\."):
+        explain(lite, chelsea, "gradcam", Region(3))
+    with pytest.raises(ExplainError, match=r"^Grad-CAM: give one target \(or None\) for each "
+                                           r"image: 2 images, 1 targets\."):
+        explain_batch(lite, [chelsea, chelsea], "gradcam", [None])
