@@ -33,7 +33,8 @@ with frame.page("Compare") as view:
                                    strict=True):
         with cell_column:
             st.subheader(RECORDS[method].title)
-            cell = st.container()
+            # the cell's answer in one place: a new map's progress replaces the previous map
+            cell = st.empty().container()
             result = results.run_explanation(view, method, target, slot=cell)
             if result is not None:
                 made[method] = result
