@@ -4,22 +4,17 @@ from ui import nav  # Streamlit only: the frame is drawn before the heavy import
 
 nav.start("Embedding map")
 
-import hashlib
-
-import numpy as np
 import streamlit as st
 
-from explain import DEFAULT_METHOD, Direction, ExplainError, explain
-from explain.analysis.features import PENULTIMATE
+from explain import ExplainError
 from explain.analysis.neighbours import nearest
 from explain.analysis.probes import probe_size
-from explain.analysis.projections import PROJECTIONS, cached_projection, projection_settings, representatives
-from explain.analysis.selection import inside_shapes
+from explain.analysis.projections import PROJECTIONS, cached_projection, projection_settings
 from explain.render.figures import accuracy_figure, embedding_figure
-from explain.render.pictures import image_uri, overlay
+from explain.render.pictures import overlay
 from serving import projector
 from serving.scheduler import Busy
-from ui import data, frame, hover, layout, limits, links, results, warm
+from ui import data, embedding_map, frame, hover, layout, limits, links, warm
 from ui.text import plain, problem
 
 TITLES = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
@@ -77,90 +72,32 @@ with frame.page("Embedding map", need_image=False) as view:
             problem(st, str(exc), "warning")
             links.stop()
 
-    classes = list(dataset.classes)
-    labels = dataset.labels
-    predicted = assessment.predicted if assessment is not None else np.full(len(labels), -1)
-    categories = view.backbone.categories
-    if color == "label" or assessment is None:
-        groups, names = labels, classes
-    elif color == "prediction":
-        groups, names = predicted, classes
-    else:
-        groups, names = (predicted != labels).astype(int), ["right", "wrong"]
-    hover_texts = [f"{dataset.name(i)} · true: {classes[labels[i]]} · predicted: "
-             f"{classes[predicted[i]] if predicted[i] >= 0 else '-'} · model says: "
-             f"{categories[features.predicted[i]]} ({features.confidence[i]:.0%})"
-             for i in range(len(dataset))]
+    classes, labels = list(dataset.classes), dataset.labels
+    groups, names, predicted = embedding_map.colours(color, dataset, assessment)
+    hover_texts = embedding_map.hover_texts(view, dataset, features, predicted)
     chosen = links.get("point")
     if chosen is not None and chosen >= len(dataset):
         chosen = None
 
-    def picked() -> None:  # a click inspects a point; a box or a lasso makes a slice
-        selection = st.session_state["map_chart"].selection
-        if selection.box or selection.lasso:
-            # from all points, by the shapes drawn (a large map draws a sample of its points)
-            try:
-                rows = inside_shapes(points, selection.box, selection.lasso).tolist()
-            except ExplainError as exc:
-                st.session_state["_map_problem"] = str(exc)
-                return
-            if len(rows) > links.MAX_SELECTION:
-                st.session_state["_map_problem"] = (
-                    f"The selection holds {len(rows):,} images; a selection keeps up to "
-                    f"{links.MAX_SELECTION:,} (a link carries them): the first "
-                    f"{links.MAX_SELECTION:,} in the dataset's order are kept.")
-                rows = rows[:links.MAX_SELECTION]
-            links.put_selection(dataset, rows)
-            if rows:
-                links.put("slice", "selection")
-            return
-        clicked = [p["customdata"] for p in selection.points if "customdata" in p]
-        if clicked:
-            try:
-                row = int(clicked[0])
-            except (TypeError, ValueError):
-                return
-            if 0 <= row < len(points):
-                links.put("point", row)
-
-    thumbnails, side = None, 1.0
-    if thumbs == "on":
-        rows, side = representatives(points)
-        digest = hashlib.sha256(np.ascontiguousarray(points).tobytes()).hexdigest()[:16]
-        thumbnails = results.result_store().get(
-            ("map-thumbnails", dataset.digest, digest), lambda: [
-                (int(i), image_uri(data.thumbnail(dataset, int(i), 48))) for i in rows])
+    thumbnails, side = (embedding_map.map_thumbnails(points, dataset) if thumbs == "on"
+                        else (None, 1.0))
 
     left, right = st.columns([3, 2])
     with left:
         st.plotly_chart(embedding_figure(points, groups, names, hover_texts, selected=chosen,
                                          thumbnails=thumbnails, side=side,
                                          limit=limits.MAP_POINTS),
-                        key="map_chart", on_select=picked,
+                        key=embedding_map.CHART,
+                        on_select=embedding_map.on_select(points, dataset),
                         selection_mode=("points", "box", "lasso"),
                         config={"scrollZoom": True, "displaylogo": False})
 
-        def thumbnail(row: int) -> tuple[str, str] | None:
-            if not 0 <= row < len(dataset):
-                return None
-            try:  # a file of a large folder is first read here: it may be unreadable
-                picture = data.thumbnail(dataset, row, 128)
-            except ExplainError:
-                return None
-            return image_uri(picture), f"{dataset.name(row)} · {classes[labels[row]]}"
-
-        hover.preview("map_chart", thumbnail)  # the point's image under the mouse
-        said = st.session_state.pop("_map_problem", None)
+        # the point's image under the mouse
+        hover.preview(embedding_map.CHART, embedding_map.point_preview(dataset))
+        said = embedding_map.selection_problem()
         if said:
             problem(st, said, "info")
-        source = ("nothing" if assessment is None else
-                  "the model's own classifier" if assessment.source == "model" else
-                  f"the linear head fitted on this dataset ({assessment.folds}-fold "
-                  "cross-validated: each image by a head that did not see it)"
-                  if assessment.source == "head" else
-                  f"a {assessment.k}-nearest-neighbour probe on these features "
-                  f"({assessment.folds}-fold cross-validated), because the model's classes are "
-                  "not the dataset's")
+        source = embedding_map.predictions_source(assessment)
         st.caption(f"{TITLES[method]} of {len(dataset)} images, features from {layer} "
                    f"({features.vectors.shape[1]} dimensions; {features.seconds:.0f} s to compute"
                    f"{', loaded from disk' if features.cached else ''}; map "
@@ -205,25 +142,15 @@ with frame.page("Embedding map", need_image=False) as view:
         predicted_name = classes[predicted[chosen]] if predicted[chosen] >= 0 else "-"
         st.markdown(f"#### {plain(dataset.name(chosen))}: true **{plain(classes[labels[chosen]])}**, "
                     f"predicted **{plain(predicted_name)}**")
-        image = dataset.image(chosen)
         # each picture fills its own column: a fixed width wider than a narrow column would
         # spill over the next one
         a, b, c = st.columns([1, 1, 3])
         a.image(data.thumbnail(dataset, chosen, 224), caption="the image", width="stretch")
-        # a dataset whose classes are not the model's: explained toward the mean feature of
-        # the image's own class (not toward an ImageNet class it happens to resemble)
-        toward = None
-        if assessment is not None and assessment.source == "probe" and layer == PENULTIMATE:
-            label = int(labels[chosen])
-            toward = Direction(features.vectors[labels == label].mean(axis=0), classes[label])
+        toward = embedding_map.point_target(dataset, features, assessment, layer, chosen)
         try:
-            cam = results.compute(("point-gradcam", view.model_key, dataset.digest, chosen,
-                                   features.key if toward is not None else None),
-                                  lambda job: explain(view.backbone, image, DEFAULT_METHOD,
-                                                      toward),
-                                  slot="point", where=b.empty())
-            b.image(overlay(image, cam.heatmap, 0.5, "jet"), width="stretch",
-                    caption=f"Grad-CAM for “{plain(categories[cam.target])}”" if toward is None
+            cam = embedding_map.point_map(view, dataset, features, chosen, toward, b.empty())
+            b.image(overlay(dataset.image(chosen), cam.heatmap, 0.5, "jet"), width="stretch",
+                    caption=f"Grad-CAM for “{plain(cam.target_title)}”" if toward is None
                     else f"Grad-CAM toward “{plain(toward.name)}” (its class's mean feature; "
                          f"cosine {cam.probability:.2f})")
         except (ExplainError, Busy) as exc:
