@@ -134,6 +134,51 @@ def captured(layer: nn.Module, name: str = "", *, start_graph: bool = False,
         handle.remove()
 
 
+@dataclass
+class Replacement:
+    """What ``replacing`` puts in place of a layer's output; None: the layer's own."""
+
+    output: torch.Tensor | None = None
+
+
+@contextmanager
+def replacing(layer: nn.Module) -> Iterator[Replacement]:
+    """While active, ``layer`` outputs ``replacement.output`` (set before each pass) in this
+    thread's forward passes: the shared model is not changed, other threads are untouched."""
+    owner = threading.get_ident()
+    replacement = Replacement()
+
+    def hook(_module: nn.Module, _inputs: tuple, _output: object) -> torch.Tensor | None:
+        return replacement.output if threading.get_ident() == owner else None
+
+    handle = layer.register_forward_hook(hook)
+    try:
+        yield replacement
+    finally:
+        handle.remove()
+
+
+@contextmanager
+def output_gradients(layers: list[nn.Module]) -> Iterator[dict[nn.Module, torch.Tensor]]:
+    """While active, this thread's forward passes mark each of ``layers``' outputs, and a
+    backward pass through one puts its gradient (detached) in the yielded dictionary, by layer.
+    Nothing is written to a ``.grad``; the hooks live for the block."""
+    owner = threading.get_ident()
+    grads: dict[nn.Module, torch.Tensor] = {}
+
+    def keep(module: nn.Module, _inputs: tuple, output: object) -> None:
+        if threading.get_ident() == owner and isinstance(output, torch.Tensor) \
+                and output.requires_grad:
+            output.register_hook(lambda grad, m=module: grads.__setitem__(m, grad.detach()))
+
+    handles = [layer.register_forward_hook(keep) for layer in layers]
+    try:
+        yield grads
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 @contextmanager
 def evaluating(model: nn.Module) -> Iterator[nn.Module]:
     """Run ``model`` in eval mode and give every module its own train flag back afterwards.

@@ -14,14 +14,20 @@ Both run their passes image by image (the masked or ablated copies of one image 
 
 from __future__ import annotations
 
-import threading
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from explain.core.batching import each_image
-from explain.core.hooks import as_maps, captured, evaluating, feature_maps, layer_names, layer_of
+from explain.core.hooks import (
+    as_maps,
+    captured,
+    evaluating,
+    feature_maps,
+    layer_names,
+    layer_of,
+    replacing,
+)
 from explain.core.registry import LAYER, register_method
 from explain.core.results import Attribution, Progress
 from explain.core.targets import per_image, probability, resolve_target
@@ -95,7 +101,6 @@ def _ablation_cam(model: nn.Module, inputs: torch.Tensor, layer: nn.Module, targ
                   tokens) -> Attribution:
     """One image's: the ablated passes in batches of ``batch_size``, the layer's output
     replaced by a hook of this thread (the shared model is not changed)."""
-    owner = threading.get_ident()
     with evaluating(model), captured(layer, layer_name, tokens=tokens) as capture, \
             torch.inference_mode():
         logits = model(inputs)
@@ -108,27 +113,18 @@ def _ablation_cam(model: nn.Module, inputs: torch.Tensor, layer: nn.Module, targ
     channels = output.shape[channel_dim]
     original = float(logits[0, cls])
     scores = torch.empty(channels, dtype=torch.float64)
-    replacement: list[torch.Tensor] = []
-
-    def hook(_module, _inputs, _output):
-        return replacement[0] if threading.get_ident() == owner else None
-
-    handle = layer.register_forward_hook(hook)
-    try:
-        with evaluating(model):
-            for start in range(0, channels, batch_size):
-                chosen = torch.arange(start, min(start + batch_size, channels))
-                batch = output.repeat(len(chosen), *([1] * (output.ndim - 1)))
-                index = [slice(None)] * output.ndim
-                index[0], index[channel_dim] = torch.arange(len(chosen)), chosen
-                batch[tuple(index)] = ablated_value
-                replacement[:] = [batch]
-                with torch.inference_mode():
-                    scores[chosen] = model(inputs.repeat(len(chosen), 1, 1, 1))[:, cls].double()
-                if progress is not None:
-                    progress(int(chosen[-1]) + 1, channels)
-    finally:
-        handle.remove()
+    with evaluating(model), replacing(layer) as replacement:
+        for start in range(0, channels, batch_size):
+            chosen = torch.arange(start, min(start + batch_size, channels))
+            batch = output.repeat(len(chosen), *([1] * (output.ndim - 1)))
+            index = [slice(None)] * output.ndim
+            index[0], index[channel_dim] = torch.arange(len(chosen)), chosen
+            batch[tuple(index)] = ablated_value
+            replacement.output = batch
+            with torch.inference_mode():
+                scores[chosen] = model(inputs.repeat(len(chosen), 1, 1, 1))[:, cls].double()
+            if progress is not None:
+                progress(int(chosen[-1]) + 1, channels)
     weights = ((original - scores) / original).to(a.dtype)
     return Attribution(F.relu((weights[:, None, None] * a).sum(0)), cls, probability(logits, cls))
 

@@ -7,19 +7,17 @@ input's size and summed.
     F = |x * d y / d x| + sum_layers sum_c scale(|b_c * d y / d z_c|)
 
 One forward and one backward pass. The layers' gradients are taken by tensor hooks on their
-outputs during this call's backward (as pytorch-grad-cam takes them); the hooks that put them
-there act for this thread and live for the call, and no ``.grad`` is written.
+outputs during this call's backward (``hooks.output_gradients``, as pytorch-grad-cam takes
+them); they act for this thread and live for the call, and no ``.grad`` is written.
 """
 
 from __future__ import annotations
-
-import threading
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from explain.core.hooks import evaluating
+from explain.core.hooks import evaluating, output_gradients
 from explain.core.registry import register_method
 from explain.core.results import Attribution, attributions
 from explain.core.targets import gradient, per_image, probabilities, resolve_targets, score_sum
@@ -52,24 +50,12 @@ def _scaled_sum(magnitudes: torch.Tensor, scale: torch.Tensor | None = None) -> 
 
 def full_grad(model: nn.Module, inputs: torch.Tensor, targets=None) -> list[Attribution]:
     """FullGrad of ``inputs`` (N, 3, H, W): each raw is the (H, W) sum of every part, >= 0."""
-    owner = threading.get_ident()
     layers = _biased(model)
-    grads: dict[nn.Module, torch.Tensor] = {}
-
-    def keep(module: nn.Module, _inputs, output) -> None:
-        if threading.get_ident() == owner and output.requires_grad:
-            output.register_hook(lambda grad, m=module: grads.__setitem__(m, grad.detach()))
-
-    handles = [layer.register_forward_hook(keep) for layer in layers]
-    try:
-        x = inputs.detach().clone().requires_grad_(True)
-        with evaluating(model), torch.enable_grad():
-            logits = model(x)
-            columns = resolve_targets(logits, per_image(targets, len(inputs)))
-            input_grad = gradient(score_sum(logits, columns), x)
-    finally:
-        for handle in handles:
-            handle.remove()
+    x = inputs.detach().clone().requires_grad_(True)
+    with evaluating(model), output_gradients(layers) as grads, torch.enable_grad():
+        logits = model(x)
+        columns = resolve_targets(logits, per_image(targets, len(inputs)))
+        input_grad = gradient(score_sum(logits, columns), x)
     size = tuple(inputs.shape[-2:])
     total = _scaled_sum((input_grad * inputs).abs().float())  # (N, H, W)
     # bilinear resizing is linear: the sum of resized maps is the resized sum, so the layers'
