@@ -37,15 +37,14 @@ def _biased(model: nn.Module) -> list[nn.Module]:
             if type(m) in (nn.Conv2d, nn.BatchNorm2d) and m.bias is not None]
 
 
-def _scaled_sum(magnitudes: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
-    """sum_c of each map of ``scale_c * magnitudes`` (N, C, h, w), >= 0, shifted to 0 and
-    divided by its maximum (+1e-7): (N, h, w). A channel's scale factors out of its shift and
-    its maximum, so the scaled maps are never made: one pass for their extremes and one for the
-    weighted sum, sum_c k_c (m_c - low_c) with k_c = s_c / (s_c (high_c - low_c) + 1e-7)."""
-    low, high = magnitudes.flatten(2).aminmax(dim=-1)  # (N, C)
-    scale = torch.ones_like(low) if scale is None else scale.to(low.dtype).expand_as(low)
-    k = scale / (scale * (high - low) + 1e-7)
-    return torch.einsum("nc,nchw->nhw", k, magnitudes) - (k * low).sum(1)[:, None, None]
+def _scaled_sum(maps: torch.Tensor) -> torch.Tensor:
+    """sum_c of each map of ``maps`` (N, C, h, w), shifted to 0 and divided by its maximum
+    (+1e-7): (N, h, w). ``maps`` is the caller's own: it is scaled in place (fewer kernels on
+    the many small maps of a network's layers)."""
+    flat = maps.flatten(-2)
+    flat.sub_(flat.amin(-1, keepdim=True))
+    flat.div_(flat.amax(-1, keepdim=True).add_(1e-7))
+    return maps.sum(1)
 
 
 def full_grad(model: nn.Module, inputs: torch.Tensor, targets=None) -> list[Attribution]:
@@ -57,7 +56,7 @@ def full_grad(model: nn.Module, inputs: torch.Tensor, targets=None) -> list[Attr
         columns = resolve_targets(logits, per_image(targets, len(inputs)))
         input_grad = gradient(score_sum(logits, columns), x)
     size = tuple(inputs.shape[-2:])
-    total = _scaled_sum((input_grad * inputs).abs().float())  # (N, H, W)
+    total = _scaled_sum((input_grad * inputs).float().abs_())  # (N, H, W)
     # bilinear resizing is linear: the sum of resized maps is the resized sum, so the layers'
     # channels are summed per resolution and each resolution is resized once
     by_size: dict[tuple[int, int], torch.Tensor] = {}
@@ -65,7 +64,7 @@ def full_grad(model: nn.Module, inputs: torch.Tensor, targets=None) -> list[Attr
         for layer in layers:
             if layer not in grads:
                 continue
-            part = _scaled_sum(grads[layer].abs().float(), _bias(layer).abs())
+            part = _scaled_sum((_bias(layer)[:, None, None] * grads[layer]).float().abs_())
             key = tuple(part.shape[-2:])
             by_size[key] = by_size[key] + part if key in by_size else part
         for part in by_size.values():
