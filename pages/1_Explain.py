@@ -34,10 +34,10 @@ with frame.page("Explain") as view:
                + (" (it shows its progress, and can be stopped)." if record.slow(chosen) else "."))
 
     # one place for the answer and all that reads it: while a new map is computed, its
-    # progress replaces the previous map there (not left on screen as if it were the answer)
-    answer = st.empty()
-    with answer.container():
-        result = results.run_explanation(view, method, target)
+    # place is emptied, its progress above (the previous map is not left as if it were the answer)
+    working, answer = st.container(), st.empty()
+    result = results.run_explanation(view, method, target, working, answer=answer)
+    with answer.container() if result is not None else st.container():
         if result is not None:
             name = view.backbone.categories[result.target]
             picture = widgets.overlay_of(view, result, alpha, cmap)

@@ -33,9 +33,10 @@ with frame.page("Compare") as view:
                                    strict=True):
         with cell_column:
             st.subheader(RECORDS[method].title)
-            # the cell's answer in one place: a new map's progress replaces the previous map
-            cell = st.empty().container()
-            result = results.run_explanation(view, method, target, slot=cell)
+            # the cell's answer in one place, emptied while a new map is made (its progress above)
+            working, answer = st.container(), st.empty()
+            result = results.run_explanation(view, method, target, working, answer=answer)
+            cell = answer.container() if result is not None else st.container()
             if result is not None:
                 made[method] = result
                 # as on Explain: the photo shows where the map says nothing

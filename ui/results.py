@@ -237,15 +237,21 @@ def method_options(view: View, method: str) -> tuple:
 
 
 def run_explanation(view: View, method: str, target: int | None, slot=None,
-                    queue_slot: str = "map") -> Explanation | None:
+                    queue_slot: str = "map", answer=None) -> Explanation | None:
     """An explanation, or a clear message in ``slot`` (the page keeps working). Long methods
-    show a progress bar with a Stop button."""
-    slot = slot or st.container()
+    show a progress bar with a Stop button. ``answer``: the placeholder below ``slot`` that
+    holds the map and all that reads it, emptied before a map is computed, so that the previous
+    map is not left on screen while the new one is made (Streamlit keeps a run's old elements
+    until the run ends, and the progress goes to ``slot``, not to the emptied place: two
+    changes of one place before the browser is sent them are sent as the last one)."""
     options = method_options(view, method)
     key = explanation_key(view, method, target, options)
     known = result_store().peek(key)
     if known is not None:
         return known
+    if answer is not None:
+        answer.empty()
+    slot = slot or st.container()
     progress = None
     record = RECORDS[method]
     if record.slow(dict(options)):  # progress, its place in the queue, and Stop

@@ -67,7 +67,12 @@ def method_options(view: View, method: str, where=None, skip=()) -> list[str]:
     options = [o for o in RECORDS[method].options if o.key not in skip]
     if not options:
         return []
-    for column, option in zip((where or st).columns(len(options)), options, strict=True):
+    # switches stack in one column of their own: side by side, their titles would be cut
+    wide = [o for o in options if o.kind != "bool"]
+    switches = [o for o in options if o.kind == "bool"]
+    columns = (where or st).columns(len(wide) + bool(switches))
+    placed = [*zip(columns, wide, strict=False), *((columns[-1], o) for o in switches)]
+    for column, option in placed:
         name = key(option.key)
         if option.kind == "layer":
             layers = view.backbone.layers

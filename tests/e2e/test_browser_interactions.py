@@ -132,6 +132,28 @@ def test_stop_keeps_the_class_picture(server, page):
     shot(page, "23-class-visualization-stopped")
 
 
+def test_a_slow_method_does_not_leave_the_previous_map_on_screen(server, page):
+    """Grad-CAM's map, then Score-CAM chosen in the same session: while Score-CAM runs, its
+    progress and Stop are there, and neither Grad-CAM's map nor its trust section is (they
+    would read as Score-CAM's answer); stopped, it says so, and the map is not back."""
+    page.goto(server + "/Explain?method=gradcam&sample=chelsea")
+    wait_for_caption(page, "Grad-CAM for “Egyptian cat”")
+    assert page.get_by_text("Can this map be trusted?").count() == 1
+    page.locator("[data-testid=stSelectbox]").filter(has_text="Method").click()
+    page.get_by_role("option", name="Score-CAM").click()
+    page.get_by_role("button", name="Stop").wait_for(timeout=60_000)
+    page.wait_for_timeout(300)
+    captions = page.locator("[data-testid=stImageCaption]").all_inner_texts()
+    assert not [c for c in captions if "Grad-CAM for" in c], captions
+    assert page.get_by_text("Can this map be trusted?").count() == 0
+    assert page.locator("[data-testid=stImage]").count() == 1  # the photo above, alone
+    page.get_by_role("button", name="Stop").click()
+    page.get_by_text("Stopped.").first.wait_for(timeout=60_000)
+    assert not [c for c in page.locator("[data-testid=stImageCaption]").all_inner_texts()
+                if "Grad-CAM for" in c]
+    assert_no_error(page)
+
+
 def test_the_exported_report_links_back_to_this_server(server, page, tmp_path):
     from reviews import VERDICTS, Review, ReviewStore
 
