@@ -22,8 +22,12 @@ with frame.page("Compare") as view:
             keys = tuple(o.key for o in RECORDS[method].options if o.kind != "layer")
             groups.setdefault(keys, []).append(method)
         drawn = {o.key for m in tuned for o in RECORDS[m].options if o.kind == "layer"}
-        for methods in groups.values():
-            st.caption(", ".join(RECORDS[m].title for m in methods))
+        for keys, methods in groups.items():
+            new = set(keys) - drawn
+            if not new:  # all drawn with another group's
+                continue
+            st.caption(", ".join(RECORDS[m].title for m in tuned  # every method they set
+                                 if new & {o.key for o in RECORDS[m].options}))
             drawn.update(widgets.method_options(view, methods[0], skip=drawn))
     left_out = [r.title for m, r in RECORDS.items() if not r.compare]
     if left_out:
@@ -43,7 +47,8 @@ with frame.page("Compare") as view:
                 shown = widgets.overlay_of(view, result, alpha, cmap)
                 said = [o.say(v) for o, (_, v) in zip(RECORDS[method].options,
                                                       results.method_options(view, method),
-                                                      strict=True) if o.kind != "layer"]
+                                                      strict=True)
+                        if o.kind != "layer" and (o.kind != "bool" or v)]  # a switch: when on
                 settings = f" · {', '.join(said)}" if said else ""
                 # inline, so the picture arrives with its caption and buttons (fetched from
                 # the media endpoint, it came seconds after them under load)
