@@ -167,30 +167,42 @@ def explain_slice(backbone, dataset: Dataset, indices: Sequence[int], method: st
     return score_slice(backbone, dataset, run, fill, progress=progress) if curves else run
 
 
+SCORED_TOGETHER = 64  # images whose perturbed copies share batches (memory: 2 copies of each)
+
+
 def score_slice(backbone, dataset: Dataset, run: SliceRun, fill: str = "blur",
                 batch_size: int | None = None, progress: Progress | None = None) -> SliceRun:
     """``run`` with every card's deletion and insertion AUC (``run.steps`` steps) and those of
     one random map seeded by the image's index (the baseline, paired per image). The perturbed
     images of every card, its map's and its random map's, run in batches across the slice's
-    images (``faithfulness.curves``): 4 (steps + 1) forward passes per image, at the model's
-    batched throughput. ``progress(done, total)`` is called after each batch."""
+    images (``faithfulness.curves``, ``SCORED_TOGETHER`` images at a time): 4 (steps + 1)
+    forward passes per image, at the model's batched throughput. ``progress(done, total)`` is
+    called after each batch."""
     start = time.perf_counter()
-    inputs = torch.cat([backbone.preprocess(dataset.image(c.index)) for c in run.cards])
-    size = tuple(inputs.shape[-2:])
-    maps, targets, rows = [], [], []
-    for row, card in enumerate(run.cards):
-        maps.append(to_heatmap(torch.from_numpy(np.asarray(card.explanation.raw)), size))
-        maps += random_maps(size, 1, seed=card.index)
-        targets += [card.explanation.target] * 2
-        rows += [row, row]
-    scored = curves(backbone.model, inputs, maps, targets, run.steps, fill, batch_size,
-                    progress, rows)
-    cards = tuple(dataclasses.replace(card, deletion_auc=ours.deletion_auc,
+    per_image = 4 * (run.steps + 1)
+    cards = []
+    for first in range(0, len(run.cards), SCORED_TOGETHER):
+        chunk = run.cards[first:first + SCORED_TOGETHER]
+        inputs = torch.cat([backbone.preprocess(dataset.image(c.index)) for c in chunk])
+        size = tuple(inputs.shape[-2:])
+        maps, targets, rows = [], [], []
+        for row, card in enumerate(chunk):
+            maps.append(to_heatmap(torch.from_numpy(np.asarray(card.explanation.raw)), size))
+            maps += random_maps(size, 1, seed=card.index)
+            targets += [card.explanation.target] * 2
+            rows += [row, row]
+        report = None if progress is None else (
+            lambda done, total, first=first: progress(first * per_image + done,
+                                                      len(run.cards) * per_image))
+        scored = curves(backbone.model, inputs, maps, targets, run.steps, fill, batch_size,
+                        report, rows)
+        cards += [dataclasses.replace(card, deletion_auc=ours.deletion_auc,
                                       insertion_auc=ours.insertion_auc,
                                       random_deletion_auc=chance.deletion_auc,
                                       random_insertion_auc=chance.insertion_auc)
-                  for card, ours, chance in zip(run.cards, scored[::2], scored[1::2], strict=True))
-    return SliceRun(run.method, cards, run.seconds + time.perf_counter() - start, run.steps)
+                  for card, ours, chance in zip(chunk, scored[::2], scored[1::2], strict=True)]
+    return SliceRun(run.method, tuple(cards), run.seconds + time.perf_counter() - start,
+                    run.steps)
 
 
 def scored(run: SliceRun) -> bool:
