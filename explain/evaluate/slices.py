@@ -205,11 +205,6 @@ def score_slice(backbone, dataset: Dataset, run: SliceRun, fill: str = "blur",
                     run.steps)
 
 
-def scored(run: SliceRun) -> bool:
-    """Whether ``run``'s cards have their scores (``score_slice``)."""
-    return all(not math.isnan(c.deletion_auc) for c in run.cards)
-
-
 # --- scores over a slice ---------------------------------------------------------------------
 
 
