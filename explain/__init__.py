@@ -13,13 +13,15 @@ fitted heads), ``jobs`` (the batch feature job), ``render`` (pictures and figure
 """
 
 from explain import methods  # noqa: F401  (registers every method)
+from explain.analysis.units import Dissection, TopPatches, dissect, top_patches
 from explain.api import activations, explain, explain_batch, predict_batch, visualize_class
 from explain.core.registry import DEFAULT_METHOD, METHODS, RECORDS, TITLES, MethodRecord, Option
 from explain.core.results import Attribution, Cancelled, ExplainError, Explanation, NotApplicable, to_heatmap
-from explain.core.targets import ClassTarget, Direction, Target
+from explain.core.targets import Channel, ClassTarget, Direction, Target
 from explain.data.images import ImageError, load_image
 from explain.visualize.activations import ActivationReport
 from explain.visualize.class_visualization import ClassVisualization
+from explain.visualize.unit_pictures import Unit, UnitPicture, unit_visualization
 
 LAYERED = tuple(name for name, record in RECORDS.items()  # the methods that take ``layer=``
                 if "layer" in record.needs)
@@ -33,9 +35,11 @@ __all__ = [
     "ActivationReport",
     "Attribution",
     "Cancelled",
+    "Channel",
     "ClassTarget",
     "ClassVisualization",
     "Direction",
+    "Dissection",
     "ExplainError",
     "Explanation",
     "ImageError",
@@ -43,11 +47,17 @@ __all__ = [
     "NotApplicable",
     "Option",
     "Target",
+    "TopPatches",
+    "Unit",
+    "UnitPicture",
     "activations",
+    "dissect",
     "explain",
     "explain_batch",
     "load_image",
     "predict_batch",
     "to_heatmap",
+    "top_patches",
+    "unit_visualization",
     "visualize_class",
 ]

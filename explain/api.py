@@ -14,7 +14,7 @@ from PIL import Image
 from explain.core.hooks import evaluating, layer_of
 from explain.core.registry import METHODS, RECORDS
 from explain.core.results import ExplainError, Explanation, to_heatmap
-from explain.core.targets import Direction, as_target
+from explain.core.targets import as_target
 from explain.data.images import load_image
 from explain.visualize.activations import ActivationReport, layer_activations
 from explain.visualize.class_visualization import ClassVisualization, class_visualization
@@ -36,8 +36,9 @@ def explain_batch(backbone, images: Sequence[ImageSource], method: str, targets=
 
     ``method`` is one of ``METHODS``; ``targets``: one per image, or None for every image's top
     class. A target is an ``explain.Target``: a ``ClassTarget`` (an ``int`` is one, ``None`` the
-    top class) or a ``Direction`` in feature space (then the explanation's ``target`` is 0 and
-    its ``probability`` the cosine similarity to the direction). ``options`` are the method's own
+    top class), a ``Direction`` in feature space (then the explanation's ``target`` is 0 and
+    its ``probability`` the cosine similarity to the direction) or a ``Channel`` of a layer
+    (``target`` is the channel, ``probability`` its mean activation). ``options`` are the method's own
     (its record's, validated there: ``layer=`` for the methods that need one; and ``progress=``
     for the slow ones, counted over the whole batch). Each heatmap has the height and width of
     its image; ``seconds`` is the batch's time shared equally. Raises ``ImageError``,
@@ -72,16 +73,13 @@ def explain_batch(backbone, images: Sequence[ImageSource], method: str, targets=
                                   strict=True):
             results[i] = (bound, attribution)
     seconds = (time.perf_counter() - start) / len(images)
-    layer = options.get("layer") or (backbone.spec.gradcam_layer if "layer" in record.needs
-                                     else "")
-    layer = "+".join(layer) if isinstance(layer, list | tuple) else layer
     explanations = []
     for picture, target, (bound, a) in zip(pictures, targets, results, strict=True):
-        score = a.probability
-        if isinstance(target, Direction):
-            from explain.analysis.features import image_features
-
-            score = target.similarity(image_features(backbone, picture))
+        # the default layer is the bound model's (a channel target's: the channel's layer)
+        layer = options.get("layer") or (bound.spec.gradcam_layer if "layer" in record.needs
+                                         else "")
+        layer = "+".join(layer) if isinstance(layer, list | tuple) else layer
+        score = target.shown_score(backbone, picture, a.probability)
         explanations.append(Explanation(
             method, a.target, to_heatmap(a.raw, (picture.height, picture.width)),
             a.raw.detach().cpu().numpy(), seconds, score, layer or "", dict(a.notes),

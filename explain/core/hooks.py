@@ -33,7 +33,9 @@ class Capture:
     @property
     def activation(self) -> torch.Tensor:
         if not self.outputs:
-            raise ExplainError(f"Layer {self.name!r} was not run by the model's forward pass.")
+            raise ExplainError(f"Layer {self.name!r} was not run by the model's forward pass (with "
+                               "a channel as the target, the pass stops at the channel's layer: "
+                               "pick that layer or one before it).")
         if len(self.outputs) > 1:
             raise ExplainError(
                 f"Layer {self.name!r} runs {len(self.outputs)} times in one forward pass (a shared "
@@ -219,3 +221,37 @@ def layer_names(backbone, layer) -> list[str]:
     if layer is None:
         return [backbone.spec.gradcam_layer]
     return [layer] if isinstance(layer, str) else list(layer)
+
+
+class _Reached(Exception):
+    """Raised by ``forward_to``'s hook once its layer has run: the rest is not needed."""
+
+
+def forward_to(model: nn.Module, inputs: torch.Tensor, layer: nn.Module, name: str = "",
+               tokens=None, layer_input: bool = False) -> torch.Tensor:
+    """``layer``'s feature maps (N, K, h, w) for ``inputs``, from a forward pass that stops once
+    the layer has run (for this thread: work that reads one layer does not pay for the rest of
+    the network); with ``layer_input``, what the layer reads instead (a rectifier's input: its
+    pre-activation), the pass stopping before it. Differentiable to ``inputs`` when grad mode is
+    on; the hook lives for the call."""
+    owner = threading.get_ident()
+    capture = Capture(name or type(layer).__name__, tokens=tokens)
+
+    def hook(_module: nn.Module, _inputs: tuple, output: object) -> None:
+        if threading.get_ident() != owner:
+            return
+        if not isinstance(output, torch.Tensor):
+            raise ExplainError(f"Layer {capture.name!r} does not output a single tensor; pick "
+                               "another layer.")
+        capture.outputs.append(output)
+        raise _Reached
+
+    handle = (layer.register_forward_pre_hook(lambda m, args: hook(m, args, args[0]))
+              if layer_input else layer.register_forward_hook(hook))
+    try:
+        model(inputs)
+    except _Reached:
+        pass
+    finally:
+        handle.remove()
+    return feature_maps(capture)

@@ -7,10 +7,12 @@ classifier's logits, with the class as the column. A target says which column, f
   ``int`` or ``None`` given where a target is expected is one;
 - ``Direction(vector, name)``: a direction in the penultimate feature space (what the classifier
   reads). Its output is the projection of the features on the direction, through a one-output
-  head on the same modules (``Backbone.toward``), so every method explains it unchanged.
+  head on the same modules (``Backbone.toward``), so every method explains it unchanged;
+- ``Channel(layer, index)``: a channel of a layer (the mean of its map), through the model cut
+  at that layer (``LayerMeans``).
 
-The next kinds (a detector's box, a segmentation's region, a channel of a layer) are targets of
-their own with their own output adapter; the methods do not change. A target is checked against
+The next kinds (a detector's box, a segmentation's region) are targets of their own with their
+own output adapter; the methods do not change. A target is checked against
 the model (``as_target``): a kind the model cannot give is an ``ExplainError`` that names both.
 
 The arithmetic of a batch's targets lives here too: the resolved column of each image, the sum
@@ -54,6 +56,11 @@ class Target:
     def title(self, backbone, column: int) -> str:
         """What the map is "for", as the page says it."""
         raise NotImplementedError
+
+    def shown_score(self, backbone, picture, probability: float) -> float:
+        """The number shown beside the map: the method's probability of the column unless the
+        target has a better one (a direction's similarity, a channel's activation)."""
+        return probability
 
 
 @dataclass(frozen=True)
@@ -101,11 +108,108 @@ class Direction(Target):
     def title(self, backbone, column: int) -> str:
         return self.name
 
+    def shown_score(self, backbone, picture, probability: float) -> float:
+        from explain.analysis.features import image_features
+
+        return self.similarity(image_features(backbone, picture))
+
     def similarity(self, features: np.ndarray) -> float:
         """The cosine similarity of ``features`` to the direction."""
         vector = np.asarray(self.vector, dtype=np.float32).ravel()
         return float(features @ vector / max(np.linalg.norm(features) * np.linalg.norm(vector),
                                              1e-12))
+
+
+@dataclass(frozen=True)
+class Channel(Target):
+    """A channel of a layer as the target: what in an image drives channel ``index`` of
+    ``layer`` (the mean of its map). Its output adapter is the model cut at the layer, whose
+    output is the layer's channel means (``LayerMeans``): every method explains it unchanged,
+    and a method's own layer must be the channel's layer or one before it (the default is the
+    channel's own layer). The score shown is the channel's mean activation."""
+
+    layer: str
+    index: int
+    kind: ClassVar[str] = "channel"
+
+    def bind(self, backbone):
+        bound = channel_means(backbone, self.layer)
+        if isinstance(self.index, bool) or not isinstance(self.index, int | np.integer) \
+                or not 0 <= self.index < bound.num_classes:
+            raise ExplainError(f"Layer {self.layer!r} has {bound.num_classes} channels (0 to "
+                               f"{bound.num_classes - 1}); there is no channel {self.index!r}.")
+        return bound
+
+    @property
+    def column(self) -> int:
+        return int(self.index)
+
+    def group(self) -> object:
+        return (self.kind, self.layer)
+
+    def title(self, backbone, column: int) -> str:
+        return f"channel {column} of {self.layer}"
+
+    def shown_score(self, backbone, picture, probability: float) -> float:
+        from explain.core.hooks import evaluating, forward_to, layer_of
+
+        with evaluating(backbone.model), torch.inference_mode():
+            maps = forward_to(backbone.model, backbone.preprocess(picture),
+                              layer_of(backbone, self.layer), self.layer, backbone.spec.tokens)
+        return float(maps[0, self.index].float().mean())
+
+
+class LayerMeans(torch.nn.Module):
+    """A model cut at ``layer``: its output (N, C) is each channel's spatial mean there (the
+    pass stops at the layer). It holds the shared model and adds nothing to it: its modules,
+    parameters and names are the model's own (``named_modules`` is the model's), so the
+    layer lookups, hooks and guards of every method act on the shared modules."""
+
+    def __init__(self, model: torch.nn.Module, layer: torch.nn.Module, name: str, tokens) -> None:
+        super().__init__()
+        self.inner = model
+        self._layer = (layer,)  # a tuple: not registered a second time as a child
+        self.name, self.tokens = name, tokens
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from explain.core.hooks import forward_to
+
+        maps = forward_to(self.inner, x, self._layer[0], self.name, self.tokens)
+        return maps.mean((-2, -1))
+
+    def named_modules(self, memo=None, prefix: str = "", remove_duplicate: bool = True):
+        return self.inner.named_modules(memo, prefix, remove_duplicate)
+
+
+_BOUND: dict[tuple, object] = {}
+
+
+def channel_means(backbone, layer: str):
+    """``backbone`` with ``LayerMeans`` of ``layer`` as its model: one output per channel, the
+    channel's layer as the default layer, no CAM (which reads a class's linear head). Made
+    once per (model, layer)."""
+    import dataclasses
+
+    from explain.core.hooks import evaluating, forward_to, layer_of
+
+    key = (id(backbone.model), *backbone.identity, layer)
+    if key in _BOUND:
+        return _BOUND[key]
+    module = layer_of(backbone, layer)
+    with evaluating(backbone.model), torch.inference_mode():
+        probe = torch.zeros((1, 3, *backbone.preprocessing.size), device=backbone.device)
+        maps = forward_to(backbone.model, probe, module, layer, backbone.spec.tokens)
+    spec = dataclasses.replace(backbone.spec, gradcam_layer=layer, cam=None,
+                               cam_reason="CAM reads a class's weights in the linear head; a "
+                               "channel's score has none. Use Grad-CAM.")
+    bound = dataclasses.replace(
+        backbone, spec=spec, model=LayerMeans(backbone.model, module, layer, backbone.spec.tokens),
+        categories=tuple(f"channel {c}" for c in range(maps.shape[1])),
+        weights_id=f"{backbone.weights_id}:channels:{layer}", base=backbone.base or backbone)
+    if len(_BOUND) > 64:
+        _BOUND.clear()
+    _BOUND[key] = bound
+    return bound
 
 
 def task_of(backbone) -> str:
@@ -127,7 +231,8 @@ def as_target(value, backbone=None, method: str = "") -> Target:
         kind = ("a box (x0, y0, x1, y1) is a detector's target" if _looks_like_box(value)
                 else f"{shown} is not a target")
         raise ExplainError(f"{where}{kind}; this model takes a class (an index, or none for the "
-                           "top class) or a Direction in its feature space.")
+                           "top class), a Direction in its feature space or a Channel of a "
+                           "layer.")
     if backbone is not None and task_of(backbone) not in target.tasks:
         raise ExplainError(f"{where}a {target.kind} target is for a "
                            f"{' or '.join(sorted(target.tasks))} model; "

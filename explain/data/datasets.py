@@ -57,6 +57,8 @@ class Dataset:
     skipped: tuple[str, ...] = ()
     names: tuple[str, ...] = ()  # per image: its file name, for display
     origin: np.ndarray | None = None  # per image: its index in the full dataset (links use it)
+    # per image: its object's mask, (H, W) bool in the image's own pixels (for network dissection)
+    _masks: Callable[[int], np.ndarray] | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -65,6 +67,18 @@ class Dataset:
         if not 0 <= index < len(self):
             raise DatasetError(f"{self.title} has {len(self)} images; there is no image {index}.")
         return self._load(index)
+
+    @property
+    def has_masks(self) -> bool:
+        return self._masks is not None
+
+    def mask(self, index: int) -> np.ndarray:
+        """Image ``index``'s object mask, (H, W) bool in its own pixels."""
+        if self._masks is None:
+            raise DatasetError(f"{self.title} has no object masks.")
+        if not 0 <= index < len(self):
+            raise DatasetError(f"{self.title} has {len(self)} images; there is no image {index}.")
+        return np.asarray(self._masks(index), dtype=bool)
 
     def name(self, index: int) -> str:
         return self.names[index] if self.names else f"#{self.original(index)}"
@@ -92,6 +106,7 @@ class Dataset:
             hashlib.sha256(f"{self.digest}:{keep.tobytes().hex()}".encode()).hexdigest()[:16],
             self.skipped, tuple(self.names[i] for i in keep) if self.names else (),
             np.array([self.original(int(i)) for i in keep], dtype=np.int64),
+            None if self._masks is None else (lambda i: source.mask(int(keep[i]))),
         )
 
 
@@ -116,12 +131,17 @@ def _animal_arrays() -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(images, dtype=np.uint8), np.asarray(labels, dtype=np.int64)
 
 
+SILHOUETTE_LEVEL = 127  # an Animal-MNIST pixel brighter than this is the animal (its mask)
+
+
 def animal_mnist() -> Dataset:
-    """Animal-MNIST (MIT): 10,000 28x28 silhouettes of 10 animals, 1,000 each."""
+    """Animal-MNIST (MIT): 10,000 28x28 silhouettes of 10 animals, 1,000 each; each image's
+    mask is its silhouette (pixels above half brightness)."""
     images, labels = _animal_arrays()
     digest = hashlib.sha256(images.tobytes() + labels.tobytes()).hexdigest()[:16]
     return Dataset("animal_mnist", "Animal-MNIST silhouettes", ANIMAL_CLASSES, labels,
-                   lambda i: Image.fromarray(images[i]).convert("RGB"), digest)
+                   lambda i: Image.fromarray(images[i]).convert("RGB"), digest,
+                   _masks=lambda i: images[i] > SILHOUETTE_LEVEL)
 
 
 def sample_photos() -> Dataset:

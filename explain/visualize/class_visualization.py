@@ -221,10 +221,38 @@ def class_visualization(model: nn.Module, preprocessing, target: int, steps: int
     """Ascend ``target``'s logit for ``steps`` Adam steps from a ``start`` ("noise" or "blank")
     image of the model's input size. ``preprocessing`` normalises [0, 1] pixels for the model.
     ``progress(step, steps)`` may raise ``Cancelled``; ``preview(step, image)`` gets the image."""
+    began = time.perf_counter()
+
+    def logit(x: torch.Tensor, step: int) -> torch.Tensor:
+        logits = model(x)
+        if step == 1 and not 0 <= target < logits.shape[1]:
+            raise ExplainError(f"Class {target} does not exist: this model has "
+                               f"{logits.shape[1]} classes.")
+        return logits[0, target]
+
+    image, scores = ascend(model, preprocessing, logit, steps, lr, seed, start, jitter,
+                           progress, preview, preview_every)
+    with evaluating(model), torch.inference_mode():
+        final = image().detach()
+        prob = float(model(preprocessing.normalize(final)).softmax(1)[0, target])
+    return ClassVisualization(target, _to_uint8(image), prob, scores, steps,
+                              time.perf_counter() - began)
+
+
+Objective = Callable[[torch.Tensor, int], torch.Tensor]
+
+
+def ascend(model: nn.Module, preprocessing, objective: Objective, steps: int = 512,
+           lr: float = 0.05, seed: int = 0, start: str = "noise", jitter: float = 8.0,
+           progress: Progress | None = None, preview: Preview | None = None,
+           preview_every: int = 16) -> tuple[FourierImage, np.ndarray]:
+    """The feature visualization of any objective: ``objective(x, step)`` is the scalar to
+    ascend for the model input ``x`` (1, 3, H, W) (a class's logit, a unit's activation; it
+    runs the model itself, and may stop at a layer), the rest as ``class_visualization``.
+    Returns the image and the objective at each step."""
     device = first_parameter_device(model)
     if steps < 1:
-        raise ExplainError("Class visualization needs at least one step.")
-    began = time.perf_counter()
+        raise ExplainError("A feature visualization needs at least one step.")
     generator = torch.Generator().manual_seed(seed)
     image = FourierImage(*preprocessing.size, start, generator, device)
     optimizer = _Adam(image.spectrum, lr)
@@ -238,11 +266,7 @@ def class_visualization(model: nn.Module, preprocessing, target: int, steps: int
     with evaluating(model), torch.enable_grad():
         for step in range(1, steps + 1):
             x, to_spectrum = _random_view(image, views, step - 1, offset, gain)
-            logits = model(x.requires_grad_(True))
-            if step == 1 and not 0 <= target < logits.shape[1]:
-                raise ExplainError(f"Class {target} does not exist: this model has "
-                                   f"{logits.shape[1]} classes.")
-            score = logits[0, target]
+            score = objective(x.requires_grad_(True), step)
             (grad,) = torch.autograd.grad(score, x)
             optimizer.step(to_spectrum(grad))
             scores.append(float(score.detach()))
@@ -255,11 +279,7 @@ def class_visualization(model: nn.Module, preprocessing, target: int, steps: int
                 raise
             if preview is not None and (step % preview_every == 0 or step == steps):
                 preview(step, _to_uint8(image))
-    with evaluating(model), torch.inference_mode():
-        final = image().detach()
-        prob = float(model(preprocessing.normalize(final)).softmax(1)[0, target])
-    return ClassVisualization(target, _to_uint8(image), prob, np.array(scores, np.float32), steps,
-                              time.perf_counter() - began)
+    return image, np.array(scores, np.float32)
 
 
 def _to_uint8(image: FourierImage) -> np.ndarray:
