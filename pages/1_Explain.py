@@ -14,7 +14,7 @@ from explain import METHODS, RECORDS, TITLES, ExplainError
 from explain.render.figures import curves_figure, map_figure
 from explain.render.pictures import colorize, png_bytes
 from reviews import Review
-from ui import frame, links, results, trust, widgets
+from ui import frame, links, results, trust, units, widgets
 from ui.text import plain
 
 with frame.page("Explain") as view:
@@ -60,6 +60,7 @@ with frame.page("Explain") as view:
                            "make it smaller).")
             widgets.downloads(result, widgets.overlay_png(view, result, alpha, cmap),
                               f"{view.backbone.name}-{method}-{result.target}")
+            units.carrying_section(view, result)
 
         if result is not None:
             st.divider()

@@ -9,7 +9,7 @@ import streamlit as st
 from explain import ExplainError
 from explain.render.figures import map_figure
 from explain.render.pictures import npy_bytes, overlay, png_bytes
-from ui import frame, layout, links, results, widgets
+from ui import frame, layout, links, results, units, widgets
 
 with frame.page("Activations") as view:
     backbone = view.backbone
@@ -51,6 +51,8 @@ with frame.page("Activations") as view:
                           on_click="ignore")
         y.download_button("Raw map .npy", lambda: npy_bytes(report.maps[chosen]), f"{stem}.npy",
                           "application/octet-stream", on_click="ignore")
+        st.markdown(f"[What channel {chosen} means: its top dataset patches, its picture, its "
+                    f"label, maps toward it]({units.units_link(layer, chosen)})")
         if st.button("Close"):
             links.put("channel", None)
             st.rerun()

@@ -77,6 +77,13 @@ def _name(text: str) -> str:  # a layer name; checked against the backbone's lay
     return text
 
 
+def _label(text: str) -> str:
+    """A class name to filter by (checked against the dataset's classes when drawn)."""
+    if not text or len(text) > 200 or not text.isprintable():
+        raise ValueError(text)
+    return text
+
+
 def _dataset_id(text: str) -> str:
     """A bundled dataset, or a folder under the server's data root (checked when loaded)."""
     if text in BUNDLED or (text.startswith("folder:") and _name(text.removeprefix("folder:"))):
@@ -145,6 +152,13 @@ PARAMS: dict[str, Param] = {
     "act_layer": Param(None, _name),
     "topk": Param(12, _number(int, 4, 32)),
     "channel": Param(None, _number(int, 0, 100_000)),
+    # the Units page: a layer, a channel of it, the grid's order, label filter and page
+    "unit_layer": Param(None, _name),
+    "unit": Param(None, _number(int, 0, 100_000)),
+    "usort": Param("activation", _choice(("activation", "selectivity", "iou"))),
+    "ulabel": Param("all", _label),
+    "upage": Param(1, _number(int, 1, 100_000)),
+    "unit_method": Param("guided_backprop", _choice(METHODS)),
     "dataset": Param("animal_mnist", _dataset_id),
     "per_class": Param(100, _number(int, 5, 1000)),
     "index": Param(None, _number(int, 0, 10_000_000)),  # an image of the dataset (Explain)

@@ -60,10 +60,12 @@ def uploaded(label: str, widget_key: str, types: list[str],
     return kept
 
 
-def method_options(view: View, method: str, where=None, skip=()) -> list[str]:
+def method_options(view: View, method: str, where=None, skip=(), default_layer=None
+                   ) -> list[str]:
     """The widgets of ``method``'s options, as its record lists them (in the link), but those
     whose link parameter is in ``skip`` (drawn already: methods share options); returns the
-    parameters drawn."""
+    parameters drawn. ``default_layer``: the layer offered first (a channel target's layer;
+    by default the model's Grad-CAM layer)."""
     options = [o for o in RECORDS[method].options if o.key not in skip]
     if not options:
         return []
@@ -76,7 +78,8 @@ def method_options(view: View, method: str, where=None, skip=()) -> list[str]:
         name = key(option.key)
         if option.kind == "layer":
             layers = view.backbone.layers
-            ensure_choice(option.key, layers, default=view.backbone.spec.gradcam_layer)
+            ensure_choice(option.key, layers,
+                          default=default_layer or view.backbone.spec.gradcam_layer)
             column.selectbox(option.title, layers, key=name, help=option.help or None)
         elif option.kind == "bool":
             ensure_choice(option.key, [False, True])

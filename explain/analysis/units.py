@@ -264,6 +264,12 @@ class TopPatches:
         tops = np.asarray(labels)[self.indices]
         return np.stack([(tops == c).sum(1) for c in range(classes)], 1)
 
+    def first(self, k: int) -> TopPatches:
+        """The same with each channel's first ``k`` images only."""
+        return TopPatches(self.layer, self.indices[:, :k], self.values[:, :k],
+                          self.locations[:, :k], self.boxes[:, :k], self.field, self.seconds,
+                          self.cached)
+
     def ranking(self) -> np.ndarray:
         """Channels by their top activation, highest first."""
         return np.argsort(-self.values[:, 0], kind="stable")
@@ -445,3 +451,67 @@ def dissect(backbone, dataset: Dataset, layer: str, quantile: float = DISSECTION
 def _inputs(backbone, dataset: Dataset, start: int, stop: int) -> torch.Tensor:
     return torch.cat([backbone.preprocessing(dataset.image(i))
                       for i in range(start, stop)]).to(backbone.device)
+
+
+# --- a channel's patches, and the channels that carry a map ----------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class Patch:
+    """One top image of a channel: ``pixels`` (h, w, 3) uint8 cut at its box, ``heat`` (h, w)
+    in [0, 1]: the channel's map over it (upsampled, scaled by the channel's top value);
+    ``mask`` (h, w) bool: the image's object mask there, where the dataset has masks."""
+
+    index: int
+    value: float
+    box: tuple[float, float, float, float]
+    pixels: np.ndarray
+    heat: np.ndarray
+    mask: np.ndarray | None = None
+
+
+def channel_patches(backbone, dataset: Dataset, top: TopPatches, channel: int,
+                    count: int | None = None) -> list[Patch]:
+    """The first ``count`` (default all) top images of ``channel``, cut at their boxes, with
+    the channel's map over each (one batched pass to the layer)."""
+    channel = top.check_channel(channel)
+    indices = top.indices[channel, :count]
+    pictures = [dataset.image(int(i)) for i in indices]
+    inputs = torch.cat([backbone.preprocessing(p) for p in pictures]).to(backbone.device)
+    with evaluating(backbone.model), torch.inference_mode():
+        maps = spatial_maps(backbone, top.layer, inputs)[:, channel]  # (n, h, w)
+    peak = max(float(top.values[channel, 0]), 1e-12)
+    patches = []
+    for row, (picture, index) in enumerate(zip(pictures, indices, strict=True)):
+        heat = F.interpolate(maps[row][None, None], size=(picture.height, picture.width),
+                             mode="bilinear", align_corners=False)[0, 0]
+        heat = (heat.clamp(min=0) / peak).clamp(max=1).cpu().numpy()
+        x0, y0, x1, y1 = (float(v) for v in top.boxes[channel, row])
+        left, upper = math.floor(x0), math.floor(y0)
+        right = max(left + 1, math.ceil(x1))
+        lower = max(upper + 1, math.ceil(y1))
+        pixels = np.asarray(picture.convert("RGB"))[upper:lower, left:right]
+        mask = dataset.mask(int(index))[upper:lower, left:right] if dataset.has_masks else None
+        patches.append(Patch(int(index), float(top.values[channel, row]), (x0, y0, x1, y1),
+                             pixels, heat[upper:lower, left:right], mask))
+    return patches
+
+
+def carrying_channels(backbone, image_input: torch.Tensor, target, layer: str, k: int = 8
+                      ) -> list[tuple[int, float, float]]:
+    """The ``k`` channels of ``layer`` with the largest Grad-CAM weights (the spatial mean of
+    d score / d A) for ``target`` on one image ``image_input`` (1, 3, H, W), among the channels
+    that add to the map (a large weight on a channel that is zero on this image carries
+    nothing): (channel, weight, share), the share being the channel's part of the sum of the
+    positive parts of w_k A_k (then channels that add nothing, if fewer than ``k`` do)."""
+    from explain.methods.gradcam import activations_and_gradients
+
+    module = layer_of(backbone, layer)
+    a, g, _, _ = activations_and_gradients(backbone.model, image_input, module,
+                                           [target], layer, tokens=backbone.spec.tokens)
+    weights = g[0].mean((-2, -1))  # (C,)
+    parts = (weights[:, None, None] * a[0]).clamp(min=0).sum((-2, -1))
+    share = parts / parts.sum().clamp(min=1e-12)
+    w, adds = weights.cpu().numpy(), (parts > 0).cpu().numpy()
+    order = np.lexsort((-w, ~adds))[:k]  # those that add first, then by weight
+    return [(int(c), float(w[c]), float(share[c])) for c in order]

@@ -142,3 +142,34 @@ def image_uri(pixels: np.ndarray | Image.Image, quality: int = 85) -> str:
     """A small picture as a JPEG data URI, for a plotly layout image."""
     return "data:image/jpeg;base64," + base64.b64encode(
         jpeg_bytes(np.asarray(pixels), quality)).decode("ascii")
+
+
+def montage(tiles: list[np.ndarray], columns: int, size: int = 72, gap: int = 2,
+            background: int = 255) -> np.ndarray:
+    """Pictures (h, w, 3) uint8, each fitted into a ``size`` px square (nearest-neighbour when
+    enlarged: a patch of a 28 px silhouette stays sharp), in rows of ``columns``: one picture."""
+    rows = max(1, -(-len(tiles) // columns))
+    out = np.full((rows * (size + gap) - gap, columns * (size + gap) - gap, 3), background,
+                  np.uint8)
+    for i, tile in enumerate(tiles):
+        picture = Image.fromarray(np.ascontiguousarray(tile))
+        scale = size / max(picture.size)
+        resample = Image.Resampling.NEAREST if scale > 1 else Image.Resampling.BILINEAR
+        fitted = np.asarray(picture.resize((max(1, round(picture.width * scale)),
+                                            max(1, round(picture.height * scale))), resample))
+        r, c = divmod(i, columns)
+        y, x = r * (size + gap), c * (size + gap)
+        out[y:y + fitted.shape[0], x:x + fitted.shape[1]] = fitted
+    return out
+
+
+def outlined(pixels: np.ndarray, mask: np.ndarray, color=(255, 255, 255)) -> np.ndarray:
+    """``pixels`` (h, w, 3) with the outline of ``mask`` (h, w) bool drawn in ``color``: the
+    mask's pixels that touch a pixel outside it (4-neighbours, the border counting as outside)."""
+    inside = np.pad(mask.astype(bool), 1)
+    core = inside[1:-1, 1:-1] & inside[:-2, 1:-1] & inside[2:, 1:-1] & inside[1:-1, :-2] \
+        & inside[1:-1, 2:]
+    edge = mask.astype(bool) & ~core
+    out = np.array(pixels, dtype=np.uint8, copy=True)
+    out[edge] = color
+    return out

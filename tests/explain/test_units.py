@@ -235,3 +235,32 @@ def test_bad_input_is_a_clear_message(lite, chelsea, animals, tmp_path):
                     "x", _masks=lambda i: np.ones((5, 5), bool))
     with pytest.raises(ExplainError, match="must have its image's size"):
         dissect(lite, wrong, LAYER)
+
+
+def test_a_channels_patches_are_its_boxes_with_its_map_and_the_object_mask(lite, animals,
+                                                                           tmp_path):
+    from explain.analysis.units import channel_patches
+    from explain.render.pictures import montage, outlined
+
+    top = top_patches(lite, animals, LAYER, k=6, directory=tmp_path)
+    patches = channel_patches(lite, animals, top, 11)
+    assert [p.index for p in patches] == top.indices[11].tolist()
+    for p, box in zip(patches, top.boxes[11], strict=True):
+        x0, y0, x1, y1 = box
+        whole = np.asarray(animals.image(p.index))
+        crop = whole[int(np.floor(y0)):int(np.ceil(y1)), int(np.floor(x0)):int(np.ceil(x1))]
+        np.testing.assert_array_equal(p.pixels, crop)
+        assert p.heat.shape == p.mask.shape == crop.shape[:2]
+        np.testing.assert_array_equal(p.mask, animals.mask(p.index)[int(np.floor(y0)):
+                                      int(np.ceil(y1)), int(np.floor(x0)):int(np.ceil(x1))])
+    assert 0.8 < patches[0].heat.max() <= 1.0  # its top value, upsampled (between pixels)
+    square = np.zeros((6, 6), bool)
+    square[1:5, 1:5] = True
+    drawn = outlined(np.zeros((6, 6, 3), np.uint8), square)
+    ring = square.copy()
+    ring[2:4, 2:4] = False
+    np.testing.assert_array_equal(drawn[..., 0] == 255, ring)
+    sheet = montage([p.pixels for p in patches], 3, 40)
+    assert sheet.shape == (2 * 42 - 2, 3 * 42 - 2, 3)
+    with pytest.raises(ExplainError, match="no channel 999"):
+        channel_patches(lite, animals, top, 999)
