@@ -137,10 +137,17 @@ def page(view: View, dataset: Dataset) -> None:
         links.stop()
     grid_top = top.first(k)
     if dataset.has_masks:
-        start = right.button("Label the channels (network dissection over the masks)",
-                             disabled=results.result_store().peek(
-                                 dissection_key(view, dataset, layer)) is not None)
+        place = right.empty()
+        known = results.result_store().peek(dissection_key(view, dataset, layer))
+        start = known is None and place.button(
+            "Label the channels (network dissection over the masks)",
+            help=f"Each channel's map over every image, thresholded at its top "
+                 f"{units.DISSECTION_QUANTILE:.1%}, against each class's object masks: its "
+                 f"IoU per class; above {units.LABEL_IOU} it is labelled with its best class.")
         dissection = dissection_for(view, dataset, layer, start)
+        if dissection is not None:
+            place.caption(f"Labelled by network dissection over {dissection.images} images' "
+                          f"object masks (IoU above {units.LABEL_IOU}).")
     else:
         right.caption("This dataset has no object masks: each channel is labelled by its top "
                       "images' class selectivity (network dissection needs masks: Animal-MNIST "
@@ -231,7 +238,9 @@ def channel_view(view: View, dataset: Dataset, top: units.TopPatches, channel: i
     a, b, c = st.columns(3)
     with a:
         drawn = results.result_store().peek(picture_key(view, layer, channel))
-        if drawn is None and st.button("Draw its picture", type="primary"):
+        button = st.empty()
+        if drawn is None and button.button("Draw its picture", type="primary"):
+            button.empty()  # drawn now: the button goes, its progress takes its place
             draw_pictures(view, layer, [channel])
             drawn = results.result_store().peek(picture_key(view, layer, channel))
         if drawn is not None:
