@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TQDM_DISABLE", "1")
 
-from bench.bench_methods import paired_times  # noqa: E402
+from bench.bench_methods import paired_times
 
 
 def main() -> None:

@@ -154,10 +154,13 @@ def test_neuron_and_direction_objectives(lite):
 
 def test_dissection_equals_a_direct_numpy_computation(lite, animals):
     size = (28, 28)
-    result = dissect(lite, animals, LAYER, size=size, batch_size=4)
-    with torch.inference_mode():
-        maps = torch.from_numpy(all_maps(lite, animals, LAYER, 4))
-        up = F.interpolate(maps, size=size, mode="bilinear", align_corners=False).numpy()
+    result = dissect(lite, animals, LAYER, batch_size=4)  # at the masks' 28 x 28
+    maps = torch.from_numpy(all_maps(lite, animals, LAYER, 4))
+    reference = F.interpolate(maps, size=size, mode="bilinear", align_corners=False).numpy()
+    inputs = torch.cat([lite.preprocess(animals.image(i)) for i in range(len(animals))])
+    up = np.concatenate([units.upsampled_maps(lite, LAYER, inputs[s:s + 4], size).numpy()
+                         for s in range(0, len(animals), 4)])
+    np.testing.assert_allclose(up, reference, atol=1e-5)  # PyTorch's bilinear, by products
     n, c = up.shape[:2]
     m = int(np.ceil(0.005 * n * size[0] * size[1]))
     values = np.sort(up.transpose(1, 0, 2, 3).reshape(c, -1), axis=1)[:, ::-1]
@@ -264,3 +267,16 @@ def test_a_channels_patches_are_its_boxes_with_its_map_and_the_object_mask(lite,
     assert sheet.shape == (2 * 42 - 2, 3 * 42 - 2, 3)
     with pytest.raises(ExplainError, match="no channel 999"):
         channel_patches(lite, animals, top, 999)
+
+
+def test_the_streamed_largest_values_are_exact():
+    from explain.analysis.units import _Largest
+
+    rng = np.random.default_rng(1)
+    blocks = [torch.from_numpy(rng.integers(0, 50, (5, w)).astype(np.float32))  # many ties
+              for w in (7, 300, 1, 120, 64, 900)]
+    largest = _Largest(40)
+    for block in blocks:
+        largest.add(block)
+    whole = torch.cat(blocks, 1).numpy()
+    np.testing.assert_array_equal(largest.values().numpy(), -np.sort(-whole, axis=1)[:, :40])
