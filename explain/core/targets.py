@@ -170,6 +170,7 @@ class LayerMeans(torch.nn.Module):
         self.inner = model
         self._layer = (layer,)  # a tuple: not registered a second time as a child
         self.name, self.tokens = name, tokens
+        self.training = False  # its own flag (eval() would set the shared modules' flags)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         from explain.core.hooks import forward_to

@@ -7,7 +7,21 @@ import numpy as np
 import pytest
 import torch
 
-from explain import LAYERED, METHODS, Cancelled, ExplainError, activations, explain, visualize_class
+from explain import (
+    LAYERED,
+    METHODS,
+    Cancelled,
+    Channel,
+    ExplainError,
+    Unit,
+    activations,
+    dissect,
+    explain,
+    top_patches,
+    unit_visualization,
+    visualize_class,
+)
+from explain.data.datasets import Dataset, sample_photos
 from models import load_backbone
 from tests.state import assert_same_state, model_state
 
@@ -55,7 +69,7 @@ def test_state_and_hooks_survive_every_mode(method, which, request, chelsea):
     assert_same_state(before, model_state(backbone.model))
 
 
-def test_activations_and_class_visualization_leave_no_trace(owned, chelsea):
+def test_activations_and_class_visualization_leave_no_trace(owned, chelsea, tmp_path):
     before = model_state(owned.model)
     activations(owned, chelsea, "layer3")
     with pytest.raises(ExplainError):
@@ -64,6 +78,19 @@ def test_activations_and_class_visualization_leave_no_trace(owned, chelsea):
     with pytest.raises(Cancelled):
         visualize_class(owned, 3, steps=5, progress=lambda d, t: (_ for _ in ()).throw(Cancelled))
     assert_same_state(before, model_state(owned.model))
+    # a channel: as a target, its picture, its top images, its dissection
+    for method in ("saliency", "gradcam", "guided_backprop", "integrated_gradients"):
+        explain(owned, chelsea, method, target=Channel("layer3", 2))
+    unit_visualization(owned, Unit("layer3", 2), steps=2)
+    with pytest.raises(Cancelled):
+        unit_visualization(owned, Unit("layer3", 2), steps=5,
+                           progress=lambda d, t: (_ for _ in ()).throw(Cancelled))
+    photos = sample_photos()
+    top_patches(owned, photos, "layer3", k=2, directory=tmp_path)
+    masked = Dataset("m", "masked", photos.classes, photos.labels, photos.image, "m",
+                     _masks=lambda i: np.ones(photos.image(i).size[::-1], bool))
+    dissect(owned, masked, "layer3")
+    assert_same_state(before, model_state(owned.model))
 
 
 def test_threads_get_what_they_get_alone(lite, chelsea, coffee):
@@ -71,6 +98,8 @@ def test_threads_get_what_they_get_alone(lite, chelsea, coffee):
     jobs = [(m, img, t) for m in ("gradcam", "saliency", "guided_backprop", "guided_gradcam", "cam",
                                   "gradcam_pp", "xgradcam", "hirescam", "layercam", "eigencam")
             for img, t in ((chelsea, None), (coffee, 504))]
+    jobs += [(m, img, Channel("_blocks.15", 7)) for m in ("saliency", "gradcam", "guided_backprop")
+             for img in (chelsea, coffee)]
     alone = {i: explain(lite, img, m, target=t) for i, (m, img, t) in enumerate(jobs)}
     before = model_state(lite.model)
     together: dict[int, object] = {}
