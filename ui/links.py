@@ -78,8 +78,9 @@ def _name(text: str) -> str:  # a layer name; checked against the backbone's lay
 
 
 def _label(text: str) -> str:
-    """A class name to filter by (checked against the dataset's classes when drawn)."""
-    if not text or len(text) > 200 or not text.isprintable():
+    """A class name to filter by (checked against the dataset's classes when drawn): letters,
+    digits, spaces and ``_-.,'()&+`` (no markup), at most 100 characters."""
+    if not text or len(text) > 100 or not all(c.isalnum() or c in " _-.,'()&+" for c in text):
         raise ValueError(text)
     return text
 
