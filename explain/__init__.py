@@ -4,6 +4,8 @@
     >>> from explain import explain
     >>> result = explain(load_backbone("efficientnet_lite0"), "cat.jpg", "gradcam")
     >>> maps = explain_batch(backbone, ["a.jpg", "b.jpg"], "saliency", [ClassTarget(281), None])
+    >>> toward = explain(backbone, "cat.jpg", "guided_backprop", target=Channel("_blocks.15", 7))
+    >>> box = explain(load_backbone("animals_detector"), scene, "rise", target=Box(xyxy, label))
 
 The folders: ``core`` (result types, targets, the registry, hooks), ``methods`` (one module per
 method or family, each with its record), ``evaluate`` (faithfulness, sanity, pointing,
@@ -15,6 +17,7 @@ fitted heads), ``jobs`` (the batch feature job), ``render`` (pictures and figure
 from explain import methods  # noqa: F401  (registers every method)
 from explain.analysis.units import Dissection, TopPatches, dissect, top_patches
 from explain.api import activations, explain, explain_batch, predict_batch, visualize_class
+from explain.core.boxes import Box
 from explain.core.registry import DEFAULT_METHOD, METHODS, RECORDS, TITLES, MethodRecord, Option
 from explain.core.results import Attribution, Cancelled, ExplainError, Explanation, NotApplicable, to_heatmap
 from explain.core.targets import Channel, ClassTarget, Direction, Target
@@ -34,6 +37,7 @@ __all__ = [
     "TITLES",
     "ActivationReport",
     "Attribution",
+    "Box",
     "Cancelled",
     "Channel",
     "ClassTarget",

@@ -60,6 +60,8 @@ def explain_batch(backbone, images: Sequence[ImageSource], method: str, targets=
                            f"{len(images)} images, {len(targets)} targets.")
     targets = [as_target(t, backbone, record.title) for t in targets]
     pictures = [load_image(image) for image in images]
+    targets = [t.for_image(p.size, backbone.preprocessing.size)
+               for t, p in zip(targets, pictures, strict=True)]
     inputs = torch.cat([backbone.preprocess(p) for p in pictures])
     start = time.perf_counter()
     groups: dict[object, list[int]] = {}

@@ -6,9 +6,13 @@ alone; the backbone's come from the EfficientNet-Lite0 package).
 No pretrained detector can be had offline, so the project makes its own. Two levels: the
 backbone's stride-16 stage (``body._blocks.10``, 112 channels) and stride-32 stage
 (``body._blocks.15``, 320), each brought to 96 channels by a 1 x 1 convolution (``fpn.p4``,
-``fpn.p5``: the levels a user explains), then one shared head: two 3 x 3 convolutions, then per
-location 10 class logits, the distances (l, t, r, b) to the box's sides in units of the level's
-stride (exponentiated) and a centerness logit. A location's score for a class is
+``fpn.p5``), then a head per level (``head.p4``, ``head.p5``): two 3 x 3 convolutions (its
+``tower``, whose output is what the level predicts from: the default layer of a box's
+Grad-CAM, as a classifier's last convolutional stage is a class's), then per location 10 class
+logits, the distances (l, t, r, b) to the box's sides in units of the level's stride
+(exponentiated) and a centerness logit. An object whose longer side is at most ``SMALL`` px is
+the stride-16 level's, a larger one the stride-32 level's (in training, and so in the
+detections). A location's score for a class is
 sqrt(sigmoid(class logit) * sigmoid(centerness)), as FCOS ranks its detections.
 
 The forward pass returns, for every location of both levels, its class logits (N, L, 10), its
@@ -29,9 +33,14 @@ from torch import nn
 from .efficientnet_lite import build_lite0
 
 LEVELS = (("_blocks.10", 112, 16), ("_blocks.15", 320, 32))  # (stage, channels, stride)
+# torchvision's numbering: 0 is the background, Animal-MNIST's class k is k + 1 (as the
+# composites of explain.data.animals_on_photos, whose names these are)
+NAMES = ("background", "bear", "bird", "cat", "cow", "dog", "elephant", "giraffe", "horse",
+         "sheep", "zebra")
 WIDTH = 96
 CLASSES = 10
 SIZE = 320  # the input side the head was trained at
+SMALL = 88  # an object's longer side up to this (input px) is the stride-16 level's
 WEIGHTS = Path(__file__).resolve().parent / "weights" / "animals_detector.pt"
 
 
@@ -56,12 +65,12 @@ class Body(nn.Module):
 
 
 class Head(nn.Module):
-    def __init__(self) -> None:
+    def __init__(self, classes: int = CLASSES) -> None:
         super().__init__()
         self.tower = nn.Sequential(
             nn.Conv2d(WIDTH, WIDTH, 3, padding=1), nn.GroupNorm(8, WIDTH), nn.ReLU(),
             nn.Conv2d(WIDTH, WIDTH, 3, padding=1), nn.GroupNorm(8, WIDTH), nn.ReLU())
-        self.classes = nn.Conv2d(WIDTH, CLASSES, 3, padding=1)
+        self.classes = nn.Conv2d(WIDTH, classes, 3, padding=1)
         self.box = nn.Conv2d(WIDTH, 4, 3, padding=1)
         self.centerness = nn.Conv2d(WIDTH, 1, 3, padding=1)
         nn.init.constant_(self.classes.bias, -4.6)  # focal loss's prior of 1%
@@ -75,12 +84,12 @@ class AnimalsDetector(nn.Module):
     """See the module. ``forward(x)`` -> (logits (N, L, 10), boxes (N, L, 4), centerness
     (N, L)); ``detections(...)`` -> per image (boxes, scores, labels)."""
 
-    def __init__(self) -> None:
+    def __init__(self, classes: int = CLASSES) -> None:
         super().__init__()
         self.body = Body()
         self.fpn = nn.ModuleDict({"p4": nn.Conv2d(LEVELS[0][1], WIDTH, 1),
                                   "p5": nn.Conv2d(LEVELS[1][1], WIDTH, 1)})
-        self.head = Head()
+        self.head = nn.ModuleDict({"p4": Head(classes), "p5": Head(classes)})
 
     def levels(self, x: torch.Tensor) -> list[torch.Tensor]:
         p4, p5 = self.body(x)
@@ -91,8 +100,9 @@ class AnimalsDetector(nn.Module):
 
     def decode(self, levels: list[torch.Tensor]):
         logits, boxes, centers = [], [], []
-        for feature, (_, _, stride) in zip(levels, LEVELS, strict=True):
-            cls, box, ctr = self.head(feature)
+        for feature, head, (_, _, stride) in zip(levels, self.head.values(), LEVELS,
+                                                 strict=True):
+            cls, box, ctr = head(feature)
             h, w = cls.shape[-2:]
             ys, xs = torch.meshgrid(torch.arange(h, device=cls.device),
                                     torch.arange(w, device=cls.device), indexing="ij")
@@ -106,42 +116,54 @@ class AnimalsDetector(nn.Module):
         return torch.cat(logits, 1), torch.cat(boxes, 1), torch.cat(centers, 1)
 
     @staticmethod
+    def layer_for(box: tuple[float, float, float, float]) -> str:
+        """The layer a box's Grad-CAM reads by default: the tower of the level that predicts
+        objects of its size."""
+        longest = max(box[2] - box[0], box[3] - box[1])
+        return f"head.{'p4' if longest <= SMALL else 'p5'}.tower"
+
+    @staticmethod
     def scores(logits: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
         """(N, L, 10): each location's score per class."""
         return torch.sqrt(torch.sigmoid(logits) * torch.sigmoid(centers)[..., None] + 1e-12)
 
     @staticmethod
     def detections(logits, boxes, centers, threshold: float = 0.05, iou: float = 0.5,
-                   keep: int = 100) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """Per image: (boxes (m, 4), scores (m,), labels (m,) in 1..10), best first."""
+                   keep: int = 100) -> list[Found]:
+        """Per image, its detections above ``threshold`` after non-maximum suppression, best
+        first (``Found``: boxes, scores and labels in 1..classes, differentiable where the
+        inputs are, and the locations they came from)."""
         from torchvision.ops import batched_nms
 
         out = []
+        classes = logits.shape[-1]
         scores = AnimalsDetector.scores(logits, centers)
         for image_scores, image_boxes in zip(scores, boxes, strict=True):
             flat = image_scores.flatten()
             chosen = torch.nonzero(flat > threshold)[:, 0]
             chosen = chosen[flat[chosen].argsort(descending=True)[:1000]]
-            location, label = chosen // CLASSES, chosen % CLASSES
+            location, label = chosen // classes, chosen % classes
             found = image_boxes[location]
             kept = batched_nms(found.detach().float(), flat[chosen].detach().float(), label,
                                iou)[:keep]
-            out.append((found[kept], flat[chosen][kept], label[kept] + 1))
+            out.append(Found(found[kept], flat[chosen][kept], label[kept] + 1, location[kept]))
         return out
 
 
-@dataclass(frozen=True)
-class TrainingReport:
-    seconds: float
-    train_images: int
-    test_images: int
-    map50: float
+@dataclass(frozen=True, eq=False)
+class Found:
+    """One image's detections: ``boxes`` (m, 4) in the input's pixels, ``scores`` (m,),
+    ``labels`` (m,) (0 is the background), ``locations`` (m,) of the outputs they came from."""
+
+    boxes: torch.Tensor
+    scores: torch.Tensor
+    labels: torch.Tensor
+    locations: torch.Tensor
 
 
 def build(num_classes: int = CLASSES) -> AnimalsDetector:
-    if num_classes != CLASSES:
-        raise ValueError(f"The animals detector has {CLASSES} classes, not {num_classes}.")
-    return AnimalsDetector()
+    """The architecture with ``num_classes`` object classes (the background not counted)."""
+    return AnimalsDetector(num_classes)
 
 
 def with_backbone_weights(model: AnimalsDetector) -> AnimalsDetector:

@@ -27,6 +27,17 @@ class Prediction:
 
 
 @dataclass(frozen=True, eq=False)
+class Detection:
+    """One detected object: ``box`` (x0, y0, x1, y1) in the image's own pixels, ``label``
+    (torchvision's numbering: 0 is the background), its ``name`` and ``score``."""
+
+    box: tuple[float, float, float, float]
+    label: int
+    name: str
+    score: float
+
+
+@dataclass(frozen=True, eq=False)
 class Backbone:
     """A model ready to explain. It may be shared by many threads: nothing here mutates it.
 
@@ -109,6 +120,28 @@ class Backbone:
             Prediction(int(i), self.categories[int(i)], float(p))
             for p, i in zip(values.tolist(), indices.tolist(), strict=True)
         ]
+
+    @property
+    def task(self) -> str:
+        return self.spec.task
+
+    def detect(self, image: Image.Image, score_threshold: float = 0.5) -> list[Detection]:
+        """A detector's detections of ``image`` scoring at least ``score_threshold``, best
+        first, their boxes in the image's own pixels."""
+        if self.task != "detection":
+            raise ValueError(f"{self.spec.title} is a {self.task} model, not a detector.")
+        if not 0 <= score_threshold <= 1:
+            raise ValueError("The score threshold is between 0 and 1.")
+        height, width = self.preprocessing.size
+        scale = torch.tensor([image.width / width, image.height / height] * 2)
+        with torch.inference_mode():
+            (found,) = self.model.detections(*self.model(self.preprocess(image)),
+                                             threshold=score_threshold)
+        return [Detection(tuple(float(v) for v in box), int(label), self.categories[int(label)],
+                          float(score))
+                for box, label, score in zip((found.boxes.cpu() * scale).tolist(),
+                                             found.labels.tolist(), found.scores.tolist(),
+                                             strict=True)]
 
     def with_head(self, weight, bias, categories, weights: str, weights_id: str,
                   about: str = "") -> Backbone:

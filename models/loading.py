@@ -27,6 +27,8 @@ from .device import pick_device
 from .errors import CheckpointError
 from .registry import get_spec
 
+DETECTION = "detection"
+
 # VGG-16's 528 MB state dict fits. 1 GB, not less: Streamlit's drop zone rounds any limit above
 # 512 MB to "1GB per file", and a limit is said one way only
 MAX_CHECKPOINT_BYTES = 1 << 30
@@ -60,14 +62,14 @@ def load_backbone(
     spec = get_spec(name)
     weights_id = ""
     if weights == PRETRAINED:
-        model, categories = spec.load_pretrained(), imagenet_categories()
+        model, categories = spec.load_pretrained(), spec.categories or imagenet_categories()
     elif weights == UNTRAINED:
         # seeded: the same untrained model every time it is loaded, so results cached for it
         # (keyed by its identity) stay right after the model cache drops and reloads it
+        categories = spec.categories or imagenet_categories()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
-            model = spec.build(1000)
-        categories = imagenet_categories()
+            model = spec.build(len(categories) - (spec.task == DETECTION))
     elif weights == CHECKPOINT:
         if checkpoint is None:
             raise CheckpointError("Choose a checkpoint file to load.")
@@ -78,8 +80,11 @@ def load_backbone(
         categories = (
             parse_class_names(_read_bytes(class_names, "class names", MAX_CLASS_NAMES_BYTES), n)
             if class_names is not None
-            else tuple(f"class {i}" for i in range(n))
+            else tuple(f"class {i}" for i in range(1 if spec.task == DETECTION else 0,
+                                                   n + (spec.task == DETECTION)))
         )
+        if spec.task == DETECTION:  # torchvision's numbering: 0 is the background
+            categories = ("background", *categories)
         weights_id = hashlib.sha256(data).hexdigest()[:16]
     else:
         raise ValueError(f"weights must be {PRETRAINED!r}, {UNTRAINED!r} or {CHECKPOINT!r}")
@@ -96,7 +101,8 @@ def _check_outputs(model: nn.Module, spec, device: torch.device) -> None:
     height, width = spec.preprocessing.size
     with torch.inference_mode():
         logits = model(torch.zeros(1, 3, height, width, device=device))
-    if not bool(torch.isfinite(logits).all()):
+    outputs = logits if isinstance(logits, tuple | list) else (logits,)
+    if not all(bool(torch.isfinite(o).all()) for o in outputs):
         raise CheckpointError("The checkpoint's weights make the model output NaN or infinite "
                               "values (a damaged file, or a model that had diverged).")
 
@@ -201,8 +207,10 @@ def _short(key: object) -> str:
 
 
 def _class_count(state: Mapping[str, torch.Tensor], classifier: str) -> int:
+    """The classes of a checkpoint: the rows of its classifier's weight (a linear layer's, or
+    a detector's class convolution's)."""
     weight = state.get(f"{classifier}.weight")
-    if weight is None or weight.ndim != 2 or weight.shape[0] < 1:
+    if weight is None or weight.ndim not in (2, 4) or weight.shape[0] < 1:
         raise CheckpointError(
             f"The checkpoint has no classifier weight {classifier}.weight: is it for this "
             "architecture?"

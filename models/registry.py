@@ -52,6 +52,8 @@ class BackboneSpec:
     blocks: tuple[str, ...] = ()  # named stages offered first when picking a layer
     offline: bool = False  # pretrained weights ship with an installed package
     tokens: Tokens | None = None  # a vision transformer: how its layers become feature maps
+    task: str = "classification"  # or "detection": what its output is, which targets it takes
+    categories: tuple[str, ...] | None = None  # its pretrained weights' names (None: ImageNet's)
 
     def __post_init__(self) -> None:
         if self.cam is None and not self.cam_reason:
@@ -80,9 +82,11 @@ def get_spec(name: str) -> BackboneSpec:
         return _REGISTRY[name]
     except KeyError:
         raise UnknownBackbone(
-            f"Unknown backbone {name!r}; choose one of: {', '.join(backbone_names())}"
+            f"Unknown backbone {name!r}; choose one of: {', '.join(backbone_names(None))}"
         ) from None
 
 
-def backbone_names() -> list[str]:
-    return list(_REGISTRY)
+def backbone_names(task: str | None = "classification") -> list[str]:
+    """The registered names of models of ``task`` (None: every task). The dashboard's pickers
+    list classifiers: a detector is the library's until its pages come."""
+    return [name for name, spec in _REGISTRY.items() if task is None or spec.task == task]

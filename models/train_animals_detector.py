@@ -31,6 +31,7 @@ from .animals_detector import (
     CLASSES,
     LEVELS,
     SIZE,
+    SMALL,
     WEIGHTS,
     AnimalsDetector,
     load_pretrained,
@@ -40,7 +41,6 @@ from .preprocess import EFFICIENTNET_LITE, Preprocessing
 
 PREPROCESSING = Preprocessing(size=(SIZE, SIZE), mean=EFFICIENTNET_LITE.mean,
                               std=EFFICIENTNET_LITE.std, interpolation="bicubic")
-SMALL = 88  # an object's longer side up to this goes to the stride-16 level
 
 
 def assign(boxes: np.ndarray, labels: np.ndarray):
@@ -93,14 +93,14 @@ def predictions(model: AnimalsDetector, composites, threshold: float = 0.05):
     with torch.inference_mode():
         for start in range(0, len(composites), 16):
             x = torch.cat([PREPROCESSING(c.image) for c in composites[start:start + 16]])
-            for boxes, scores, labels in model.detections(*model(x), threshold=threshold):
-                out.append((boxes.numpy(), scores.numpy(), labels.numpy()))
+            for found in model.detections(*model(x), threshold=threshold):
+                out.append((found.boxes.numpy(), found.scores.numpy(), found.labels.numpy()))
     return out
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--train", type=int, default=3000, help="training images")
+    parser.add_argument("--train", type=int, default=4000, help="training images")
     parser.add_argument("--test", type=int, default=300, help="held-out images")
     parser.add_argument("--epochs", type=int, default=24)
     parser.add_argument("--batch", type=int, default=32)

@@ -12,7 +12,7 @@ import torch
 import torchvision
 from torch import nn
 
-from . import efficientnet_lite, timm_zoo
+from . import animals_detector, efficientnet_lite, timm_zoo
 from .errors import WeightsUnavailable
 from .preprocess import EFFICIENTNET_LITE
 from .registry import BackboneSpec, CamHead, register
@@ -86,6 +86,27 @@ register(
         preprocessing=EFFICIENTNET_LITE,
         blocks=("_head_act", *tuple(f"_blocks.{i}" for i in range(16))),
         offline=True,
+    )
+)
+register(
+    BackboneSpec(
+        name="animals_detector",
+        title="Animals detector (offline demo)",
+        build=animals_detector.build,
+        load_pretrained=animals_detector.load_pretrained,
+        classifier="head.p4.classes",  # a checkpoint's class count: this convolution's outputs
+        # a box's own level's tower (``layer_for``); without a box, the stride-16 stage, from
+        # which both levels are computed
+        gradcam_layer="body._blocks.10",
+        cam=None,
+        cam_reason="CAM reads a classifier's global-average-pooling head; a detector has none "
+                   "(Grad-CAM explains a box)",
+        preprocessing=dataclasses.replace(EFFICIENTNET_LITE, size=(animals_detector.SIZE,) * 2),
+        blocks=("head.p4.tower", "head.p5.tower", "fpn.p4", "fpn.p5", "body._blocks.10",
+                "body._blocks.15", *tuple(f"body._blocks.{i}" for i in range(10))),
+        offline=True,
+        task="detection",
+        categories=animals_detector.NAMES,
     )
 )
 register(

@@ -62,6 +62,11 @@ class Target:
         target has a better one (a direction's similarity, a channel's activation)."""
         return probability
 
+    def for_image(self, size: tuple[int, int], input_size: tuple[int, int]) -> Target:
+        """This target for an image of ``size`` (width, height) that the model sees at
+        ``input_size`` (height, width): a box in the image's pixels is checked and scaled."""
+        return self
+
 
 @dataclass(frozen=True)
 class ClassTarget(Target):
@@ -280,7 +285,10 @@ def score_sum(logits: torch.Tensor, columns: Sequence[int]) -> torch.Tensor:
 
 
 def probabilities(logits: torch.Tensor, columns: Sequence[int]) -> list[float]:
-    """Each image's softmax probability of its column."""
+    """Each image's softmax probability of its column; of a one-output adapter (a direction's
+    projection, a box's score), its value."""
+    if logits.shape[-1] == 1:
+        return [float(v) for v in logits.detach().float()[:, 0]]
     probs = logits.detach().float().softmax(-1)
     return [float(probs[i, c]) for i, c in enumerate(columns)]
 

@@ -29,3 +29,22 @@ def pointing_game(heatmap: np.ndarray, box: tuple[int, int, int, int],
     y, x = np.unravel_index(int(np.argmax(heatmap)), heatmap.shape)
     return (left - tolerance <= x <= right + tolerance) and (top - tolerance <= y <= bottom
                                                              + tolerance)
+
+
+# --- energy-based pointing game --------------------------------------------------------------
+
+
+def energy_in_box(heatmap: np.ndarray, box: tuple[float, float, float, float]
+                  ) -> tuple[float, float]:
+    """The energy-based pointing game (Wang et al., 2020, Score-CAM): the share of the map's
+    positive mass inside ``box`` (x0, y0, x1, y1, ends exclusive, in the map's pixels), and the
+    box's share of the image (what a map spread evenly would score). A map that is zero
+    everywhere scores 0."""
+    positive = np.clip(np.asarray(heatmap, np.float64), 0, None)
+    height, width = positive.shape
+    x0, y0 = max(0, int(np.floor(box[0]))), max(0, int(np.floor(box[1])))
+    x1, y1 = min(width, int(np.ceil(box[2]))), min(height, int(np.ceil(box[3])))
+    total = positive.sum()
+    inside = positive[y0:y1, x0:x1].sum() if x1 > x0 and y1 > y0 else 0.0
+    area = max(0, x1 - x0) * max(0, y1 - y0) / (width * height)
+    return (float(inside / total) if total > 0 else 0.0), float(area)

@@ -10,4 +10,5 @@ from explain.methods import (  # noqa: F401
     gradients,
     occlusion,
     paths,
+    rise,
 )

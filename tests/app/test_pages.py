@@ -45,7 +45,7 @@ def test_explain_page_default_is_gradcam_on_the_cat():
 def test_every_method_produces_a_figure(method):
     # AblationCAM takes a forward pass per channel: at a layer of 320, not the head's 1,280
     fewer = {"layer": "_blocks.15._project_conv"} if method == "ablationcam" else {}
-    at = app(window=112, stride=112, sample="coffee", **fewer)
+    at = app(window=112, stride=112, masks=32, sample="coffee", **fewer)
     at.selectbox(key="p_method").set_value(method).run()
     assert_clean(at)
     title = TITLES[method]

@@ -12,7 +12,7 @@ from tests.state import assert_same_state, model_state
 QUICK = {"scorecam": {"layer": "_blocks.2._project_conv"},
          "ablationcam": {"layer": "_blocks.2._project_conv"},
          "occlusion": {"window": 56, "stride": 56}, "integrated_gradients": {"steps": 8},
-         "smoothgrad": {"samples": 4}, "gradientshap": {"samples": 4},
+         "smoothgrad": {"samples": 4}, "gradientshap": {"samples": 4}, "rise": {"masks": 16},
          "layercam": {"layer": ["_blocks.12", "_blocks.15"]}}
 
 

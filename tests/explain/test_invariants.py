@@ -25,7 +25,7 @@ from explain.data.datasets import Dataset, sample_photos
 from models import load_backbone
 from tests.state import assert_same_state, model_state
 
-OPTIONS = {"occlusion": {"window": 112, "stride": 112}}
+OPTIONS = {"occlusion": {"window": 112, "stride": 112}, "rise": {"masks": 16}}
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,7 @@ def test_state_and_hooks_survive_every_mode(method, which, request, chelsea):
         raise Cancelled
 
     with pytest.raises((Cancelled, ExplainError)):  # failing midway
-        if method == "occlusion":
+        if method in ("occlusion", "rise"):
             explain(backbone, chelsea, method, progress=fail, **options)
         elif method in LAYERED:
             explain(backbone, chelsea, method, layer="fc")  # raises after the forward pass

@@ -1,0 +1,73 @@
+"""Speed of a detector's explanations (issue 20), on the offline demo detector and one of its
+composites, medians of interleaved runs:
+
+- a box's Grad-CAM against its limit, one forward pass and one backward pass from the layer to
+  the box's score (goal: within 1.10x);
+- D-RISE with N masks against the detector's batched forward throughput on N images (goal:
+  at least 0.9x), both in batches of 16.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+from bench.bench_methods import paired_times
+
+
+def main() -> None:
+    import torch
+
+    from explain import Box, explain
+    from explain.core.boxes import box_scores
+    from explain.data import animals_on_photos
+    from explain.methods.gradcam import activations_and_gradients
+    from models import load_backbone
+
+    detector = load_backbone("animals_detector", device="cpu")
+    composite = animals_on_photos(1, seed=7)[0]
+    image = composite.image
+    found = detector.detect(image)
+    if not found:
+        raise SystemExit("the demo detector finds nothing on the bench's composite")
+    target = Box(found[0].box, found[0].label)
+    bound = box_scores(detector, target.for_image(image.size, (320, 320)).input_box,
+                       found[0].label)
+    layer = bound.spec.gradcam_layer  # the box's level's head, as the method reads by default
+
+    def limit() -> None:  # the layer's maps and the gradient of the box's score to them
+        activations_and_gradients(bound.model, detector.preprocess(image), detector.layer(layer),
+                                  [0], layer)
+
+    def ours() -> None:
+        explain(detector, image, "gradcam", target=target)
+
+    ours(), limit()
+    mine, bound_time = paired_times(ours, limit, 21)
+    print(f"box Grad-CAM {mine * 1e3:7.1f} ms, limit {bound_time * 1e3:7.1f} ms: "
+          f"{mine / bound_time:.2f}x (goal <= 1.10)")
+
+    masks = 256
+    x = detector.preprocess(image)
+
+    def forward() -> None:
+        with torch.inference_mode():
+            for start in range(0, masks, 16):
+                detector.model(x.repeat(min(16, masks - start), 1, 1, 1))
+
+    def drise() -> None:
+        explain(detector, image, "rise", target=target, masks=masks, batch_size=16)
+
+    drise(), forward()
+    mine, bound_time = paired_times(drise, forward, 5)
+    print(f"D-RISE, {masks} masks: {masks / mine:6.1f} masks/s, the detector's forward "
+          f"{masks / bound_time:6.1f} img/s: {bound_time / mine:.2f}x its throughput "
+          "(goal >= 0.9)")
+
+
+if __name__ == "__main__":
+    main()

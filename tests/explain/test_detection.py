@@ -1,0 +1,199 @@
+"""Detectors on composites the tests make with their own seed: the composer's exact boxes and
+masks, mAP, the demo detector's accuracy, a box as a target of the methods, RISE / D-RISE."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from explain import Box, ExplainError, NotApplicable, explain, explain_batch
+from explain.data import animals_on_photos
+from explain.data.composites import CLASSES, SCALE
+from explain.evaluate.detection import average_precisions, box_iou, match, mean_average_precision
+from explain.methods.rise import random_masks
+from models import load_backbone
+from models.animals_detector import NAMES
+from tests.state import assert_same_state, model_state
+
+SEED = 12345  # not the training script's seeds (1 and 2)
+
+
+@pytest.fixture(scope="module")
+def composites():
+    return animals_on_photos(60, seed=SEED)
+
+
+@pytest.fixture(scope="module")
+def detector():
+    return load_backbone("animals_detector")
+
+
+def test_composites_have_exact_boxes_labels_and_masks(composites):
+    again = animals_on_photos(60, seed=SEED)
+    assert all(np.array_equal(np.asarray(a.image), np.asarray(b.image))
+               and np.array_equal(a.boxes, b.boxes) for a, b in zip(composites, again, strict=True))
+    assert CLASSES == NAMES and CLASSES[0] == "background"
+    counts = [len(c.labels) for c in composites]
+    assert min(counts) >= 1 and max(counts) <= 4
+    for c in composites:
+        assert c.image.size == (320, 320) and c.masks.shape == (len(c.labels), 320, 320)
+        assert set(c.labels.tolist()) <= set(range(1, 11))
+        for box, mask in zip(c.boxes, c.masks, strict=True):
+            ys, xs = np.nonzero(mask)
+            np.testing.assert_array_equal(box, [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
+            assert SCALE[0] - 2 <= max(box[2] - box[0], box[3] - box[1]) <= SCALE[1]
+        assert not (c.masks.sum(0) > 1).any()  # no two animals share a pixel
+        assert (c.label_map() > 0).sum() == c.masks.sum()
+
+
+def test_average_precision_of_a_worked_example():
+    truths = [(np.array([[0, 0, 10, 10], [20, 20, 30, 30], [40, 40, 50, 50]]), np.array([1, 1, 1]))]
+    boxes = np.array([[0, 0, 10, 10], [60, 60, 70, 70], [20, 20, 30, 31], [40, 41, 50, 50]])
+    predictions = [(boxes, np.array([0.9, 0.8, 0.7, 0.6]), np.array([1, 1, 1, 1]))]
+    # precision / recall: 1/1 at 1/3, 1/2 at 1/3, 2/3 at 2/3, 3/4 at 1: interpolated,
+    # 1/3 x 1 + 1/3 x 3/4 + 1/3 x 3/4
+    assert average_precisions(predictions, truths, [1])[1] == pytest.approx(1 / 3 + 0.25 + 0.25)
+    assert box_iou([[0, 0, 10, 10]], [[5, 0, 15, 10]])[0, 0] == pytest.approx(50 / 150)
+    found = match(boxes, [0.9, 0.8, 0.7, 0.6], [1, 1, 1, 1], *truths[0])
+    assert found.matched.tolist() == [0, -1, 1, 2] and found.missed.tolist() == []
+
+
+def test_the_demo_detector_finds_the_animals(detector, composites):
+    predictions = []
+    for c in composites:
+        found = detector.detect(c.image, score_threshold=0.05)
+        predictions.append((np.array([d.box for d in found]).reshape(-1, 4),
+                            np.array([d.score for d in found]), np.array([d.label for d in found])))
+    score = mean_average_precision(predictions, [(c.boxes, c.labels) for c in composites],
+                                   range(1, 11))
+    assert score >= 0.6, score
+    best = detector.detect(composites[0].image)  # at the default 0.5
+    assert all(d.score >= 0.5 and d.name == NAMES[d.label] for d in best)
+
+
+def _own_box_wins(detector, composites, method: str) -> tuple[int, int]:
+    """Over every composite with two animals or more, for each detected animal's map (at its
+    default layer, its level's head): how often the share of its mass inside its own box beats
+    the share inside another animal's box, and of how many."""
+    from explain.evaluate.pointing import energy_in_box
+
+    wins, total = 0, 0
+    for c in composites:
+        if len(c.labels) < 2:
+            continue
+        for j, (box, label) in enumerate(zip(c.boxes, c.labels, strict=True)):
+            try:
+                result = explain(detector, c.image, method, target=Box(tuple(box), int(label)))
+            except ExplainError:
+                continue  # not detected: nothing to explain
+            other = c.boxes[(j + 1) % len(c.boxes)]
+            wins += energy_in_box(result.heatmap, box)[0] > energy_in_box(result.heatmap, other)[0]
+            total += 1
+    return wins, total
+
+
+def test_a_boxs_map_lies_in_its_own_box_more_than_in_anothers(detector, composites):
+    """HiResCAM (the gradient times the activation, cell by cell) puts more of a box's map in
+    its own box than in another animal's for at least 80% of the boxes. Grad-CAM, whose channel
+    weights are the gradient averaged over the whole map, spreads over every animal the
+    channels see (measured: 56% on these composites with the IoU + score target, 78% with the
+    class score alone): it beats chance, no more."""
+    wins, total = _own_box_wins(detector, composites, "hirescam")
+    assert total >= 80 and wins >= 0.8 * total, (wins, total)
+    wins, total = _own_box_wins(detector, composites, "gradcam")
+    assert wins > 0.5 * total, (wins, total)
+
+
+def test_a_box_is_a_target_of_the_methods(detector, composites):
+    c = composites[1]
+    target = Box(tuple(c.boxes[0]), int(c.labels[0]))
+    before = model_state(detector.model)
+    for method in ("gradcam", "eigencam", "saliency", "guided_backprop", "integrated_gradients"):
+        result = explain(detector, c.image, method, target=target)
+        assert result.heatmap.shape == (320, 320) and np.isfinite(result.raw).all()
+        assert result.target_title.startswith(f"the {NAMES[c.labels[0]]} at (")
+        assert 0.5 < result.probability <= 2  # IoU (at least 0.5) + the class score
+    level = detector.model.layer_for(tuple(c.boxes[0])).split(".")[1]  # "p4" or "p5"
+    for layer in (f"fpn.{level}", f"head.{level}.tower", "body._blocks.10", "body._blocks.15"):
+        assert explain(detector, c.image, "gradcam", target=target, layer=layer).raw.max() > 0
+    assert_same_state(before, model_state(detector.model))
+    assert not any(m._forward_hooks for m in detector.model.modules())
+    with pytest.raises(NotApplicable, match="a detector has none"):
+        explain(detector, c.image, "cam", target=target)
+
+
+def test_bad_boxes_and_labels_are_clear_messages(detector, composites):
+    image = composites[0].image
+    for box, said in (((10, 10, 10, 50), "no area"), ((400, 400, 500, 500), "outside"),
+                      ((1, 2, 3), "four numbers"), ((0, 0, float("nan"), 5), "four numbers")):
+        with pytest.raises(ExplainError, match=said):
+            explain(detector, image, "gradcam", target=Box(box, 1))
+    for label in (0, 11, "cat"):
+        with pytest.raises(ExplainError, match="detects labels 1 to 10"):
+            explain(detector, image, "gradcam", target=Box((0, 0, 50, 50), label))
+    with pytest.raises(ExplainError, match="No detection of"):
+        explain(detector, image, "gradcam", target=Box((0, 0, 8, 8), 3))
+    with pytest.raises(ExplainError, match="a class target is for a classification model"):
+        explain(detector, image, "gradcam", target=3)
+
+
+def test_drise_is_the_same_for_a_seed_across_batch_sizes(detector, composites):
+    c = composites[2]
+    target = Box(tuple(c.boxes[0]), int(c.labels[0]))
+    small = explain(detector, c.image, "rise", target=target, masks=48, batch_size=5)
+    large = explain(detector, c.image, "rise", target=target, masks=48, batch_size=16)
+    np.testing.assert_allclose(small.raw, large.raw, rtol=1e-5, atol=1e-7)
+    other = explain(detector, c.image, "rise", target=target, masks=48, seed=1)
+    assert not np.allclose(other.raw, small.raw)
+    masks = random_masks(48, (320, 320), 8, 0.5, 0)
+    assert masks.shape == (48, 1, 320, 320) and 0.4 < float(masks.mean()) < 0.6
+    torch.testing.assert_close(masks, random_masks(48, (320, 320), 8, 0.5, 0))
+
+
+def test_rise_of_a_class_weighs_the_masks_by_the_probability(lite, chelsea):
+    """RISE on a classifier, against its definition computed here: sum_i p_i M_i / (N keep)."""
+    result = explain(lite, chelsea, "rise", masks=32, cells=4)
+    x = lite.preprocess(chelsea)
+    masks = random_masks(32, (224, 224), 4, 0.5, 0)
+    with torch.inference_mode():
+        probs = lite.model(x * masks).softmax(1)[:, result.target]
+    expected = (probs[:, None, None] * masks[:, 0]).sum(0) / (32 * 0.5)
+    np.testing.assert_allclose(result.raw, expected.numpy(), rtol=1e-4, atol=1e-6)
+    batch = explain_batch(lite, [chelsea, chelsea], "rise", [None, 282], masks=32, cells=4)
+    np.testing.assert_allclose(batch[0].raw, result.raw, rtol=1e-5, atol=1e-7)
+
+
+def test_a_detector_checkpoint_of_any_class_count_loads_with_its_names():
+    import io
+
+    from models import CheckpointError, backbone_names
+    from models.animals_detector import build
+
+    torch.manual_seed(0)
+    buffer = io.BytesIO()
+    torch.save(build(3).state_dict(), buffer)
+    data = buffer.getvalue()
+    loaded = load_backbone("animals_detector", "checkpoint", checkpoint=data,
+                           class_names=b"fox\nowl\nhare\n")
+    assert loaded.categories == ("background", "fox", "owl", "hare") and loaded.task == "detection"
+    plain = load_backbone("animals_detector", "checkpoint", checkpoint=data)
+    assert plain.categories == ("background", "class 1", "class 2", "class 3")
+    with pytest.raises(CheckpointError):
+        load_backbone("animals_detector", "checkpoint", checkpoint=data,
+                      class_names=b"fox\nowl\n")
+    # the dashboard's pickers list classifiers; the library knows the detector
+    assert "animals_detector" not in backbone_names()
+    assert "animals_detector" in backbone_names(None)
+
+
+def test_the_energy_in_a_box_is_its_share_of_the_positive_mass():
+    from explain.evaluate.pointing import energy_in_box
+
+    heat = np.zeros((10, 20))
+    heat[2:4, 5:10] = 1.0  # 10 px of mass 1
+    heat[8, 0] = 2.0
+    heat[0, 0] = -5.0  # negative: not mass
+    share, area = energy_in_box(heat, (5, 2, 10, 4))
+    assert share == pytest.approx(10 / 12) and area == pytest.approx(10 / 200)
+    assert energy_in_box(np.zeros((4, 4)), (0, 0, 2, 2)) == (0.0, 0.25)
