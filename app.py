@@ -21,6 +21,8 @@ VIEWS = {
     "pages/4_Activations.py": "The channels of any layer that respond to the image, as masks.",
     "pages/11_Units.py": "What a channel means: its top dataset patches, its own picture, its "
                          "label (network dissection), and what in an image drives it.",
+    "pages/12_Detector.py": "An object detector's boxes, each explained: Grad-CAM and its "
+                            "family, the gradient methods, occlusion, D-RISE.",
     "pages/5_Embedding_map.py": "A whole dataset in 2-D (PCA, t-SNE, UMAP) coloured by class, "
                                 "prediction or error; the k-NN accuracy of the features.",
     "pages/6_Neighbours.py": "The dataset images the model finds most similar to an image.",

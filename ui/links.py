@@ -26,6 +26,7 @@ from explain.analysis.features import PENULTIMATE
 from explain.analysis.neighbours import METRICS
 from explain.analysis.projections import PROJECTIONS
 from explain.analysis.transfer import FITTED
+from explain.core.registry import PIXEL_METHOD
 from explain.data.datasets import BUNDLED
 from explain.data.samples import SAMPLES
 from explain.evaluate.faithfulness import FILLS
@@ -83,6 +84,18 @@ def _label(text: str) -> str:
     if not text or len(text) > 100 or not all(c.isalnum() or c in " _-.,'()&+" for c in text):
         raise ValueError(text)
     return text
+
+
+MAX_BOXES = 20
+
+
+def _boxes(text: str) -> list[str]:
+    """Boxes to explain: x0,y0,x1,y1,label for each, all comma-separated (whole numbers)."""
+    numbers = [int(v) for v in text.split(",")]
+    if not numbers or len(numbers) % 5 or len(numbers) > 5 * MAX_BOXES \
+            or any(abs(v) > 100_000 for v in numbers):
+        raise ValueError(text)
+    return [",".join(map(str, numbers[i:i + 5])) for i in range(0, len(numbers), 5)]
 
 
 def _dataset_id(text: str) -> str:
@@ -159,7 +172,15 @@ PARAMS: dict[str, Param] = {
     "usort": Param("activation", _choice(("activation", "selectivity", "iou"))),
     "ulabel": Param("all", _label),
     "upage": Param(1, _number(int, 1, 100_000)),
-    "unit_method": Param("guided_backprop", _choice(METHODS)),
+    "unit_method": Param(PIXEL_METHOD, _choice(METHODS)),
+    # the Detector page: the detector, its image, the threshold, the boxes and the method
+    "detector": Param("animals_detector", _choice(backbone_names("detection"))),
+    "det_source": Param("demo scene", _choice(("demo scene", "the sidebar's image"))),
+    "scene": Param(0, _number(int, 0, 99_999)),
+    "det_thr": Param(0.5, _number(float, 0.05, 0.95)),
+    "det_boxes": Param(None, _boxes),
+    "det_method": Param(DEFAULT_METHOD, _choice(METHODS)),
+    "det_layer": Param("own", _name),  # "own": each box's own level; else a detector's layer
     "dataset": Param("animal_mnist", _dataset_id),
     "per_class": Param(100, _number(int, 5, 1000)),
     "index": Param(None, _number(int, 0, 10_000_000)),  # an image of the dataset (Explain)
@@ -300,7 +321,8 @@ def values() -> dict[str, str]:
     for name in PARAMS:
         value = st.session_state.get(key(name))
         if value is not None:
-            found[name] = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+            found[name] = ",".join(map(str, value)) if isinstance(value, tuple | list) \
+                else str(value)
     if st.session_state.get("source") == "upload":
         found.pop("sample", None)  # an upload cannot travel in a link
     return found

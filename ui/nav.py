@@ -13,6 +13,7 @@ NAVIGATION = [
     ("pages/3_Class_visualization.py", "Class visualization", ":material/brush:"),
     ("pages/4_Activations.py", "Activations", ":material/layers:"),
     ("pages/11_Units.py", "Units", ":material/category:"),
+    ("pages/12_Detector.py", "Detector", ":material/center_focus_strong:"),
     ("pages/5_Embedding_map.py", "Embedding map", ":material/scatter_plot:"),
     ("pages/6_Neighbours.py", "Nearest neighbours", ":material/hub:"),
     ("pages/7_Errors.py", "Errors", ":material/grid_on:"),

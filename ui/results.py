@@ -229,16 +229,19 @@ def picture(of: object | None, key: tuple, draw: Callable[[], np.ndarray]) -> by
                               lambda: (of, jpeg_bytes(draw())))[1]
 
 
-def method_options(view: View, method: str, default_layer: str | None = None) -> tuple:
+def method_options(view: View, method: str, default_layer: str | None = None,
+                   layer: str | None = None) -> tuple:
     """The options of ``method`` as the link state holds them (hashable, for caching), as its
-    record lists them (a layer not chosen: ``default_layer``, or the model's Grad-CAM layer)."""
+    record lists them (a layer not chosen: ``default_layer``, or the model's Grad-CAM layer;
+    ``layer``: this one whatever the link says, for a page with its own layer choice)."""
     default_layer = default_layer or view.backbone.spec.gradcam_layer
-    return tuple((o.name, (get(o.key) or default_layer) if o.kind == "layer" else get(o.key))
-                 for o in RECORDS[method].options)
+    return tuple((o.name, (layer or get(o.key) or default_layer) if o.kind == "layer"
+                  else get(o.key)) for o in RECORDS[method].options)
 
 
 def run_explanation(view: View, method: str, target, slot=None, queue_slot: str = "map",
-                    answer=None, default_layer: str | None = None) -> Explanation | None:
+                    answer=None, default_layer: str | None = None,
+                    layer: str | None = None) -> Explanation | None:
     """An explanation, or a clear message in ``slot`` (the page keeps working). Long methods
     show a progress bar with a Stop button. ``answer``: the placeholder below ``slot`` that
     holds the map and all that reads it, emptied before a map is computed, so that the previous
@@ -246,7 +249,7 @@ def run_explanation(view: View, method: str, target, slot=None, queue_slot: str 
     until the run ends, and the progress goes to ``slot``, not to the emptied place: two
     changes of one place before the browser is sent them are sent as the last one).
     ``target``: a class index (None: the top class) or an ``explain.Target``."""
-    options = method_options(view, method, default_layer)
+    options = method_options(view, method, default_layer, layer)
     key = explanation_key(view, method, target, options)
     known = result_store().peek(key)
     if known is not None:

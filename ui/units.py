@@ -12,6 +12,7 @@ import streamlit as st
 
 from explain import RECORDS, TITLES, Cancelled, Channel, ExplainError
 from explain.analysis import units
+from explain.core.registry import PIXEL_METHOD
 from explain.data.datasets import Dataset
 from explain.render.pictures import montage, outlined, overlay
 from explain.visualize.unit_pictures import Unit, unit_visualization
@@ -25,10 +26,10 @@ DETAIL = 36  # top patches in a channel's view
 PICTURE_STEPS = 96  # a unit picture's ascent (a class picture's default is 512: ~10 s here)
 SORTS = {"activation": "top activation", "selectivity": "class selectivity",
          "iou": "label IoU (dissection)"}
-# the methods that explain a channel: every gradient method (CAM reads a class's head, the
-# perturbation methods score a class's output)
+# the methods that explain a channel: every gradient method but those that read a class's
+# linear head (CAM)
 TOWARD = tuple(name for name, record in RECORDS.items()
-               if "gradients" in record.needs and name != "cam")
+               if "gradients" in record.needs and "cam_head" not in record.needs)
 
 
 def units_link(layer: str, channel: int) -> str:
@@ -284,7 +285,7 @@ def channel_view(view: View, dataset: Dataset, top: units.TopPatches, channel: i
 def toward(view: View, layer: str, channel: int, alpha: float, cmap: str) -> None:
     """Maps toward the channel on the sidebar's image: what in it drives the channel."""
     st.markdown(f"##### What in the sidebar's image drives channel {channel}")
-    links.ensure_choice("unit_method", list(TOWARD), default="guided_backprop")
+    links.ensure_choice("unit_method", list(TOWARD), default=PIXEL_METHOD)
     left, right = st.columns([1, 2])
     method = left.selectbox("Method", list(TOWARD), key=links.key("unit_method"),
                             format_func=TITLES.get)

@@ -133,6 +133,9 @@ def register_method(name: str, title: str, about: str = "", **record) -> Callabl
 
 
 DEFAULT_METHOD = "gradcam"  # what a page explains with when no method is chosen
+# where the CAM family would only redraw the target's own layer (a channel's map), a view
+# shows a pixel-level method first
+PIXEL_METHOD = "guided_backprop"
 
 LAYER = Option("layer", "Layer (type to search)", "layer", param="layer")
 

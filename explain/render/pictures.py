@@ -173,3 +173,27 @@ def outlined(pixels: np.ndarray, mask: np.ndarray, color=(255, 255, 255)) -> np.
     out = np.array(pixels, dtype=np.uint8, copy=True)
     out[edge] = color
     return out
+
+
+BOX_COLOURS = ((230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180),
+               (70, 240, 240), (240, 50, 230), (210, 245, 60), (0, 128, 128), (170, 110, 40))
+
+
+def boxes_drawn(image: Image.Image | np.ndarray, boxes, captions, chosen=()) -> np.ndarray:
+    """The image with each box (x0, y0, x1, y1, its pixels) drawn and captioned, a colour per
+    box; the ``chosen`` ones thicker. Captions are drawn as pixels: no markup reaches a page."""
+    from PIL import ImageDraw
+
+    picture = (image if isinstance(image, Image.Image) else Image.fromarray(image)).convert("RGB")
+    draw = ImageDraw.Draw(picture)
+    width = max(1, round(max(picture.size) / 300))
+    for i, (box, caption) in enumerate(zip(boxes, captions, strict=True)):
+        colour = BOX_COLOURS[i % len(BOX_COLOURS)]
+        x0, y0, x1, y1 = (float(v) for v in box)
+        draw.rectangle((x0, y0, x1 - 1, y1 - 1), outline=colour,
+                       width=width * (3 if i in chosen else 1))
+        text_y = max(0.0, y0 - 11 * width)
+        right = draw.textlength(caption) + 4
+        draw.rectangle((x0, text_y, x0 + right, text_y + 11), fill=colour)
+        draw.text((x0 + 2, text_y), caption, fill=(255, 255, 255))
+    return np.asarray(picture)

@@ -197,3 +197,47 @@ def test_the_energy_in_a_box_is_its_share_of_the_positive_mass():
     share, area = energy_in_box(heat, (5, 2, 10, 4))
     assert share == pytest.approx(10 / 12) and area == pytest.approx(10 / 200)
     assert energy_in_box(np.zeros((4, 4)), (0, 0, 2, 2)) == (0.0, 0.25)
+
+
+def test_threads_explaining_boxes_get_what_they_get_alone(detector, composites):
+    """Boxes of several scenes explained in four threads at once on the one shared detector
+    equal each alone; no hook, flag or .grad is left."""
+    import contextlib
+    import threading
+
+    jobs = []
+    for c in composites[:8]:
+        for box, label in zip(c.boxes[:2], c.labels[:2], strict=False):
+            jobs.append((c.image, Box(tuple(box), int(label))))
+    methods = ("gradcam", "saliency", "hirescam", "guided_backprop")
+    alone = {}
+    for i, (image, target) in enumerate(jobs):
+        with contextlib.suppress(ExplainError):  # not detected
+            alone[i] = explain(detector, image, methods[i % 4], target=target)
+    before = model_state(detector.model)
+    together, errors = {}, []
+    barrier = threading.Barrier(4)
+
+    def worker(indices):
+        barrier.wait()
+        for i in indices:
+            try:
+                together[i] = explain(detector, jobs[i][0], methods[i % 4], target=jobs[i][1])
+            except ExplainError:
+                pass
+            except BaseException as exc:
+                errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=([i for i in alone if i % 4 == k],))
+               for k in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    assert len(alone) >= 8 and set(together) == set(alone)
+    for i in alone:
+        np.testing.assert_allclose(together[i].raw, alone[i].raw, rtol=1e-5, atol=1e-7)
+    assert_same_state(before, model_state(detector.model))
+    assert not any(m._forward_hooks or m._backward_hooks for m in detector.model.modules())
+    assert all(p.grad is None for p in detector.model.parameters())

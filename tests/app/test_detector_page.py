@@ -1,0 +1,80 @@
+"""The Detector page on the offline demo detector, through AppTest: a scene's detections, the
+boxes explained (one map each, with its share inside the box), the threshold, bad links."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from explain import Box, explain
+from explain.data import animals_on_photos
+from tests.app.helpers import app, assert_clean, captions, texts
+
+DETECTOR = "pages/12_Detector.py"
+
+
+@pytest.fixture(scope="module")
+def detector():
+    from tests.conftest import CACHE
+
+    return CACHE.get("animals_detector")
+
+
+def test_a_scenes_boxes_are_drawn_and_the_first_is_explained(detector):
+    scene = animals_on_photos(1, seed=3)[0]
+    found = detector.detect(scene.image, 0.5)
+    at = app(DETECTOR, scene=3)
+    assert_clean(at)
+    assert f"{len(found)} detection{'s' if len(found) != 1 else ''} of demo scene 3 at 0.50" \
+        in captions(at)
+    first = found[0]
+    expected = explain(detector, scene.image, "gradcam", target=Box(first.box, first.label))
+    maps = [c for c in captions(at) if c.startswith("Grad-CAM for box 1 ")]
+    assert maps and f"(score {expected.probability:.2f} = IoU + class score) at " \
+        f"{detector.model.layer_for(first.box)}" in maps[0]  # the box's own level's head
+    share = [t for t in texts(at.caption) if "of the map's positive mass lies inside" in t]
+    assert len(share) == 1 and re.match(r"\d+% of the map", share[0])
+
+
+def test_several_boxes_at_once_and_the_link_carries_them(detector):
+    scene = animals_on_photos(1, seed=3)[0]
+    found = detector.detect(scene.image, 0.3)
+    if len(found) < 2:
+        pytest.skip("this scene has one detection")
+    boxes = ",".join(",".join(f"{v:.0f}" for v in d.box) + f",{d.label}" for d in found[:2])
+    at = app(DETECTOR, scene=3, det_thr=0.3, det_boxes=boxes, det_method="hirescam")
+    assert_clean(at)
+    assert len([c for c in captions(at) if c.startswith("HiResCAM for box ")]) == 2
+    assert at.query_params["det_boxes"] in (boxes, [boxes])
+
+
+def test_a_high_threshold_says_so_and_offers_a_lower_one():
+    at = app(DETECTOR, scene=3, det_thr=0.95)
+    assert not at.exception
+    said = texts(at.info)
+    if not any("lower the threshold" in t for t in said):
+        pytest.skip("a detection scores 0.95 here")
+    at.button[[b.label for b in at.button].index("Lower the threshold to show it")].click().run()
+    assert_clean(at)
+    assert any(" detection" in c and "of demo scene 3" in c for c in captions(at))
+
+
+@pytest.mark.parametrize(("params", "noted"), [
+    ({"det_boxes": "1,2,3"}, "det_boxes"), ({"det_thr": "7"}, "det_thr"),
+    ({"detector": "<b>x</b>"}, "detector"), ({"scene": "-4"}, "scene"),
+])
+def test_bad_links_are_noted_and_the_page_works(params, noted):
+    at = app(DETECTOR, **params)
+    assert not at.exception and not at.error
+    assert any(f"{noted} = “" in t for t in texts(at.info)), texts(at.info)
+    assert any(c.startswith("Grad-CAM for box 1 ") for c in captions(at))
+
+
+def test_drise_on_the_page_and_the_sidebar_image():
+    at = app(DETECTOR, scene=3, det_method="rise", masks=32)
+    assert_clean(at)
+    assert any(c.startswith("RISE / D-RISE for box 1 ") for c in captions(at))
+    at = app(DETECTOR, det_source="the sidebar's image", sample="chelsea")
+    assert not at.exception and not at.error  # a cat photo: maybe nothing, said so
+    assert captions(at)

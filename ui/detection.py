@@ -1,0 +1,148 @@
+"""The Detector page: a detector's detections on an image (a demo scene of animals on photos, or
+the sidebar's image), a threshold, and any of its boxes explained, several at once, each with
+the share of its map inside the box. Model work goes through the scheduler; the link carries
+the detector, the scene, the threshold and the boxes."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from explain import RECORDS, TITLES, Box
+from explain.data import animals_on_photos
+from explain.evaluate.pointing import energy_in_box
+from explain.render.pictures import boxes_drawn, overlay
+from models import ModelError, backbone_names
+from serving.scheduler import Busy
+from ui import links, results, widgets
+from ui.text import plain, problem
+from ui.view import View, model_cache
+
+SCENE, SIDEBAR = "demo scene", "the sidebar's image"
+OWN_LEVEL = "own"  # the layer choice: each box's own level
+# every method but those that read a classifier's pooled linear head (CAM)
+BOX_METHODS = tuple(name for name, record in RECORDS.items() if "cam_head" not in record.needs)
+
+
+def detector_view(view: View) -> View | None:
+    """The detector and the image this page works on, as a View (the sidebar's model is a
+    classifier's; this page picks its own detector)."""
+    names = backbone_names("detection")
+    links.ensure_choice("detector", names)
+    left, middle, right = st.columns([2, 2, 1])
+    name = left.selectbox("Detector", names, key=links.key("detector"))
+    try:
+        with st.spinner("Loading the detector..."):
+            detector = model_cache().get(name)
+    except ModelError as exc:
+        problem(st, str(exc))
+        return None
+    links.ensure_choice("det_source", [SCENE, SIDEBAR])
+    source = middle.radio("Image", [SCENE, SIDEBAR], key=links.key("det_source"),
+                          horizontal=True)
+    if source == SIDEBAR:
+        if view.image is None:
+            problem(st, "Choose an image in the sidebar, or a demo scene.", "info")
+            return None
+        return View(detector, view.image, view.image_key, view.image_title)
+    links.ensure_value("scene")
+    right.number_input("Scene", 0, 99_999, step=1, key=links.key("scene"),
+                       help="A demo scene: Animal-MNIST silhouettes pasted onto the bundled "
+                            "photos (explain.data.animals_on_photos), one per seed.")
+    scene = links.get("scene")
+    composite = results.result_store().get(("scene", scene),
+                                           lambda: animals_on_photos(1, seed=scene)[0])
+    return View(detector, composite.image, f"scene:{scene}", f"demo scene {scene}")
+
+
+def detections(view: View, threshold: float):
+    backbone = view.backbone
+    return results.compute(("detect", view.model_key, view.image_key, threshold),
+                           lambda job: backbone.detect(view.image, threshold), slot="detect")
+
+
+def _box_text(d) -> str:
+    return ",".join(f"{v:.0f}" for v in d.box) + f",{d.label}"
+
+
+def page(view: View) -> None:
+    dview = detector_view(view)
+    if dview is None:
+        links.stop()
+    links.ensure_value("det_thr")
+    threshold = st.slider("Score threshold", 0.05, 0.95, step=0.05, key=links.key("det_thr"))
+    try:
+        found = detections(dview, float(threshold))
+    except Busy as exc:
+        problem(st, str(exc), "warning")
+        links.stop()
+    captions = [f"{i + 1} {d.name} {d.score:.2f}" for i, d in enumerate(found)]
+    if not found:
+        lower = detections(dview, 0.05)
+        best = f" (its best detection scores {lower[0].score:.2f})" if lower else ""
+        st.image(dview.image, width=480, caption=plain(dview.image_title))
+        st.info(f"No detection scores {threshold:.2f} or more{best}: lower the threshold.")
+        if lower:
+            st.button("Lower the threshold to show it", on_click=links.put,
+                      args=("det_thr", max(0.05, float(np.floor(lower[0].score * 20) / 20))))
+        return
+    texts = [_box_text(d) for d in found]
+    chosen_links = [t for t in (links.get("det_boxes") or ()) if t in texts]
+    links.put("det_boxes", chosen_links or [texts[0]])  # boxes gone at this threshold: dropped
+    left, right = st.columns([3, 2])
+    with right:
+        chosen = st.multiselect("Boxes to explain", texts, key=links.key("det_boxes"),
+                                format_func=lambda t: captions[texts.index(t)])
+        links.ensure_choice("det_method", list(BOX_METHODS))
+        method = st.selectbox("Method", list(BOX_METHODS), key=links.key("det_method"),
+                              format_func=TITLES.get)
+        inside = st.toggle("Renormalise each map inside its box", key="det_inside")
+    picked = [texts.index(t) for t in chosen]
+    left.image(boxes_drawn(dview.image, [d.box for d in found], captions, picked),
+               width="stretch", caption=f"{len(found)} detection{'s' if len(found) != 1 else ''}"
+                                        f" of {plain(dview.image_title)} at {threshold:.2f}")
+    layer = None
+    if "layer" in RECORDS[method].needs:  # each box's own level by default (see box_map)
+        choices = [OWN_LEVEL, *dview.backbone.layers]
+        links.ensure_choice("det_layer", choices)
+        layer = st.selectbox("Layer", choices, key=links.key("det_layer"),
+                             format_func=lambda n: "each box's own level (the head that "
+                             "predicts it)" if n == OWN_LEVEL else n)
+    widgets.method_options(dview, method, skip=("layer",))
+    alpha, cmap = widgets.display_options()
+    st.caption(RECORDS[method].about)
+    for row_start in range(0, len(picked), 2):
+        columns = st.columns(2)
+        for column, index in zip(columns, picked[row_start:row_start + 2], strict=False):
+            with column:
+                box_map(dview, found[index], captions[index], method, layer, inside, alpha,
+                        cmap)
+
+
+def box_map(view: View, detection, caption: str, method: str, layer: str | None,
+            inside: bool, alpha: float, cmap: str) -> None:
+    """One box's map (``layer``: the layered methods' layer; ``OWN_LEVEL``: the box's own)."""
+    if layer == OWN_LEVEL:
+        height, width = view.backbone.preprocessing.size
+        target = Box(detection.box, detection.label).for_image(view.image.size, (height, width))
+        layer = view.backbone.model.layer_for(target.input_box)
+    working, answer = st.container(), st.empty()
+    result = results.run_explanation(view, method, Box(detection.box, detection.label), working,
+                                     answer=answer, queue_slot=f"box:{caption}", layer=layer)
+    if result is None:
+        return
+    heat = result.heatmap
+    if inside:
+        x0, y0, x1, y1 = (round(float(v)) for v in detection.box)
+        kept = np.zeros_like(heat)
+        kept[y0:y1, x0:x1] = heat[y0:y1, x0:x1]
+        heat = kept / max(float(kept.max()), 1e-12)
+    share, area = energy_in_box(result.heatmap, detection.box)
+
+    with answer.container():
+        st.image(overlay(view.image, heat, alpha, cmap), width="stretch", output_format="JPEG",
+                 caption=f"{TITLES[method]} for box {plain(caption)} (score {result.probability:.2f}"
+                         f" = IoU + class score)" + (f" at {result.layer}" if result.layer else "")
+                         + f" · {result.seconds:.2f} s")
+        st.caption(f"{share:.0%} of the map's positive mass lies inside the box, which is "
+                   f"{area:.0%} of the image (a map spread evenly would put {area:.0%} there).")
