@@ -11,6 +11,7 @@ import streamlit as st
 from explain import RECORDS, TITLES, Box
 from explain.data import animals_on_photos
 from explain.evaluate.pointing import energy_in_box
+from explain.render.figures import detections_figure
 from explain.render.pictures import boxes_drawn, overlay
 from models import ModelError, backbone_names
 from serving.scheduler import Busy
@@ -98,9 +99,14 @@ def page(view: View) -> None:
                               format_func=TITLES.get)
         inside = st.toggle("Renormalise each map inside its box", key="det_inside")
     picked = [texts.index(t) for t in chosen]
-    left.image(boxes_drawn(dview.image, [d.box for d in found], captions, picked),
-               width="stretch", caption=f"{len(found)} detection{'s' if len(found) != 1 else ''}"
-                                        f" of {plain(dview.image_title)} at {threshold:.2f}")
+    with left:
+        pixels = boxes_drawn(dview.image, [d.box for d in found], captions, picked)
+        st.plotly_chart(detections_figure(pixels, [d.box for d in found], captions),
+                        key=CHART, on_select=_clicked(texts), selection_mode="points",
+                        config={"displaylogo": False})
+        st.caption(f"{len(found)} detection{'s' if len(found) != 1 else ''} of "
+                   f"{plain(dview.image_title)} at {threshold:.2f}: click a box, or pick boxes "
+                   "in the list, to explain them")
     layer = None
     if "layer" in RECORDS[method].needs:  # each box's own level by default (see box_map)
         choices = [OWN_LEVEL, *dview.backbone.layers]
@@ -117,6 +123,28 @@ def page(view: View) -> None:
             with column:
                 box_map(dview, found[index], captions[index], method, layer, inside, alpha,
                         cmap)
+
+
+CHART = "det_chart"
+
+
+def _clicked(texts: list[str]):
+    """The chart's callback: a click on a box adds it to the boxes explained (or, if it is
+    there, takes it out)."""
+    def picked() -> None:
+        points = st.session_state[CHART].selection.points
+        indices = [p["customdata"] for p in points if "customdata" in p]
+        if not indices:
+            return
+        try:
+            text = texts[int(indices[0])]
+        except (TypeError, ValueError, IndexError):
+            return
+        current = list(links.get("det_boxes") or [])
+        links.put("det_boxes", [t for t in current if t != text] if text in current
+                  else [*current, text])
+
+    return picked
 
 
 def box_map(view: View, detection, caption: str, method: str, layer: str | None,

@@ -206,3 +206,30 @@ def curves_figure(curves: dict, kind: str):
                       xaxis=dict(title=f"share of pixels {verb}", tickformat=".0%"),
                       yaxis=dict(title="class probability", range=[0, 1]))
     return fig
+
+
+def detections_figure(pixels: np.ndarray, boxes, captions, height: int = 520):
+    """An image with its detections drawn in (``pixels``, see ``pictures.boxes_drawn``) as a
+    plotly figure a click can pick a box in: a grid of 3 x 3 faint points over each box carries
+    the box's index (``customdata``), its caption on hover."""
+    go = _plotly()
+
+    xs, ys, index, texts = [], [], [], []
+    for i, (box, caption) in enumerate(zip(boxes, captions, strict=True)):
+        x0, y0, x1, y1 = (float(v) for v in box)
+        for fx in (0.25, 0.5, 0.75):
+            for fy in (0.25, 0.5, 0.75):
+                xs.append(x0 + fx * (x1 - x0))
+                ys.append(y0 + fy * (y1 - y0))
+                index.append(i)
+                texts.append(label(caption))
+    fig = go.Figure(go.Image(z=pixels, hoverinfo="skip"))
+    fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", customdata=index, text=texts,
+                             marker=dict(size=18, color="rgba(255,255,255,0.01)"),
+                             hovertemplate="%{text}: click to explain<extra></extra>",
+                             showlegend=False))
+    fig.update_xaxes(visible=False, range=[0, pixels.shape[1]])
+    fig.update_yaxes(visible=False, range=[pixels.shape[0], 0], scaleanchor="x")
+    fig.update_layout(height=height, margin=dict(l=0, r=0, t=TOOLBAR, b=0), dragmode=False,
+                      clickmode="event+select")
+    return fig

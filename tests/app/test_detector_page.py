@@ -26,8 +26,9 @@ def test_a_scenes_boxes_are_drawn_and_the_first_is_explained(detector):
     found = detector.detect(scene.image, 0.5)
     at = app(DETECTOR, scene=3)
     assert_clean(at)
-    assert f"{len(found)} detection{'s' if len(found) != 1 else ''} of demo scene 3 at 0.50" \
-        in captions(at)
+    said = f"{len(found)} detection{'s' if len(found) != 1 else ''} of demo scene 3 at 0.50"
+    assert any(t.startswith(said) for t in texts(at.caption)), texts(at.caption)
+    assert len(at.get("plotly_chart")) == 1  # the image, its boxes to click
     first = found[0]
     expected = explain(detector, scene.image, "gradcam", target=Box(first.box, first.label))
     maps = [c for c in captions(at) if c.startswith("Grad-CAM for box 1 ")]
@@ -57,7 +58,7 @@ def test_a_high_threshold_says_so_and_offers_a_lower_one():
         pytest.skip("a detection scores 0.95 here")
     at.button[[b.label for b in at.button].index("Lower the threshold to show it")].click().run()
     assert_clean(at)
-    assert any(" detection" in c and "of demo scene 3" in c for c in captions(at))
+    assert any(" detection" in t and "of demo scene 3" in t for t in texts(at.caption))
 
 
 @pytest.mark.parametrize(("params", "noted"), [

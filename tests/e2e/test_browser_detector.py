@@ -25,3 +25,28 @@ def test_picking_a_second_box_explains_it_beside_the_first(server, page):
     page.wait_for_function("() => /det_boxes=[0-9,%C]+/.test(location.search)")
     assert_no_error(page)
     shot(page, "42-detector-two-boxes")
+
+
+def test_a_click_on_a_box_explains_it(server, page):
+    """A real click on a box of the chart (the box the test reads off the figure)."""
+    page.goto(server + "/Detector?scene=3&det_thr=0.3")
+    wait_for_caption(page, "Grad-CAM for box 1 ")
+    chart = page.locator("[data-testid=stPlotlyChart] .js-plotly-plot").first
+    chart.locator(".main-svg").first.wait_for()
+    page.wait_for_timeout(1000)
+    # the centre of the last box's points, in page pixels
+    x, y, caption = chart.evaluate("""gd => {
+        const t = gd._fullData[1], last = Math.max(...t.customdata);
+        const i = t.customdata.indexOf(last) + 4;  // its middle point
+        const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+        const box = gd.getBoundingClientRect();
+        return [box.left + xa._offset + xa.l2p(t.x[i]), box.top + ya._offset + ya.l2p(t.y[i]),
+                t.text[i]];
+    }""")
+    page.mouse.move(x, y)
+    page.wait_for_timeout(300)
+    page.mouse.click(x, y)
+    wait_for_caption(page, f"Grad-CAM for box {caption.split()[0]} ")
+    page.wait_for_function("() => (location.search.match(/det_boxes=([^&]*)/) || ['', ''])[1]"
+                           ".split('%2C').length == 10")
+    assert_no_error(page)
