@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import numpy as np
 import streamlit as st
+import torch
 
-from explain import RECORDS, TITLES, Box
+from explain import RECORDS, TITLES, Box, Cancelled, ExplainError, to_heatmap
+from explain.core.boxes import box_scores
 from explain.data import animals_on_photos
+from explain.evaluate.faithfulness import curves, random_map_curves
 from explain.evaluate.pointing import energy_in_box
-from explain.render.figures import detections_figure
+from explain.render.figures import curves_figure, detections_figure
 from explain.render.pictures import boxes_drawn, overlay
 from models import ModelError, backbone_names
-from serving.scheduler import Busy
+from serving.scheduler import Busy, Stopped
 from ui import links, results, widgets
 from ui.text import plain, problem
 from ui.view import View, model_cache
@@ -98,6 +101,10 @@ def page(view: View) -> None:
         method = st.selectbox("Method", list(BOX_METHODS), key=links.key("det_method"),
                               format_func=TITLES.get)
         inside = st.toggle("Renormalise each map inside its box", key="det_inside")
+        trust = st.toggle("Deletion and insertion curves of each box's score", key="det_curves",
+                          help="Pixels removed (deletion) or revealed (insertion) in the order "
+                               "of the map, the box's score (IoU + class score) after each "
+                               "step, beside a random map's (Petsiuk et al., 2018).")
     picked = [texts.index(t) for t in chosen]
     with left:
         pixels = boxes_drawn(dview.image, [d.box for d in found], captions, picked)
@@ -121,8 +128,10 @@ def page(view: View) -> None:
         columns = st.columns(2)
         for column, index in zip(columns, picked[row_start:row_start + 2], strict=False):
             with column:
-                box_map(dview, found[index], captions[index], method, layer, inside, alpha,
-                        cmap)
+                result = box_map(dview, found[index], captions[index], method, layer, inside,
+                                 alpha, cmap)
+                if trust and result is not None:
+                    box_curves(dview, found[index], result)
 
 
 CHART = "det_chart"
@@ -148,7 +157,7 @@ def _clicked(texts: list[str]):
 
 
 def box_map(view: View, detection, caption: str, method: str, layer: str | None,
-            inside: bool, alpha: float, cmap: str) -> None:
+            inside: bool, alpha: float, cmap: str):
     """One box's map (``layer``: the layered methods' layer; ``OWN_LEVEL``: the box's own)."""
     if layer == OWN_LEVEL:
         height, width = view.backbone.preprocessing.size
@@ -158,7 +167,7 @@ def box_map(view: View, detection, caption: str, method: str, layer: str | None,
     result = results.run_explanation(view, method, Box(detection.box, detection.label), working,
                                      answer=answer, queue_slot=f"box:{caption}", layer=layer)
     if result is None:
-        return
+        return None
     heat = result.heatmap
     if inside:
         x0, y0, x1, y1 = (round(float(v)) for v in detection.box)
@@ -174,3 +183,49 @@ def box_map(view: View, detection, caption: str, method: str, layer: str | None,
                          + f" · {result.seconds:.2f} s")
         st.caption(f"{share:.0%} of the map's positive mass lies inside the box, which is "
                    f"{area:.0%} of the image (a map spread evenly would put {area:.0%} there).")
+    return result
+
+
+CURVE_STEPS = 20
+
+
+def box_curves(view: View, detection, result) -> None:
+    """The deletion and insertion curves of the box's score for its map, beside a random map's
+    (4 seeded smooth maps), through the scheduler with progress and Stop."""
+    backbone = view.backbone
+    height, width = backbone.preprocessing.size
+    target = Box(detection.box, detection.label).for_image(view.image.size, (height, width))
+    key = ("box-curves", view.model_key, view.image_key, result.method, result.layer,
+           target.input_box, target.label, id(result))
+
+    def work(job):
+        bound = box_scores(backbone, target.input_box, target.label).model
+        inputs = backbone.preprocess(view.image)
+        saliency = to_heatmap(torch.from_numpy(np.asarray(result.raw)), (height, width))
+
+        def report(offset: int, share: int):
+            return lambda done, total: job.report(offset + done * share // total, 100)
+
+        ours = curves(bound, inputs, [saliency], [0], CURVE_STEPS, progress=report(0, 20))[0]
+        chance = random_map_curves(bound, inputs, 0, CURVE_STEPS, count=4,
+                                   progress=report(20, 80))
+        return ours, chance
+
+    slot = st.container()
+    progress = results.ProgressWithStop(slot, key, "Deletion and insertion curves")
+    try:
+        ours, chance = results.compute(key, work, slot=f"curves:{detection.box}",
+                                       where=slot.empty(), progress=progress)
+    except (ExplainError, Busy) as exc:
+        problem(slot, str(exc), "warning")
+        return
+    except (Stopped, Cancelled):
+        slot.info("Stopped.")
+        return
+    finally:
+        progress.done()
+    shown = {TITLES[result.method]: ours, "random map": chance}
+    a, b = st.columns(2)
+    for column, kind in zip((a, b), ("deletion", "insertion"), strict=True):
+        column.plotly_chart(curves_figure(shown, kind, "box score (IoU + class score)", 2.0),
+                            key=f"{kind}_{key[-3:]}", config={"displaylogo": False})

@@ -25,7 +25,8 @@ FILLS = ("blur", "baseline")
 @dataclass(frozen=True, eq=False)
 class Curves:
     """``fractions``: (steps + 1,) share of pixels removed/revealed; ``deletion``/``insertion``:
-    the target's probability at each step; ``*_auc``: areas under them (trapezoid, in [0, 1])."""
+    the target's probability at each step (of a one-output adapter, its value: a box's score,
+    IoU + class score); ``*_auc``: areas under them (trapezoid)."""
 
     fractions: np.ndarray
     deletion: np.ndarray
@@ -108,8 +109,8 @@ def curves(model: nn.Module, inputs: torch.Tensor, saliencies: Sequence[np.ndarr
                 began = time.perf_counter()
                 logits = model(perturbed)
                 columns = torch.tensor([targets[m] for m, _, _ in chunk], device=logits.device)
-                scores[done:done + len(chunk)] = logits.float().softmax(dim=1).gather(
-                    1, columns[:, None])[:, 0].cpu()
+                values = logits.float() if logits.shape[1] == 1 else logits.float().softmax(1)
+                scores[done:done + len(chunk)] = values.gather(1, columns[:, None])[:, 0].cpu()
             sizer.record(len(chunk), time.perf_counter() - began)
             done += len(chunk)
             if progress is not None:

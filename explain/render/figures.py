@@ -188,9 +188,10 @@ def accuracy_figure(rows: list[tuple[str, float]]):
     return fig
 
 
-def curves_figure(curves: dict, kind: str):
-    """Deletion or insertion curves (``kind``) of several maps: probability against the share of
-    pixels removed or revealed, the area under each in the legend."""
+def curves_figure(curves: dict, kind: str, score: str = "class probability", top: float = 1.0):
+    """Deletion or insertion curves (``kind``) of several maps: the ``score`` (a probability by
+    default; a box's score up to 2) against the share of pixels removed or revealed, the area
+    under each in the legend."""
     go = _plotly()
 
     fig = go.Figure()
@@ -204,7 +205,7 @@ def curves_figure(curves: dict, kind: str):
     fig.update_layout(title=f"{kind.capitalize()} (area under the curve)", height=300,
                       margin=dict(l=0, r=0, t=40, b=0), legend=dict(orientation="h", y=-0.25),
                       xaxis=dict(title=f"share of pixels {verb}", tickformat=".0%"),
-                      yaxis=dict(title="class probability", range=[0, 1]))
+                      yaxis=dict(title=score, range=[0, top]))
     return fig
 
 

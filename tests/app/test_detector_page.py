@@ -79,3 +79,27 @@ def test_drise_on_the_page_and_the_sidebar_image():
     at = app(DETECTOR, det_source="the sidebar's image", sample="chelsea")
     assert not at.exception and not at.error  # a cat photo: maybe nothing, said so
     assert captions(at)
+
+
+def test_a_boxs_deletion_and_insertion_curves_start_at_its_score(detector):
+    import json
+
+    scene = animals_on_photos(1, seed=3)[0]
+    first = detector.detect(scene.image, 0.5)[0]
+    expected = explain(detector, scene.image, "gradcam", target=Box(first.box, first.label))
+    at = app(DETECTOR, scene=3)
+    at.toggle(key="det_curves").set_value(True).run()
+    assert_clean(at)
+    charts = at.get("plotly_chart")
+    assert len(charts) == 3  # the image, then the box's deletion and insertion
+    deletion = json.loads(charts[1].proto.spec)["data"]
+    ours = next(trace for trace in deletion if trace["name"].startswith("Grad-CAM"))
+    values = ours["y"]
+    if isinstance(values, dict):  # plotly's typed array: base64 of the numbers
+        import base64
+
+        import numpy as np
+
+        values = np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
+    assert values[0] == pytest.approx(expected.probability, abs=1e-4)  # nothing removed yet
+    assert any(trace["name"].startswith("random map") for trace in deletion)
