@@ -11,7 +11,6 @@ import streamlit as st
 from PIL import Image
 
 from explain import (
-    Cancelled,
     ExplainError,
 )
 from explain.analysis.features import PENULTIMATE, Features, extract_features
@@ -28,10 +27,9 @@ from explain.data.datasets import (
 from models import (
     PRETRAINED,
 )
-from serving.scheduler import Busy, Stopped
 from ui import heads, limits
 from ui.links import ensure_choice, ensure_value, get, key, put, selection, stop, values
-from ui.results import ProgressWithStop, compute, dataset_cached, feature_store, result_store
+from ui.results import dataset_cached, feature_store, result_store, with_progress
 from ui.text import plain, problem
 from ui.view import View
 from ui.widgets import uploaded
@@ -133,21 +131,10 @@ def features_for(view: View, dataset: Dataset, layer: str) -> Features | None:
             st.session_state.pop("stopped", None)
             st.rerun()
         return None
-    slot = st.container()
-    progress = ProgressWithStop(slot, run_key, f"Computing features of {len(dataset)} images")
-    try:
-        return compute(run_key, lambda job: extract_features(view.backbone, dataset, layer,
-                                                             progress=job.report),
-                       slot="features", where=slot.empty(), progress=progress,
-                       store=feature_store())
-    except (ExplainError, Busy) as exc:
-        problem(st, str(exc), "warning")
-        return None
-    except (Stopped, Cancelled):
-        st.info("Stopped.")
-        return None
-    finally:
-        progress.done()
+    return with_progress(run_key, f"Computing features of {len(dataset)} images",
+                         lambda job: extract_features(view.backbone, dataset, layer,
+                                                      progress=job.report),
+                         "features", store=feature_store())
 
 
 def dataset_features(view: View) -> tuple[Dataset, str, Features]:

@@ -9,7 +9,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from explain import RECORDS, TITLES, Box, Cancelled, ExplainError, to_heatmap
+from explain import RECORDS, TITLES, Box, to_heatmap
 from explain.core.boxes import box_scores
 from explain.data import animals_on_photos
 from explain.evaluate.faithfulness import curves, random_map_curves
@@ -17,7 +17,7 @@ from explain.evaluate.pointing import energy_in_box
 from explain.render.figures import curves_figure, detections_figure
 from explain.render.pictures import boxes_drawn, overlay
 from models import ModelError, backbone_names
-from serving.scheduler import Busy, Stopped
+from serving.scheduler import Busy
 from ui import links, results, widgets
 from ui.text import plain, problem
 from ui.view import View, model_cache
@@ -211,19 +211,11 @@ def box_curves(view: View, detection, result) -> None:
                                    progress=report(20, 80))
         return ours, chance
 
-    slot = st.container()
-    progress = results.ProgressWithStop(slot, key, "Deletion and insertion curves")
-    try:
-        ours, chance = results.compute(key, work, slot=f"curves:{detection.box}",
-                                       where=slot.empty(), progress=progress)
-    except (ExplainError, Busy) as exc:
-        problem(slot, str(exc), "warning")
+    found = results.with_progress(key, "Deletion and insertion curves", work,
+                                  f"curves:{detection.box}")
+    if found is None:
         return
-    except (Stopped, Cancelled):
-        slot.info("Stopped.")
-        return
-    finally:
-        progress.done()
+    ours, chance = found
     shown = {TITLES[result.method]: ours, "random map": chance}
     a, b = st.columns(2)
     for column, kind in zip((a, b), ("deletion", "insertion"), strict=True):

@@ -10,7 +10,7 @@ import math
 import numpy as np
 import streamlit as st
 
-from explain import TITLES, Cancelled, ExplainError
+from explain import TITLES, ExplainError
 from explain.analysis.features import Features
 from explain.analysis.probes import Assessment
 from explain.data.datasets import Dataset
@@ -26,11 +26,10 @@ from explain.evaluate.slices import (
     scores,
 )
 from explain.render.pictures import overlay, png_bytes
-from serving.scheduler import Busy, Stopped
 from ui import data
 from ui.layout import grid
 from ui.links import ensure_choice, ensure_value, get, key, put, selection, stop
-from ui.results import ProgressWithStop, compute, method_options, picture, result_store
+from ui.results import method_options, picture, result_store, with_progress
 from ui.text import plain, problem
 from ui.view import View
 
@@ -145,17 +144,7 @@ def with_scores(view: View, dataset: Dataset, indices: np.ndarray, method: str,
 
 
 def _computed(wanted: tuple, title: str, work) -> SliceRun | None:
-    slot = st.container()
-    progress = ProgressWithStop(slot, wanted, title)
-    try:
-        return compute(wanted, work, slot="gallery", where=slot.empty(), progress=progress)
-    except (ExplainError, Busy) as exc:
-        problem(st, str(exc), "warning")
-    except (Stopped, Cancelled):
-        st.info("Stopped.")
-    finally:
-        progress.done()
-    return None
+    return with_progress(wanted, title, work, "gallery")
 
 
 def known_runs(view: View, dataset: Dataset, indices: np.ndarray) -> dict[str, SliceRun]:

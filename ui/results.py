@@ -280,6 +280,25 @@ def run_explanation(view: View, method: str, target, slot=None, queue_slot: str 
     return None
 
 
+def with_progress(key: tuple, title: str, work: Callable[[Job], object], slot_name: str,
+                  store: ResultStore | None = None):
+    """``work(job)`` through the scheduler under ``key`` (``compute``), its progress and Stop in
+    a place of its own here; None, with the message there, where it cannot be had (an error a
+    user can act on, the server busy, or stopped)."""
+    slot = st.container()
+    progress = ProgressWithStop(slot, key, title)
+    try:
+        return compute(key, work, slot=slot_name, where=slot.empty(), progress=progress,
+                       store=store)
+    except (ExplainError, Busy) as exc:
+        problem(slot, str(exc), "warning")
+    except (Stopped, Cancelled):
+        slot.info("Stopped.")
+    finally:
+        progress.done()
+    return None
+
+
 STOPPED_JOB = "_stopped_job"
 
 

@@ -51,18 +51,7 @@ def _computed(run_key: tuple, label: str, work, slot_name: str, again: str):
             st.session_state.pop("stopped", None)
             st.rerun()
         return None
-    slot = st.container()
-    progress = results.ProgressWithStop(slot, run_key, label)
-    try:
-        return results.compute(run_key, work, slot=slot_name, where=slot.empty(),
-                               progress=progress)
-    except (ExplainError, Busy) as exc:
-        problem(st, str(exc), "warning")
-    except (Stopped, Cancelled):
-        st.info("Stopped.")
-    finally:
-        progress.done()
-    return None
+    return results.with_progress(run_key, label, work, slot_name)
 
 
 def top_for(view: View, dataset: Dataset, layer: str, k: int) -> units.TopPatches | None:
