@@ -16,7 +16,7 @@ fitted heads), ``jobs`` (the batch feature job), ``render`` (pictures and figure
 
 from explain import methods  # noqa: F401  (registers every method)
 from explain.analysis.units import Dissection, TopPatches, dissect, top_patches
-from explain.api import activations, explain, explain_batch, predict_batch, visualize_class
+from explain.api import activations, explain, explain_batch, explain_boxes, predict_batch, visualize_class
 from explain.core.boxes import Box
 from explain.core.registry import DEFAULT_METHOD, METHODS, RECORDS, TITLES, MethodRecord, Option
 from explain.core.results import Attribution, Cancelled, ExplainError, Explanation, NotApplicable, to_heatmap
@@ -58,6 +58,7 @@ __all__ = [
     "dissect",
     "explain",
     "explain_batch",
+    "explain_boxes",
     "load_image",
     "predict_batch",
     "to_heatmap",

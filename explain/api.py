@@ -89,6 +89,60 @@ def explain_batch(backbone, images: Sequence[ImageSource], method: str, targets=
     return explanations
 
 
+ONE_FORWARD = ("gradcam", "gradcam_pp", "xgradcam", "hirescam", "layercam", "eigencam",
+               "eigengradcam")  # CAM-family methods that read one layer: k boxes, one forward
+
+
+def explain_boxes(backbone, image: ImageSource, method: str, boxes: Sequence, **options
+                  ) -> list[Explanation]:
+    """Several boxes (``Box`` targets) of one image explained with ``method``: each equals
+    ``explain(backbone, image, method, target=box, **options)``. For the CAM family at one
+    layer (and no augmentation smoothing), the boxes that read the same layer (by default, each
+    box's own level) cost one forward pass and one backward pass from the layer each; other
+    methods run box by box."""
+    from explain.core.boxes import Box, boxes_scores
+    from explain.methods.gradcam import cam_maps_of_columns
+
+    record = RECORDS.get(method)
+    layer = options.get("layer")
+    if record is None or method not in ONE_FORWARD or options.get("aug_smooth") \
+            or isinstance(layer, list | tuple) or not boxes:
+        return [explain(backbone, image, method, target=box, **options) for box in boxes]
+    options = record.checked(options)
+    picture = load_image(image)
+    size = backbone.preprocessing.size
+    targets = [as_target(b, backbone, record.title).for_image(picture.size, size)
+               for b in boxes]
+    if not all(isinstance(t, Box) for t in targets):
+        raise ExplainError(f"{record.title}: explain_boxes takes Box targets.")
+    for target in targets:
+        target.bind(backbone)  # the label is checked, with its message
+    inputs = backbone.preprocess(picture)
+    start = time.perf_counter()
+    groups: dict[str, list[int]] = {}
+    for i, target in enumerate(targets):
+        bound = boxes_scores(backbone, [target.input_box], [target.label])
+        groups.setdefault(layer or bound.spec.gradcam_layer, []).append(i)
+    results: list = [None] * len(targets)
+    for name, rows in groups.items():
+        bound = boxes_scores(backbone, [targets[i].input_box for i in rows],
+                             [targets[i].label for i in rows])
+        maps = cam_maps_of_columns(method, bound.model, inputs, layer_of(backbone, name),
+                                   list(range(len(rows))), name, backbone.spec.tokens,
+                                   bool(options.get("eigen_smooth")))
+        for i, attribution in zip(rows, maps, strict=True):
+            results[i] = (name, attribution)
+    seconds = (time.perf_counter() - start) / len(targets)
+    out = []
+    for target, (name, a) in zip(targets, results, strict=True):
+        one = boxes_scores(backbone, [target.input_box], [target.label])
+        out.append(Explanation(method, 0, to_heatmap(a.raw, (picture.height, picture.width)),
+                               a.raw.detach().cpu().numpy(), seconds,
+                               target.shown_score(backbone, picture, a.probability), name, {},
+                               target.title(one, 0)))
+    return out
+
+
 def predict_batch(backbone, images: Sequence[ImageSource], k: int = 5) -> list[list]:
     """``backbone.predict`` for every image, in one forward pass."""
     from models import Prediction

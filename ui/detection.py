@@ -9,7 +9,8 @@ import numpy as np
 import streamlit as st
 import torch
 
-from explain import RECORDS, TITLES, Box, to_heatmap
+from explain import RECORDS, TITLES, Box, ExplainError, explain_boxes, to_heatmap
+from explain.api import ONE_FORWARD
 from explain.core.boxes import box_scores
 from explain.data import animals_on_photos
 from explain.evaluate.faithfulness import curves, random_map_curves
@@ -124,6 +125,8 @@ def page(view: View) -> None:
     widgets.method_options(dview, method, skip=("layer",))
     alpha, cmap = widgets.display_options()
     st.caption(RECORDS[method].about)
+    if len(picked) > 1 and method in ONE_FORWARD:
+        together(dview, method, [found[i] for i in picked], layer)
     for row_start in range(0, len(picked), 2):
         columns = st.columns(2)
         for column, index in zip(columns, picked[row_start:row_start + 2], strict=False):
@@ -135,6 +138,39 @@ def page(view: View) -> None:
 
 
 CHART = "det_chart"
+
+
+def _layer_of(view: View, detection, layer: str | None) -> str | None:
+    """The layer a box's layered method reads: the chosen one, or its own level's."""
+    if layer != OWN_LEVEL:
+        return layer
+    height, width = view.backbone.preprocessing.size
+    target = Box(detection.box, detection.label).for_image(view.image.size, (height, width))
+    return view.backbone.model.layer_for(target.input_box)
+
+
+def together(view: View, method: str, chosen: list, layer: str | None) -> None:
+    """The maps of several boxes of one CAM-family method computed at once (one forward pass
+    per layer, a backward pass per box: ``explain_boxes``), each then stored where its own
+    request finds it. Nothing is computed when every map is known; a problem is left to each
+    box's own request to say."""
+    store = results.result_store()
+    keys = [results.explanation_key(view, method, Box(d.box, d.label), results.method_options(
+        view, method, None, _layer_of(view, d, layer))) for d in chosen]
+    if all(store.peek(k) is not None for k in keys):
+        return
+    options = dict(results.method_options(view, method, None, _layer_of(view, chosen[0], layer)))
+    if layer == OWN_LEVEL:
+        options.pop("layer", None)  # each box at its own level
+    backbone, image = view.backbone, view.image
+    targets = [Box(d.box, d.label) for d in chosen]
+    try:
+        maps = results.compute(("boxes", *keys), lambda job: explain_boxes(
+            backbone, image, method, targets, **options), slot="boxes")
+    except (ExplainError, Busy):
+        return
+    for key, explained in zip(keys, maps, strict=True):
+        store.get(key, lambda e=explained: e)
 
 
 def _clicked(texts: list[str]):
@@ -159,10 +195,7 @@ def _clicked(texts: list[str]):
 def box_map(view: View, detection, caption: str, method: str, layer: str | None,
             inside: bool, alpha: float, cmap: str):
     """One box's map (``layer``: the layered methods' layer; ``OWN_LEVEL``: the box's own)."""
-    if layer == OWN_LEVEL:
-        height, width = view.backbone.preprocessing.size
-        target = Box(detection.box, detection.label).for_image(view.image.size, (height, width))
-        layer = view.backbone.model.layer_for(target.input_box)
+    layer = _layer_of(view, detection, layer)
     working, answer = st.container(), st.empty()
     result = results.run_explanation(view, method, Box(detection.box, detection.label), working,
                                      answer=answer, queue_slot=f"box:{caption}", layer=layer)

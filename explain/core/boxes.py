@@ -108,69 +108,91 @@ def _four(box) -> tuple[float, float, float, float]:
 
 
 class BoxScore(nn.Module):
-    """A detector whose output (N, 1) is, per image, the IoU with ``box`` (input pixels) plus
-    the class score of the detection of ``label`` that overlaps it best (0 where none does at
-    IoU ``MATCH_IOU``: a masked copy of the image may lose it). Holds the shared detector and
-    adds nothing: its modules and names are the detector's (as ``targets.LayerMeans``)."""
+    """A detector whose output (N, k) is, per image and for each of ``boxes`` (input pixels)
+    with its label, the IoU with the box plus the class score of the detection of the label
+    that overlaps it best (0 where none does at IoU ``MATCH_IOU``: a masked copy of the image
+    may lose it): k boxes from one forward pass. Holds the shared detector and adds nothing:
+    its modules and names are the detector's (as ``targets.LayerMeans``)."""
 
-    def __init__(self, detector: nn.Module, box: tuple[float, float, float, float],
-                 label: int, name: str = "") -> None:
+    def __init__(self, detector: nn.Module, boxes, labels, names=()) -> None:
         super().__init__()
         self.inner = detector
-        self.box, self.label, self.name = box, label, name or f"label {label}"
+        self.boxes, self.labels = tuple(map(tuple, boxes)), tuple(labels)
+        self.names = tuple(names) or tuple(f"label {label}" for label in self.labels)
         self.training = False
+
+    @property
+    def box(self) -> tuple[float, float, float, float]:
+        """The first box (of a one-box adapter: its box)."""
+        return self.boxes[0]
+
+    @property
+    def label(self) -> int:
+        return self.labels[0]
+
+    @property
+    def name(self) -> str:
+        return self.names[0]
 
     def named_modules(self, memo=None, prefix: str = "", remove_duplicate: bool = True):
         return self.inner.named_modules(memo, prefix, remove_duplicate)
 
     def match(self, x: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor] | None]:
-        """Per image, (IoU, class score) of the matched detection, or None."""
-        return self._matched(self.inner(x))
+        """Per image, (IoU, class score) of the first box's matched detection, or None."""
+        return [row[0] for row in self._matched(self.inner(x))]
 
-    def _matched(self, outputs) -> list[tuple[torch.Tensor, torch.Tensor] | None]:
+    def _matched(self, outputs) -> list[list[tuple[torch.Tensor, torch.Tensor] | None]]:
+        """Per image, per box: (IoU, class score) of its matched detection, or None."""
         from torchvision.ops import box_iou
 
         boxes = outputs[1]
-        target = torch.tensor([self.box], dtype=boxes.dtype, device=boxes.device)
+        targets = torch.tensor(self.boxes, dtype=boxes.dtype, device=boxes.device)
         out = []
         for found in self.inner.detections(*outputs, threshold=FLOOR):
-            mine = found.labels == self.label
-            if not bool(mine.any()):
-                out.append(None)
-                continue
-            ious = box_iou(found.boxes[mine], target)[:, 0]
-            best = int(ious.detach().argmax())
-            out.append(None if float(ious[best].detach()) < MATCH_IOU
-                       else (ious[best], found.scores[mine][best]))
+            ious = box_iou(found.boxes, targets)  # (m, k)
+            row = []
+            for j, label in enumerate(self.labels):
+                mine = found.labels == label
+                if not bool(mine.any()):
+                    row.append(None)
+                    continue
+                overlap = ious[mine, j]
+                best = int(overlap.detach().argmax())
+                row.append(None if float(overlap[best].detach()) < MATCH_IOU
+                           else (overlap[best], found.scores[mine][best]))
+            out.append(row)
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         outputs = self.inner(x)
-        scores = []
-        for row, matched in enumerate(self._matched(outputs)):
-            if matched is None:  # a 0 that still belongs to the graph (from any layer on)
-                scores.append(outputs[0][row].sum() * 0)
-            else:
-                scores.append(matched[0] + matched[1])
-        return torch.stack(scores)[:, None]
+        zero = outputs[0].sum((1, 2)) * 0  # (N,): a 0 that belongs to the graph
+        return torch.stack([torch.stack([zero[i] if m is None else m[0] + m[1] for m in row])
+                            for i, row in enumerate(self._matched(outputs))])
 
 
 _BOUND: dict[tuple, object] = {}
 
 
 def box_scores(backbone, box: tuple[float, float, float, float], label: int):
-    """``backbone`` (a detector) with ``BoxScore`` of ``box`` and ``label`` as its model."""
-    key = (id(backbone.model), *backbone.identity, box, label)
+    """``backbone`` (a detector) with ``BoxScore`` of ``box`` and ``label`` as its model (one
+    output)."""
+    return boxes_scores(backbone, [box], [label])
+
+
+def boxes_scores(backbone, boxes, labels):
+    """``backbone`` (a detector) with the ``BoxScore`` of several boxes as its model: output j
+    is box j's score. The default layer is the first box's level's head."""
+    boxes, labels = tuple(tuple(float(v) for v in b) for b in boxes), tuple(map(int, labels))
+    key = (id(backbone.model), *backbone.identity, boxes, labels)
     if key not in _BOUND:
         if len(_BOUND) > 256:
             _BOUND.clear()
         spec = backbone.spec
         if hasattr(backbone.model, "layer_for"):  # the level that predicts a box of this size
-            spec = dataclasses.replace(spec, gradcam_layer=backbone.model.layer_for(box))
+            spec = dataclasses.replace(spec, gradcam_layer=backbone.model.layer_for(boxes[0]))
+        names = tuple(backbone.categories[label] for label in labels)
         _BOUND[key] = dataclasses.replace(
-            backbone, spec=spec,
-            model=BoxScore(backbone.model, box, label, backbone.categories[label]),
-            categories=(backbone.categories[label],),
-            weights_id=f"{backbone.weights_id}:box:{box}:{label}",
+            backbone, spec=spec, model=BoxScore(backbone.model, boxes, labels, names),
+            categories=names, weights_id=f"{backbone.weights_id}:boxes:{boxes}:{labels}",
             base=backbone.base or backbone)
     return _BOUND[key]

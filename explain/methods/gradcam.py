@@ -32,7 +32,7 @@ from torch import nn
 
 from explain.core.hooks import as_maps, captured, evaluating, feature_maps, layer_names, layer_of
 from explain.core.registry import LAYER, Option, register_method
-from explain.core.results import Attribution, attributions
+from explain.core.results import Attribution, ExplainError, attributions
 from explain.core.targets import gradient, per_image, probabilities, resolve_targets, score_sum
 
 EPS = 1e-7
@@ -155,6 +155,33 @@ def cam_maps(method: str, model: nn.Module, inputs: torch.Tensor, layer: nn.Modu
         maps = torch.stack([s.flip(-1) if flipped else s for s, (flipped, _) in
                             zip(scaled, AUGMENTATIONS, strict=True)]).mean(dim=0)
     return attributions(maps, columns[:count], probs[:count])
+
+
+def cam_maps_of_columns(method: str, model: nn.Module, inputs: torch.Tensor, layer: nn.Module,
+                        columns: list[int], layer_name: str = "", tokens=None,
+                        eigen_smooth: bool = False) -> list[Attribution]:
+    """``method``'s maps of one image ``inputs`` (1, 3, H, W) at ``layer`` for several columns
+    of the model's output (a detector's boxes): one forward pass, then one backward pass from
+    the layer per column (the graph is kept between them). Each equals the column's map alone;
+    each Attribution's probability is the column's value."""
+    with evaluating(model), captured(layer, layer_name, start_graph=True,
+                                     tokens=tokens) as capture, torch.no_grad():
+        outputs = model(inputs)
+        activation = feature_maps(capture).detach()
+        out = []
+        for k, column in enumerate(columns):
+            grads = None
+            if method not in WITHOUT_GRADIENTS:
+                (grad,) = torch.autograd.grad(outputs[0, column], capture.activation,
+                                              retain_graph=k < len(columns) - 1,
+                                              allow_unused=True)
+                if grad is None:
+                    raise ExplainError("The score does not depend on this layer.")
+                grads = as_maps(grad, capture.name, tokens)
+            maps = reduced(WEIGHTED[method](activation, grads), eigen_smooth
+                           or method in PRINCIPAL)
+            out.append(Attribution(maps[0], int(column), float(outputs[0, column].detach())))
+    return out
 
 
 def grad_cam(model: nn.Module, inputs: torch.Tensor, layer: nn.Module, targets=None,

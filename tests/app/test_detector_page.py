@@ -46,7 +46,11 @@ def test_several_boxes_at_once_and_the_link_carries_them(detector):
     boxes = ",".join(",".join(f"{v:.0f}" for v in d.box) + f",{d.label}" for d in found[:2])
     at = app(DETECTOR, scene=3, det_thr=0.3, det_boxes=boxes, det_method="hirescam")
     assert_clean(at)
-    assert len([c for c in captions(at) if c.startswith("HiResCAM for box ")]) == 2
+    shown = [c for c in captions(at) if c.startswith("HiResCAM for box ")]
+    assert len(shown) == 2  # both from one forward pass (explain_boxes), each as it is alone
+    for caption, d in zip(shown, found[:2], strict=True):
+        alone = explain(detector, scene.image, "hirescam", target=Box(d.box, d.label))
+        assert f"(score {alone.probability:.2f} = IoU + class score) at {alone.layer}" in caption
     assert at.query_params["det_boxes"] in (boxes, [boxes])
 
 

@@ -241,3 +241,19 @@ def test_threads_explaining_boxes_get_what_they_get_alone(detector, composites):
     assert_same_state(before, model_state(detector.model))
     assert not any(m._forward_hooks or m._backward_hooks for m in detector.model.modules())
     assert all(p.grad is None for p in detector.model.parameters())
+
+
+@pytest.mark.parametrize("method", ["gradcam", "hirescam", "eigencam", "saliency"])
+def test_several_boxes_at_once_equal_each_alone(detector, composites, method):
+    from explain import explain_boxes
+
+    c = next(c for c in composites if len(detector.detect(c.image, 0.3)) >= 3)
+    targets = [Box(d.box, d.label) for d in detector.detect(c.image, 0.3)[:3]]
+    together = explain_boxes(detector, c.image, method, targets)
+    for got, target in zip(together, targets, strict=True):
+        alone = explain(detector, c.image, method, target=target)
+        assert got.layer == alone.layer and got.target_title == alone.target_title
+        assert got.probability == pytest.approx(alone.probability, abs=1e-5)
+        np.testing.assert_allclose(got.raw, alone.raw, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(got.heatmap, alone.heatmap, atol=1e-4)
+    assert not any(m._forward_hooks for m in detector.model.modules())
