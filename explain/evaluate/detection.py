@@ -90,3 +90,61 @@ def average_precisions(predictions: Sequence[tuple], truths: Sequence[tuple], cl
 def mean_average_precision(predictions, truths, classes, iou: float = 0.5) -> float:
     aps = average_precisions(predictions, truths, classes, iou)
     return float(np.mean(list(aps.values()))) if aps else 0.0
+
+
+# --- how well each method's maps point at the objects, over scenes with ground truth ---------
+
+
+@dataclass(frozen=True)
+class BoxTrust:
+    """A method over scenes: ``energy`` (mean and 95% interval) of the share of each detected
+    object's map inside its true box, ``area`` the boxes' mean share of the image (what a map
+    spread evenly scores), ``objects`` explained, ``missed`` objects the detector did not
+    find."""
+
+    method: str
+    energy: object  # slices.Interval
+    area: float
+    objects: int
+    missed: int
+
+
+def box_trust(backbone, scenes, methods: Sequence[str], threshold: float = 0.3,
+              options: dict | None = None, progress=None) -> list[BoxTrust]:
+    """Each method's energy-based pointing game over ``scenes`` (``Composite``s: images with
+    their true boxes and labels): every true object that a detection of its label matches (IoU
+    0.5, at ``threshold``) is explained as that detection's box, and its map's share of mass
+    inside the true box is recorded. Best first (by mean share). ``options``: per method."""
+    from explain.api import explain_boxes
+    from explain.core.boxes import Box
+    from explain.evaluate.pointing import energy_in_box
+    from explain.evaluate.slices import interval
+
+    options = options or {}
+    found_per_scene = []
+    missed = 0
+    for scene in scenes:
+        found = backbone.detect(scene.image, threshold)
+        m = match(np.array([d.box for d in found]).reshape(-1, 4), [d.score for d in found],
+                  [d.label for d in found], scene.boxes, scene.labels)
+        pairs = [(found[d], scene.boxes[j]) for d, j in enumerate(m.matched) if j >= 0]
+        missed += len(m.missed)
+        found_per_scene.append(pairs)
+    out = []
+    total = len(methods) * len(scenes)
+    for k, method in enumerate(methods):
+        shares, areas = [], []
+        for s, (scene, pairs) in enumerate(zip(scenes, found_per_scene, strict=True)):
+            if pairs:
+                maps = explain_boxes(backbone, scene.image, method,
+                                     [Box(d.box, d.label) for d, _ in pairs],
+                                     **options.get(method, {}))
+                for result, (_, truth) in zip(maps, pairs, strict=True):
+                    share, area = energy_in_box(result.heatmap, truth)
+                    shares.append(share)
+                    areas.append(area)
+            if progress is not None:
+                progress(k * len(scenes) + s + 1, total)
+        out.append(BoxTrust(method, interval(shares), float(np.mean(areas)) if areas else 0.0,
+                            len(shares), missed))
+    return sorted(out, key=lambda t: -(t.energy.mean if t.objects else -1))

@@ -107,3 +107,15 @@ def test_a_boxs_deletion_and_insertion_curves_start_at_its_score(detector):
         values = np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
     assert values[0] == pytest.approx(expected.probability, abs=1e-4)  # nothing removed yet
     assert any(trace["name"].startswith("random map") for trace in deletion)
+
+
+def test_the_methods_are_ranked_over_demo_scenes():
+    at = app(DETECTOR, scene=3)
+    at.button[[b.label for b in at.button].index("Rank the methods over 12 demo scenes")] \
+        .click().run()
+    assert_clean(at)
+    table = at.dataframe[0].value
+    shares = list(table["share inside the true box"])
+    assert len(shares) >= 9 and shares == sorted(shares, reverse=True)
+    assert all(0 <= v <= 1 for v in shares)
+    assert any("a map spread evenly would score that" in t for t in texts(at.caption))

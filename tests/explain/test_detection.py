@@ -257,3 +257,28 @@ def test_several_boxes_at_once_equal_each_alone(detector, composites, method):
         np.testing.assert_allclose(got.raw, alone.raw, rtol=1e-4, atol=1e-6)
         np.testing.assert_allclose(got.heatmap, alone.heatmap, atol=1e-4)
     assert not any(m._forward_hooks for m in detector.model.modules())
+
+
+def test_methods_ranked_by_how_much_of_their_maps_lie_in_the_true_boxes(detector, composites):
+    from explain.evaluate.detection import box_trust
+    from explain.evaluate.pointing import energy_in_box
+
+    scenes = composites[:6]
+    ranked = box_trust(detector, scenes, ["gradcam", "hirescam", "saliency"],
+                       options={"gradcam": {}, "hirescam": {}})
+    assert [t.energy.mean for t in ranked] == sorted([t.energy.mean for t in ranked],
+                                                     reverse=True)
+    by = {t.method: t for t in ranked}
+    assert by["hirescam"].objects == by["gradcam"].objects >= 6
+    assert by["hirescam"].energy.mean > by["hirescam"].area  # better than an even spread
+    # one scene by hand: every matched object's HiResCAM, its share inside its true box
+    scene = scenes[0]
+    found = detector.detect(scene.image, 0.3)
+    m = match(np.array([d.box for d in found]).reshape(-1, 4), [d.score for d in found],
+              [d.label for d in found], scene.boxes, scene.labels)
+    shares = [energy_in_box(explain(detector, scene.image, "hirescam",
+                                    target=Box(found[d].box, found[d].label)).heatmap,
+                            scene.boxes[j])[0] for d, j in enumerate(m.matched) if j >= 0]
+    (one,) = box_trust(detector, [scene], ["hirescam"])
+    assert one.objects == len(shares) and one.energy.mean == pytest.approx(np.mean(shares),
+                                                                          abs=1e-6)
