@@ -22,6 +22,7 @@ from ui.text import plain, problem
 from ui.view import View
 
 PER_PAGE = 12  # channels per page of the grid
+UNIT_OF = "_unit_of"  # the (model, layer) the open channel was opened in
 DETAIL = 36  # top patches in a channel's view
 PICTURE_STEPS = 96  # a unit picture's ascent (a class picture's default is 512: ~10 s here)
 SORTS = {"activation": "top activation", "selectivity": "class selectivity",
@@ -147,6 +148,11 @@ def page(view: View, dataset: Dataset) -> None:
                f"{len(dataset)}, cut at the patch its maximum sees (its effective receptive "
                f"field: {_field_text(top.field)}).")
     chosen = links.get("unit")
+    chosen_in = (view.model_key, layer)
+    if chosen is not None and st.session_state.setdefault(UNIT_OF, chosen_in) != chosen_in:
+        links.put("unit", None)  # a channel of another layer or model: not this one's
+        chosen = None
+    st.session_state[UNIT_OF] = chosen_in
     if chosen is not None and not 0 <= chosen < top.channels:
         problem(st, f"Layer {layer} has {top.channels} channels (0 to {top.channels - 1}); "
                 f"there is no channel {chosen}.", "warning")

@@ -117,3 +117,12 @@ def test_activations_and_explain_link_to_a_channels_view(lite, chelsea):
     assert len(listed) == 8
     for line, (channel, weight, _) in zip(listed, found, strict=True):
         assert f"[channel {channel}](Units?" in line and f"weight {weight:.4f}" in line
+
+
+def test_a_channel_opened_on_one_layer_closes_when_the_layer_changes():
+    at = app(UNITS, **SMALL, unit=5)
+    assert "#### Channel 5 of _blocks.15" in markdown(at)
+    at.selectbox(key="p_unit_layer").set_value("_blocks.12").run()
+    assert_clean(at)
+    assert not any(m.startswith("#### Channel") for m in markdown(at))
+    assert "unit" not in at.query_params
