@@ -24,12 +24,13 @@ background, Animal-MNIST's class k is k + 1).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from .detection import Found
 from .efficientnet_lite import build_lite0
 
 LEVELS = (("_blocks.10", 112, 16), ("_blocks.15", 320, 32))  # (stage, channels, stride)
@@ -149,16 +150,14 @@ class AnimalsDetector(nn.Module):
             out.append(Found(found[kept], flat[chosen][kept], label[kept] + 1, location[kept]))
         return out
 
-
-@dataclass(frozen=True, eq=False)
-class Found:
-    """One image's detections: ``boxes`` (m, 4) in the input's pixels, ``scores`` (m,),
-    ``labels`` (m,) (0 is the background), ``locations`` (m,) of the outputs they came from."""
-
-    boxes: torch.Tensor
-    scores: torch.Tensor
-    labels: torch.Tensor
-    locations: torch.Tensor
+    def find(self, x: torch.Tensor, threshold: float = 0.05) -> list[Found]:
+        """The detector interface (``models.detection``): per image its detections, with each
+        one's class scores (``vectors``) and centerness (``objectness``)."""
+        logits, boxes, centers = self(x)
+        scores = self.scores(logits, centers)
+        return [dataclasses.replace(found, vectors=scores[row, found.locations],
+                                    objectness=torch.sigmoid(centers[row, found.locations]))
+                for row, found in enumerate(self.detections(logits, boxes, centers, threshold))]
 
 
 def build(num_classes: int = CLASSES) -> AnimalsDetector:

@@ -135,8 +135,7 @@ class Backbone:
         height, width = self.preprocessing.size
         scale = torch.tensor([image.width / width, image.height / height] * 2)
         with torch.inference_mode():
-            (found,) = self.model.detections(*self.model(self.preprocess(image)),
-                                             threshold=score_threshold)
+            (found,) = self.model.find(self.preprocess(image), score_threshold)
         return [Detection(tuple(float(v) for v in box), int(label), self.categories[int(label)],
                           float(score))
                 for box, label, score in zip((found.boxes.cpu() * scale).tolist(),

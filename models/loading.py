@@ -75,7 +75,7 @@ def load_backbone(
             raise CheckpointError("Choose a checkpoint file to load.")
         data = _read_bytes(checkpoint, "checkpoint", MAX_CHECKPOINT_BYTES)
         state = read_state_dict(data)
-        n = _class_count(state, spec.classifier)
+        n = spec.classes_of(state) if spec.classes_of else _class_count(state, spec.classifier)
         model = load_state_dict_into(spec.build(n), state)
         categories = (
             parse_class_names(_read_bytes(class_names, "class names", MAX_CLASS_NAMES_BYTES), n)
@@ -99,9 +99,13 @@ def _check_outputs(model: nn.Module, spec, device: torch.device) -> None:
     """Finite weights can still make a model output NaN (a negative BatchNorm variance, weights
     that overflow): one forward pass on a grey image tells before anyone explains with it."""
     height, width = spec.preprocessing.size
+    grey = torch.zeros(1, 3, height, width, device=device)
     with torch.inference_mode():
-        logits = model(torch.zeros(1, 3, height, width, device=device))
-    outputs = logits if isinstance(logits, tuple | list) else (logits,)
+        if spec.task == DETECTION:
+            outputs = [t for found in model.find(grey) for t in (found.boxes, found.scores)]
+        else:
+            logits = model(grey)
+            outputs = logits if isinstance(logits, tuple | list) else (logits,)
     if not all(bool(torch.isfinite(o).all()) for o in outputs):
         raise CheckpointError("The checkpoint's weights make the model output NaN or infinite "
                               "values (a damaged file, or a model that had diverged).")

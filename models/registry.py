@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from torch import nn
@@ -54,6 +54,9 @@ class BackboneSpec:
     tokens: Tokens | None = None  # a vision transformer: how its layers become feature maps
     task: str = "classification"  # or "detection": what its output is, which targets it takes
     categories: tuple[str, ...] | None = None  # its pretrained weights' names (None: ImageNet's)
+    # a checkpoint's class count (a detector's: object classes, the background not counted),
+    # where the rows of ``classifier``'s weight do not say it plainly (anchors per location)
+    classes_of: Callable[[Mapping], int] | None = None
 
     def __post_init__(self) -> None:
         if self.cam is None and not self.cam_reason:
@@ -87,6 +90,6 @@ def get_spec(name: str) -> BackboneSpec:
 
 
 def backbone_names(task: str | None = "classification") -> list[str]:
-    """The registered names of models of ``task`` (None: every task). The dashboard's pickers
-    list classifiers: a detector is the library's until its pages come."""
+    """The registered names of models of ``task`` (None: every task): the sidebar lists the
+    classifiers, the Detector page the detectors."""
     return [name for name, spec in _REGISTRY.items() if task is None or spec.task == task]

@@ -12,7 +12,7 @@ import torch
 import torchvision
 from torch import nn
 
-from . import animals_detector, efficientnet_lite, timm_zoo
+from . import animals_detector, efficientnet_lite, timm_zoo, torchvision_detectors
 from .errors import WeightsUnavailable
 from .preprocess import EFFICIENTNET_LITE
 from .registry import BackboneSpec, CamHead, register
@@ -20,6 +20,8 @@ from .registry import BackboneSpec, CamHead, register
 DEFAULT_BACKBONE = "efficientnet_lite0"
 log = logging.getLogger("cnn_lens.models")
 
+_NO_CAM_DETECTOR = ("CAM reads a classifier's global-average-pooling head; a detector has none "
+                    "(Grad-CAM explains a box)")
 _NO_CAM_FC = "its head is several fully connected layers, not global average pooling + one linear layer"
 
 # torchvision builders need these to build without weights the way their pretrained form is built
@@ -99,8 +101,7 @@ register(
         # which both levels are computed
         gradcam_layer="body._blocks.10",
         cam=None,
-        cam_reason="CAM reads a classifier's global-average-pooling head; a detector has none "
-                   "(Grad-CAM explains a box)",
+        cam_reason=_NO_CAM_DETECTOR,
         preprocessing=dataclasses.replace(EFFICIENTNET_LITE, size=(animals_detector.SIZE,) * 2),
         blocks=("head.p4.tower", "head.p5.tower", "fpn.p4", "fpn.p5", "body._blocks.10",
                 "body._blocks.15", *tuple(f"body._blocks.{i}" for i in range(10))),
@@ -163,6 +164,26 @@ _torchvision(
     cam=None, cam_reason="its head is two linear layers with a Hardswish between them, after pooling",
     blocks=tuple(f"features.{i}" for i in range(16, 0, -1)),
 )
+
+# torchvision's detectors (COCO weights from the torch hub cache; checkpoints of any classes)
+for _architecture in torchvision_detectors.ARCHITECTURES:
+    register(
+        BackboneSpec(
+            name=_architecture.name,
+            title=_architecture.title,
+            build=torchvision_detectors.builder(_architecture),
+            load_pretrained=torchvision_detectors.pretrained(_architecture, "animals_detector"),
+            classifier=_architecture.classifier,
+            gradcam_layer=_architecture.gradcam_layer,  # every level is computed from it
+            cam=None,
+            cam_reason=_NO_CAM_DETECTOR,
+            preprocessing=_architecture.preprocessing,
+            blocks=_architecture.blocks,
+            task="detection",
+            categories=torchvision_detectors.categories(_architecture),
+            classes_of=torchvision_detectors.classes_of(_architecture),
+        )
+    )
 
 # CNNs from timm (when it is installed): SENet, ConvNeXt, RegNet, EfficientNetV2
 timm_zoo.register_curated(register)

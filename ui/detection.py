@@ -14,14 +14,16 @@ from explain.api import ONE_FORWARD
 from explain.core.boxes import box_scores
 from explain.core.registry import to_the_image
 from explain.data import animals_on_photos
+from explain.data.composites import CLASSES
 from explain.evaluate.detection import box_trust
 from explain.evaluate.faithfulness import curves, random_map_curves
 from explain.evaluate.pointing import energy_in_box
 from explain.render.figures import curves_figure, detections_figure
 from explain.render.pictures import boxes_drawn, overlay
-from models import ModelError, backbone_names
+from models import Backbone, ModelError, backbone_names, get_spec
+from models.backbone import CHECKPOINT, PRETRAINED, UNTRAINED
 from serving.scheduler import Busy
-from ui import links, results, widgets
+from ui import limits, links, results, widgets
 from ui.text import plain, problem
 from ui.view import View, model_cache
 
@@ -31,19 +33,60 @@ OWN_LEVEL = "own"  # the layer choice: each box's own level
 BOX_METHODS = tuple(name for name, record in RECORDS.items() if "cam_head" not in record.needs)
 
 
-def detector_view(view: View) -> View | None:
-    """The detector and the image this page works on, as a View (the sidebar's model is a
-    classifier's; this page picks its own detector)."""
+WEIGHTS = {PRETRAINED: "Pretrained", CHECKPOINT: "My checkpoint", UNTRAINED: "Untrained (random)"}
+
+
+def _detector() -> Backbone | None:
+    """The chosen detector with the chosen weights (a checkpoint: a state dict of its
+    architecture, any number of classes, with optional class names), or None once the
+    problem is said."""
     names = backbone_names("detection")
     links.ensure_choice("detector", names)
-    left, middle, right = st.columns([2, 2, 1])
-    name = left.selectbox("Detector", names, key=links.key("detector"))
+    left, right = st.columns([2, 3])
+    name = left.selectbox("Detector", names, key=links.key("detector"),
+                          format_func=lambda n: get_spec(n).title)
+    links.ensure_choice("det_weights", list(WEIGHTS))
+    weights = right.radio("Weights", list(WEIGHTS), key=links.key("det_weights"),
+                          format_func=WEIGHTS.get, horizontal=True,
+                          help="Pretrained: the demo detector's own weights, or COCO's for "
+                               "torchvision's detectors (where the server has them). My "
+                               "checkpoint: a state dict of the chosen architecture with any "
+                               "number of classes (a fine-tuned detector).")
+    checkpoint = class_names = None
+    if weights == CHECKPOINT:
+        upload = widgets.uploaded("Detector checkpoint (state dict, .pt/.pth)",
+                                  "det_checkpoint_file", ["pt", "pth", "bin"],
+                                  limits.CHECKPOINT_BYTES)
+        names_file = widgets.uploaded("Its class names (optional: .txt one per line, or "
+                                      ".json; the background not counted)",
+                                      "det_class_names_file", ["txt", "json"],
+                                      limits.CLASS_NAMES_BYTES)
+        if upload is None:
+            problem(st, f"Upload a state dict of {get_spec(name).title} to explain your own "
+                        "detector.", "info")
+            return None
+        checkpoint = upload[1]
+        class_names = names_file[1] if names_file is not None else None
     try:
         with st.spinner("Loading the detector..."):
-            detector = model_cache().get(name)
+            detector = model_cache().get(name, weights, checkpoint=checkpoint,
+                                         class_names=class_names)
     except ModelError as exc:
         problem(st, str(exc))
         return None
+    if weights == UNTRAINED:
+        st.warning("**Untrained weights.** This detector has random weights: its detections "
+                   "and their maps show the architecture, not a trained model.")
+    return detector
+
+
+def detector_view(view: View) -> View | None:
+    """The detector and the image this page works on, as a View (the sidebar's model is a
+    classifier's; this page picks its own detector)."""
+    detector = _detector()
+    if detector is None:
+        return None
+    middle, right = st.columns([4, 1])
     links.ensure_choice("det_source", [SCENE, SIDEBAR])
     source = middle.radio("Image", [SCENE, SIDEBAR], key=links.key("det_source"),
                           horizontal=True)
@@ -119,7 +162,9 @@ def page(view: View) -> None:
                    "in the list, to explain them")
     layer = None
     if "layer" in RECORDS[method].needs:  # each box's own level by default (see box_map)
-        choices = [OWN_LEVEL, *dview.backbone.layers]
+        # a detector that says which level predicts a box (the demo's) offers that level
+        choices = [OWN_LEVEL] * hasattr(dview.backbone.model, "layer_for") \
+            + dview.backbone.layers
         links.ensure_choice("det_layer", choices)
         layer = st.selectbox("Layer", choices, key=links.key("det_layer"),
                              format_func=lambda n: "each box's own level (the head that "
@@ -265,7 +310,10 @@ RANKING_SEED = 2  # the training script's held-out seed: scenes it never trained
 
 def ranking(view: View) -> None:
     """Over demo scenes with their true boxes: each fast method's share of a detected animal's
-    map inside its true box (mean and 95% interval), best first, on demand."""
+    map inside its true box (mean and 95% interval), best first, on demand: for a detector of
+    the scenes' classes (the demo's numbering), not one of other classes."""
+    if view.backbone.categories != CLASSES:
+        return
     with st.expander("Which method points at the animals best? (over demo scenes)"):
         key = ("box-ranking", view.model_key, RANKED_SCENES)
         known = results.result_store().peek(key)

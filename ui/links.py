@@ -175,6 +175,7 @@ PARAMS: dict[str, Param] = {
     "unit_method": Param(PIXEL_METHOD, _choice(METHODS)),
     # the Detector page: the detector, its image, the threshold, the boxes and the method
     "detector": Param("animals_detector", _choice(backbone_names("detection"))),
+    "det_weights": Param(PRETRAINED, _choice((PRETRAINED, UNTRAINED, CHECKPOINT))),
     "det_source": Param("demo scene", _choice(("demo scene", "the sidebar's image"))),
     "scene": Param(0, _number(int, 0, 99_999)),
     "det_thr": Param(0.5, _number(float, 0.05, 0.95)),

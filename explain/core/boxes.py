@@ -10,9 +10,8 @@ a box (``layer_for``: its level's head) makes it the default layer of the box's 
 methods. The number shown with a box's map is that score (a one-output adapter's probability
 is its value); 0, no detection matched, is said as an error.
 
-A detector here is a module whose forward gives (class logits (N, L, C), boxes (N, L, 4) in
-input pixels, centerness logits (N, L)) and that has ``scores`` and ``detections`` (the demo
-detector, ``models.animals_detector``).
+A detector here is a module with ``find(x, threshold)`` (``models.detection``): the demo
+detector and torchvision's.
 """
 
 from __future__ import annotations
@@ -139,16 +138,15 @@ class BoxScore(nn.Module):
 
     def match(self, x: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor] | None]:
         """Per image, (IoU, class score) of the first box's matched detection, or None."""
-        return [row[0] for row in self._matched(self.inner(x))]
+        return [row[0] for row in self._matched(self.inner.find(x, FLOOR))]
 
-    def _matched(self, outputs) -> list[list[tuple[torch.Tensor, torch.Tensor] | None]]:
+    def _matched(self, founds) -> list[list[tuple[torch.Tensor, torch.Tensor] | None]]:
         """Per image, per box: (IoU, class score) of its matched detection, or None."""
         from torchvision.ops import box_iou
 
-        boxes = outputs[1]
-        targets = torch.tensor(self.boxes, dtype=boxes.dtype, device=boxes.device)
         out = []
-        for found in self.inner.detections(*outputs, threshold=FLOOR):
+        for found in founds:
+            targets = torch.tensor(self.boxes, dtype=found.boxes.dtype, device=found.boxes.device)
             ious = box_iou(found.boxes, targets)  # (m, k)
             row = []
             for j, label in enumerate(self.labels):
@@ -164,10 +162,10 @@ class BoxScore(nn.Module):
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        outputs = self.inner(x)
-        zero = outputs[0].sum((1, 2)) * 0  # (N,): a 0 that belongs to the graph
-        return torch.stack([torch.stack([zero[i] if m is None else m[0] + m[1] for m in row])
-                            for i, row in enumerate(self._matched(outputs))])
+        founds = self.inner.find(x, FLOOR)
+        zeros = [found.scores.sum() * 0 for found in founds]  # a 0 that belongs to the graph
+        return torch.stack([torch.stack([zero if m is None else m[0] + m[1] for m in row])
+                            for zero, row in zip(zeros, self._matched(founds), strict=True)])
 
 
 _BOUND: dict[tuple, object] = {}
@@ -188,7 +186,7 @@ def boxes_scores(backbone, boxes, labels):
         if len(_BOUND) > 256:
             _BOUND.clear()
         spec = backbone.spec
-        if hasattr(backbone.model, "layer_for"):  # the level that predicts a box of this size
+        if hasattr(backbone.model, "layer_for"):  # the level that predicts a box of its size
             spec = dataclasses.replace(spec, gradcam_layer=backbone.model.layer_for(boxes[0]))
         names = tuple(backbone.categories[label] for label in labels)
         _BOUND[key] = dataclasses.replace(

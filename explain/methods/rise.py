@@ -13,7 +13,9 @@ is scored, and the map is the masks weighted by their scores, divided by N * kee
   direction or a channel: its value);
 - a box (D-RISE): w_i is the best match, over masked image i's detections, of IoU(target box,
   detection) x cosine(target's one-hot class, detection's class scores) x the detection's
-  objectness (its centerness, where the detector has one).
+  objectness (its centerness, where the detector has one). A detector that gives only each
+  detection's label and score (torchvision's) counts the score where the label is the box's,
+  0 elsewhere.
 
 The masked images run in batches; progress is counted per batch and may stop the run.
 """
@@ -66,19 +68,19 @@ def _weights(model, batch: torch.Tensor, column: int) -> torch.Tensor:
 def _detection_weights(model: BoxScore, batch: torch.Tensor) -> torch.Tensor:
     from torchvision.ops import box_iou
 
-    detector = model.inner
-    logits, boxes, centers = detector(batch)
-    scores = detector.scores(logits, centers)  # (n, L, C)
-    target = torch.tensor([model.box], dtype=boxes.dtype, device=boxes.device)
     out = torch.zeros(len(batch), device=batch.device)
-    for row, found in enumerate(detector.detections(logits, boxes, centers, threshold=FLOOR)):
+    for row, found in enumerate(model.inner.find(batch, FLOOR)):
         if len(found.boxes) == 0:
             continue
+        target = torch.tensor([model.box], dtype=found.boxes.dtype, device=found.boxes.device)
         ious = box_iou(found.boxes, target)[:, 0]
-        vectors = scores[row, found.locations]  # (m, C) class scores of each detection
-        cosine = vectors[:, model.label - 1] / vectors.norm(dim=1).clamp(min=1e-12)
-        objectness = torch.sigmoid(centers[row, found.locations])
-        out[row] = (ious * cosine * objectness).max()
+        if found.vectors is not None:  # (m, C) each detection's class scores
+            similarity = found.vectors[:, model.label - 1] \
+                / found.vectors.norm(dim=1).clamp(min=1e-12)
+        else:  # only its label and score: the one-hot class vector's cosine times the score
+            similarity = (found.labels == model.label).to(ious.dtype) * found.scores
+        objectness = found.objectness if found.objectness is not None else 1.0
+        out[row] = (ious * similarity * objectness).max()
     return out
 
 

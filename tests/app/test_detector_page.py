@@ -119,3 +119,21 @@ def test_the_methods_are_ranked_over_demo_scenes():
     assert len(shares) >= 9 and shares == sorted(shares, reverse=True)
     assert all(0 <= v <= 1 for v in shares)
     assert any("a map spread evenly would score that" in t for t in texts(at.caption))
+
+
+def test_a_torchvision_detector_without_coco_weights_says_what_to_do_then_runs_untrained():
+    """The COCO weights are not on this machine: the page says so in its main area and which
+    file to add; untrained weights (a link's det_weights) run the same page on the same
+    architecture."""
+    name = "fasterrcnn_mobilenet_v3_large_fpn"
+    at = app(DETECTOR, detector=name, scene=3)
+    assert not at.exception
+    said = " ".join(texts(at.error))
+    assert "COCO weights of Faster R-CNN MobileNetV3-Large FPN are not available" in said
+    assert "fasterrcnn_mobilenet_v3_large_fpn-fb6a3cc7.pth" in said
+    at = app(DETECTOR, detector=name, det_weights="untrained", scene=3, det_thr=0.05)
+    assert_clean(at)
+    assert any("Untrained weights" in t for t in texts(at.warning))
+    # 91 classes of (seeded) random weights: a softmax of about 1/91 per class, none at 0.05
+    assert any("No detection scores 0.05 or more: lower the threshold" in t
+               for t in texts(at.info)), texts(at.info)
