@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import generalized_box_iou_loss, sigmoid_focal_loss
 
-from explain.data.composites import animals_on_photos
+from explain.data.composites import HELD_OUT_SEED, TRAIN_SEED, animals_on_photos
 from explain.evaluate.detection import mean_average_precision
 
 from .animals_detector import (
@@ -109,8 +109,8 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(0)
     torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
     model = with_backbone_weights(AnimalsDetector())
-    train = animals_on_photos(args.train, seed=1)
-    test = animals_on_photos(args.test, seed=2)
+    train = animals_on_photos(args.train, seed=TRAIN_SEED)
+    test = animals_on_photos(args.test, seed=HELD_OUT_SEED)
     p4, p5 = features(model, train)
     targets = [assign(c.boxes, c.labels) for c in train]
     cls = torch.from_numpy(np.stack([t[0] for t in targets]))
@@ -157,7 +157,8 @@ def main(argv: list[str] | None = None) -> None:
                                    range(1, CLASSES + 1))
     seconds = time.perf_counter() - began
     report = {"map50": round(score, 4), "train_images": len(train), "test_images": len(test),
-              "epochs": args.epochs, "seconds": round(seconds), "seeds": {"train": 1, "test": 2},
+              "epochs": args.epochs, "seconds": round(seconds),
+              "seeds": {"train": TRAIN_SEED, "test": HELD_OUT_SEED},
               "weights_bytes": WEIGHTS.stat().st_size}
     WEIGHTS.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"held-out mAP@0.5 {score:.3f} on {len(test)} images; {seconds / 60:.1f} min; "

@@ -8,11 +8,14 @@ import numpy as np
 import streamlit as st
 
 from explain.render.figures import confusion_figure
-from ui import data, frame, layout, links
+from ui import data, frame, layout, links, objects
 from ui.text import plain
 
 with frame.page("Errors", need_image=False) as view:
     st.subheader("Errors")
+    if objects.kind_picker() == "objects":
+        objects.errors()
+        links.stop()
     dataset, layer, features = data.dataset_features(view)
     assessment = data.assessment_for(view, dataset, features)
     if assessment is None:

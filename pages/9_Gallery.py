@@ -10,11 +10,16 @@ import streamlit as st
 from explain import METHODS, TITLES
 from explain.evaluate.slices import scores
 from reviews import Review
-from ui import frame, gallery, links, trust, widgets
+from ui import frame, gallery, links, objects, trust, widgets
 from ui.text import plain
 
 with frame.page("Gallery", need_image=False) as view:
     st.subheader("Gallery")
+    if objects.kind_picker() == "objects":
+        st.caption("A detector's objects over the held-out demo scenes, one card per "
+                   "detection (true or false positive) and per missed animal, each explained.")
+        objects.gallery()
+        links.stop()
     st.caption("A slice of a dataset, every image with its map and its own deletion and "
                "insertion AUC; the scores over the slice per method, beside a random map's.")
     dataset, layer, features, assessment, spec, indices = gallery.picked_slice(view)

@@ -14,7 +14,7 @@ from explain.api import ONE_FORWARD
 from explain.core.boxes import box_scores
 from explain.core.registry import to_the_image
 from explain.data import animals_on_photos
-from explain.data.composites import CLASSES
+from explain.data.composites import CLASSES, HELD_OUT_SEED
 from explain.evaluate.detection import box_trust
 from explain.evaluate.faithfulness import curves, random_map_curves
 from explain.evaluate.pointing import energy_in_box
@@ -36,7 +36,7 @@ BOX_METHODS = tuple(name for name, record in RECORDS.items() if "cam_head" not i
 WEIGHTS = {PRETRAINED: "Pretrained", CHECKPOINT: "My checkpoint", UNTRAINED: "Untrained (random)"}
 
 
-def _detector() -> Backbone | None:
+def detector_picker() -> Backbone | None:
     """The chosen detector with the chosen weights (a checkpoint: a state dict of its
     architecture, any number of classes, with optional class names), or None once the
     problem is said."""
@@ -83,7 +83,7 @@ def _detector() -> Backbone | None:
 def detector_view(view: View) -> View | None:
     """The detector and the image this page works on, as a View (the sidebar's model is a
     classifier's; this page picks its own detector)."""
-    detector = _detector()
+    detector = detector_picker()
     if detector is None:
         return None
     middle, right = st.columns([4, 1])
@@ -160,15 +160,7 @@ def page(view: View) -> None:
         st.caption(f"{len(found)} detection{'s' if len(found) != 1 else ''} of "
                    f"{plain(dview.image_title)} at {threshold:.2f}: click a box, or pick boxes "
                    "in the list, to explain them")
-    layer = None
-    if "layer" in RECORDS[method].needs:  # each box's own level by default (see box_map)
-        # a detector that says which level predicts a box (the demo's) offers that level
-        choices = [OWN_LEVEL] * hasattr(dview.backbone.model, "layer_for") \
-            + dview.backbone.layers
-        links.ensure_choice("det_layer", choices)
-        layer = st.selectbox("Layer", choices, key=links.key("det_layer"),
-                             format_func=lambda n: "each box's own level (the head that "
-                             "predicts it)" if n == OWN_LEVEL else n)
+    layer = layer_choice(dview, method)
     widgets.method_options(dview, method, skip=("layer",))
     alpha, cmap = widgets.display_options()
     st.caption(RECORDS[method].about)
@@ -188,7 +180,19 @@ def page(view: View) -> None:
 CHART = "det_chart"
 
 
-def _layer_of(view: View, detection, layer: str | None) -> str | None:
+def layer_choice(view: View, method: str) -> str | None:
+    """The layer of a box's layered method (None: the method takes none): each box's own
+    level by default where the detector says which level predicts a box (the demo's)."""
+    if "layer" not in RECORDS[method].needs:
+        return None
+    choices = [OWN_LEVEL] * hasattr(view.backbone.model, "layer_for") + view.backbone.layers
+    links.ensure_choice("det_layer", choices)
+    return st.selectbox("Layer", choices, key=links.key("det_layer"),
+                        format_func=lambda n: "each box's own level (the head that predicts "
+                        "it)" if n == OWN_LEVEL else n)
+
+
+def layer_of(view: View, detection, layer: str | None) -> str | None:
     """The layer a box's layered method reads: the chosen one, or its own level's."""
     if layer != OWN_LEVEL:
         return layer
@@ -204,10 +208,10 @@ def together(view: View, method: str, chosen: list, layer: str | None) -> None:
     box's own request to say."""
     store = results.result_store()
     keys = [results.explanation_key(view, method, Box(d.box, d.label), results.method_options(
-        view, method, None, _layer_of(view, d, layer))) for d in chosen]
+        view, method, None, layer_of(view, d, layer))) for d in chosen]
     if all(store.peek(k) is not None for k in keys):
         return
-    options = dict(results.method_options(view, method, None, _layer_of(view, chosen[0], layer)))
+    options = dict(results.method_options(view, method, None, layer_of(view, chosen[0], layer)))
     if layer == OWN_LEVEL:
         options.pop("layer", None)  # each box at its own level
     backbone, image = view.backbone, view.image
@@ -243,7 +247,7 @@ def _clicked(texts: list[str]):
 def box_map(view: View, detection, caption: str, method: str, layer: str | None,
             inside: bool, alpha: float, cmap: str):
     """One box's map (``layer``: the layered methods' layer; ``OWN_LEVEL``: the box's own)."""
-    layer = _layer_of(view, detection, layer)
+    layer = layer_of(view, detection, layer)
     working, answer = st.container(), st.empty()
     result = results.run_explanation(view, method, Box(detection.box, detection.label), working,
                                      answer=answer, queue_slot=f"box:{caption}", layer=layer)
@@ -305,7 +309,7 @@ def box_curves(view: View, detection, result) -> None:
 
 
 RANKED_SCENES = 12  # demo scenes the methods are ranked over
-RANKING_SEED = 2  # the training script's held-out seed: scenes it never trained on
+RANKING_SEED = HELD_OUT_SEED  # scenes the detector never trained on
 
 
 def ranking(view: View) -> None:

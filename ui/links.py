@@ -181,7 +181,15 @@ PARAMS: dict[str, Param] = {
     "det_thr": Param(0.5, _number(float, 0.05, 0.95)),
     "det_boxes": Param(None, _boxes),
     "det_method": Param(DEFAULT_METHOD, _choice(METHODS)),
-    "det_layer": Param("own", _name),  # "own": each box's own level; else a detector's layer
+    "det_layer": Param("own", _name),
+    # the Gallery and Errors of a detector's objects over the held-out demo scenes
+    "kind": Param("images", _choice(("images", "objects"))),
+    "det_scenes": Param(50, _number(int, 5, 500)),
+    "otype": Param("all", _choice(("all", "tp", "fp", "missed"))),
+    "oclass": Param("all", _label),
+    "osort": Param("score", _choice(("score", "-score", "iou", "-iou"))),
+    "opage": Param(1, _number(int, 1, 100_000)),
+    "ocell": Param(None, _cell),  # "own": each box's own level; else a detector's layer
     "dataset": Param("animal_mnist", _dataset_id),
     "per_class": Param(100, _number(int, 5, 1000)),
     "index": Param(None, _number(int, 0, 10_000_000)),  # an image of the dataset (Explain)

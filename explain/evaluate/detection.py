@@ -148,3 +148,160 @@ def box_trust(backbone, scenes, methods: Sequence[str], threshold: float = 0.3,
         out.append(BoxTrust(method, interval(shares), float(np.mean(areas)) if areas else 0.0,
                             len(shares), missed))
     return sorted(out, key=lambda t: -(t.energy.mean if t.objects else -1))
+
+
+# --- a detector over scenes with ground truth: each object's outcome, AP, box confusion -----
+
+OUTCOMES = ("true positive", "false positive", "missed")
+
+
+@dataclass(frozen=True)
+class ObjectPatch:
+    """One object of a scene, as an evaluation patch (FiftyOne's): a detection at the
+    threshold that found an object of its label (``true positive``) or none (``false
+    positive``), or a true object no such detection found (``missed``). ``box`` and
+    ``label`` are the detection's (a missed object's: its true ones, the box it should have
+    had); ``score`` the detection's (a missed object's: the best score, under the threshold,
+    of a detection of its label overlapping it by the IoU, else 0); ``iou`` its best IoU with
+    a true object of its label (a missed object's: with a detection of its label at the
+    floor); ``truth`` the true box it found or should have found."""
+
+    scene: int
+    outcome: str
+    box: tuple[float, float, float, float]
+    label: int
+    score: float
+    iou: float
+    truth: tuple[float, float, float, float] | None
+
+
+@dataclass(frozen=True)
+class DetectionReport:
+    """A detector over scenes: every object's patch at ``threshold``, AP per class (over all
+    the detections, as mAP is computed), and the confusion of matched boxes at ``threshold``
+    (``box_confusion``)."""
+
+    patches: list[ObjectPatch]
+    average_precisions: dict[int, float]
+    pairs: list[BoxPair]
+    threshold: float
+    scenes: int
+    classes: int
+
+    @property
+    def confusion(self) -> np.ndarray:
+        out = np.zeros((self.classes, self.classes), np.int64)
+        for pair in self.pairs:
+            out[pair.truth, pair.predicted] += 1
+        return out
+
+    @property
+    def mean_average_precision(self) -> float:
+        values = list(self.average_precisions.values())
+        return float(np.mean(values)) if values else 0.0
+
+    def count(self, outcome: str) -> int:
+        return sum(p.outcome == outcome for p in self.patches)
+
+
+def _arrays(found) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A list of ``Detection`` as (boxes (m, 4), scores (m,), labels (m,))."""
+    return (np.array([d.box for d in found], np.float64).reshape(-1, 4),
+            np.array([d.score for d in found], np.float64),
+            np.array([d.label for d in found], np.int64))
+
+
+@dataclass(frozen=True)
+class BoxPair:
+    """One count of the box confusion: in ``scene``, a true object of label ``truth`` (0:
+    none, a false positive) taken by a detection of label ``predicted`` (0: none, missed);
+    ``box`` the detection's (missed: the object's)."""
+
+    scene: int
+    truth: int
+    predicted: int
+    box: tuple[float, float, float, float]
+    score: float
+
+
+def box_pairs(predictions: Sequence[tuple], truths: Sequence[tuple],
+              iou: float = 0.5) -> list[BoxPair]:
+    """Each detection (best score first) takes the unmatched true object it overlaps most,
+    whatever its label, if by ``iou`` at least (a box of the wrong class is paired with the
+    object it is on); a detection that takes none is paired with no object (label 0), an
+    object no detection took with no detection (label 0). Each object is paired once, each
+    detection once."""
+    out = []
+    for scene, ((boxes, scores, labels), (true_boxes, true_labels)) in enumerate(
+            zip(predictions, truths, strict=True)):
+        boxes, true_boxes = np.asarray(boxes).reshape(-1, 4), np.asarray(true_boxes).reshape(-1, 4)
+        overlaps = box_iou(boxes, true_boxes)
+        taken = np.zeros(len(true_boxes), bool)
+        for d in np.argsort(-np.asarray(scores), kind="stable"):
+            free = np.where(taken, -1.0, overlaps[d]) if len(true_boxes) else np.array([-1.0])
+            j = int(np.argmax(free))
+            hit = bool(free[j] >= iou)
+            if hit:
+                taken[j] = True
+            out.append(BoxPair(scene, int(true_labels[j]) if hit else 0, int(labels[d]),
+                               _box(boxes[d]), float(scores[d])))
+        out += [BoxPair(scene, int(true_labels[j]), 0, _box(true_boxes[j]), 0.0)
+                for j in np.flatnonzero(~taken)]
+    return out
+
+
+def box_confusion(predictions: Sequence[tuple], truths: Sequence[tuple], classes: int,
+                  iou: float = 0.5) -> np.ndarray:
+    """(classes, classes) counts of ``box_pairs``: row the true label, column the predicted,
+    0 standing for no object (row 0: false positives; column 0: missed objects)."""
+    out = np.zeros((classes, classes), np.int64)
+    for pair in box_pairs(predictions, truths, iou):
+        out[pair.truth, pair.predicted] += 1
+    return out
+
+
+def object_report(detections: Sequence[Sequence], scenes: Sequence, classes: int,
+                  threshold: float = 0.5, iou: float = 0.5) -> DetectionReport:
+    """The report of ``detections`` (per scene, a list of ``Detection`` at a low floor)
+    against ``scenes``' true boxes and labels, for labels 1..classes - 1."""
+    all_found = [_arrays(found) for found in detections]
+    truths = [(s.boxes, s.labels) for s in scenes]
+    aps = average_precisions(all_found, truths, range(1, classes), iou)
+    kept = []
+    for boxes, scores, labels in all_found:
+        above = scores >= threshold
+        kept.append((boxes[above], scores[above], labels[above]))
+    patches: list[ObjectPatch] = []
+    for index, ((boxes, scores, labels), (lower_boxes, lower_scores, lower_labels),
+                scene) in enumerate(zip(kept, all_found, scenes, strict=True)):
+        m = match(boxes, scores, labels, scene.boxes, scene.labels, iou)
+        for d in np.argsort(-scores, kind="stable"):
+            j = int(m.matched[d])
+            patches.append(ObjectPatch(
+                index, OUTCOMES[0] if j >= 0 else OUTCOMES[1], _box(boxes[d]), int(labels[d]),
+                float(scores[d]), float(m.iou[d]), _box(scene.boxes[j]) if j >= 0 else None))
+        for j in m.missed:
+            truth, label = scene.boxes[j], int(scene.labels[j])
+            mine = lower_labels == label
+            overlaps = box_iou(lower_boxes[mine], truth[None])[:, 0]
+            near = lower_scores[mine][overlaps >= iou]
+            patches.append(ObjectPatch(index, OUTCOMES[2], _box(truth), label,
+                                       float(near.max()) if len(near) else 0.0,
+                                       float(overlaps.max()) if len(overlaps) else 0.0,
+                                       _box(truth)))
+    return DetectionReport(patches, aps, box_pairs(kept, truths, iou), threshold, len(scenes),
+                           classes)
+
+
+def _box(values) -> tuple[float, float, float, float]:
+    return tuple(float(v) for v in values)  # type: ignore[return-value]
+
+
+def detect_scenes(backbone, scenes: Sequence, floor: float = 0.05, progress=None) -> list:
+    """Per scene, ``backbone.detect`` at ``floor`` (a report's AP reads them all)."""
+    out = []
+    for i, scene in enumerate(scenes):
+        out.append(backbone.detect(scene.image, floor))
+        if progress is not None:
+            progress(i + 1, len(scenes))
+    return out

@@ -282,3 +282,51 @@ def test_methods_ranked_by_how_much_of_their_maps_lie_in_the_true_boxes(detector
     (one,) = box_trust(detector, [scene], ["hirescam"])
     assert one.objects == len(shares) and one.energy.mean == pytest.approx(np.mean(shares),
                                                                           abs=1e-6)
+
+
+def test_box_confusion_and_object_outcomes_of_a_worked_example():
+    from types import SimpleNamespace
+
+    from explain.evaluate.detection import box_confusion, object_report
+    from models.backbone import Detection
+
+    truth = SimpleNamespace(boxes=np.array([[0, 0, 10, 10], [20, 20, 30, 30], [40, 40, 50, 50]],
+                                           np.float32), labels=np.array([1, 2, 2]))
+    found = [Detection((0, 0, 10, 10), 1, "a", 0.9),     # finds object 0: true positive
+             Detection((20, 20, 30, 31), 1, "a", 0.8),   # on object 1, the wrong class
+             Detection((60, 60, 70, 70), 2, "b", 0.7),   # on nothing
+             Detection((40, 40, 50, 50), 2, "b", 0.2)]   # finds object 2, under the threshold
+    report = object_report([found], [truth], classes=3, threshold=0.5)
+    outcomes = [(p.outcome, p.label, round(p.score, 2)) for p in report.patches]
+    assert outcomes == [("true positive", 1, 0.9), ("false positive", 1, 0.8),
+                        ("false positive", 2, 0.7), ("missed", 2, 0.0), ("missed", 2, 0.2)]
+    assert report.patches[1].iou == pytest.approx(0.0) and report.patches[0].iou == 1.0
+    # rows true (0: no object), columns predicted (0: none): object 1 taken by a box of
+    # class 1, the box on nothing a false positive, object 2 missed at 0.5
+    np.testing.assert_array_equal(report.confusion, [[0, 0, 1], [0, 1, 0], [1, 1, 0]])
+    assert report.average_precisions == pytest.approx({1: 1.0, 2: 0.25})
+    everything = box_confusion([([[40, 40, 50, 50]], [0.2], [2])], [(truth.boxes, truth.labels)], 3)
+    np.testing.assert_array_equal(everything, [[0, 0, 0], [1, 0, 0], [1, 0, 1]])
+
+
+def test_the_demo_detectors_report_over_scenes(detector, composites):
+    """Over the composites: AP as average_precisions computes it; each true object once in
+    its confusion row and among the patches (found or missed); each detection at the
+    threshold once in its column and among the patches."""
+    from explain.evaluate.detection import _arrays, detect_scenes, object_report
+
+    scenes = composites[:30]
+    found = detect_scenes(detector, scenes)
+    report = object_report(found, scenes, classes=11, threshold=0.5)
+    truths = [(s.boxes, s.labels) for s in scenes]
+    assert report.average_precisions == average_precisions(
+        [_arrays(f) for f in found], truths, range(1, 11))
+    objects = sum(len(s.labels) for s in scenes)
+    shown = sum(d.score >= 0.5 for f in found for d in f)
+    assert report.count("true positive") + report.count("missed") == objects
+    assert report.count("true positive") + report.count("false positive") == shown
+    assert report.confusion[1:].sum() == objects and report.confusion[:, 1:].sum() == shown
+    for label in range(1, 11):
+        assert report.confusion[label].sum() == sum(int((s.labels == label).sum()) for s in scenes)
+    assert report.count("true positive") > 0.5 * objects  # at 0.5 it finds most animals
+    assert report.mean_average_precision >= 0.6
