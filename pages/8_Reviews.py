@@ -10,7 +10,7 @@ import streamlit as st
 
 from explain import TITLES
 from models import backbone_names
-from reviews import READONLY, VERDICTS, ReviewError, score_lines
+from reviews import READONLY, VERDICTS, ReviewError, box_text, score_lines
 from reviews.report import html_report
 from ui import frame, links, trust
 
@@ -38,7 +38,7 @@ with frame.page("Reviews", need_image=False) as view:
             st.session_state.pop("_deleted_review", None)
             st.rerun()
     a, b, c, d, e = st.columns([3, 3, 3, 3, 2])
-    backbone = a.selectbox("Model", ["", *backbone_names()], key="rv_backbone",
+    backbone = a.selectbox("Model", ["", *backbone_names(None)], key="rv_backbone",
                            format_func=lambda n: n or "all models")
     verdict = b.selectbox("Verdict", ["", *VERDICTS], key="rv_verdict",
                           format_func=lambda v: v or "all verdicts")
@@ -70,7 +70,8 @@ with frame.page("Reviews", need_image=False) as view:
                         f"{review.backbone} ({review.weights}) · "
                         f"{TITLES.get(review.method, review.method)} "
                         + (f"over {review.target_name}" if review.target < 0  # a slice
-                           else f"for {review.target_name} ({review.target})"))
+                           else f"for {review.target_name} ({review.target})")
+                        + (f", {box_text(review.box)}" if review.box is not None else ""))
                 if review.note:
                     st.text(review.note)
                 if review.scores:

@@ -7,7 +7,9 @@ from .store import (
     Review,
     ReviewError,
     ReviewStore,
+    box_text,
     score_lines,
 )
 
-__all__ = ["READONLY", "SCORE_TITLES", "VERDICTS", "Review", "ReviewError", "ReviewStore", "score_lines"]
+__all__ = ["READONLY", "SCORE_TITLES", "VERDICTS", "Review", "ReviewError", "ReviewStore", "box_text",
+           "score_lines"]

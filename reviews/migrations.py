@@ -38,7 +38,15 @@ def _add_deleted(connection: Connection) -> None:
     connection.execute(text("CREATE INDEX IF NOT EXISTS ix_reviews_deleted ON reviews (deleted)"))
 
 
-MIGRATIONS: list[Callable[[Connection], None]] = [_create_reviews, _add_fingerprint, _add_deleted]
+def _add_box(connection: Connection) -> None:
+    """A review of a detector's box records the box."""
+    columns = {c["name"] for c in inspect(connection).get_columns("reviews")}
+    if "box" not in columns:
+        connection.execute(text("ALTER TABLE reviews ADD COLUMN box VARCHAR(200)"))
+
+
+MIGRATIONS: list[Callable[[Connection], None]] = [_create_reviews, _add_fingerprint, _add_deleted,
+                                                  _add_box]
 
 _meta = MetaData()
 _version = Table("schema_version", _meta, Column("version", Integer, nullable=False))

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from html import escape
 
-from .store import Review, score_lines
+from .store import Review, box_text, score_lines
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem; color: #222; }
@@ -41,6 +41,8 @@ def html_report(reviews: Sequence[Review], title: str = "CNN Lens reviews",
         when = review.created.strftime("%Y-%m-%d %H:%M") if review.created else ""
         what = (f"over {escape(review.target_name)}" if review.target < 0  # a Gallery slice
                 else f"for “{escape(review.target_name)}” ({review.target})")
+        if review.box is not None:
+            what += f", {box_text(review.box)}"
         parts.append(
             f"<div class='review' id='review-{review.id}'>{image}<div>"
             f"<div class='verdict'>{escape(review.verdict)}</div>"

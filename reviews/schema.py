@@ -37,3 +37,6 @@ class ReviewRow(Base):
     # when it was deleted (NULL: it was not): a deleted review can be restored (migration 3)
     deleted: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True,
                                                      index=True)
+    # a detector's box the review is about, JSON [x0, y0, x1, y1] in the image's pixels (NULL:
+    # a class or a slice; migration 4)
+    box: Mapped[str | None] = mapped_column(String(200), nullable=True)

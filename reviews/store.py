@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,7 +38,13 @@ SCORE_TITLES = {"probability": "probability", "images": "images",
                 "deletion_auc": "deletion AUC", "insertion_auc": "insertion AUC",
                 "random_deletion_auc": "random map's deletion AUC",
                 "random_insertion_auc": "random map's insertion AUC",
-                "pointing_game": "pointing game"}
+                "pointing_game": "pointing game", "box_score": "box score (IoU + class score)",
+                "energy_in_box": "share of the map in the box", "box_area": "box's share of the image"}
+
+
+def box_text(box) -> str:
+    """How a review's box is written where people read it."""
+    return "box (" + ", ".join(f"{v:.0f}" for v in box) + ")"
 
 
 def score_lines(scores: dict) -> list[tuple[str, str]]:
@@ -75,6 +82,7 @@ class Review:
     created: datetime | None = None
     updated: datetime | None = None
     deleted: datetime | None = None  # when it was deleted; it can be restored
+    box: tuple[float, float, float, float] | None = None  # a detector's box (image px): its target
 
 
 def default_url() -> str:
@@ -237,7 +245,17 @@ def _checked(review: Review) -> Review:
         raise ReviewError(f"The verdict is one of: {', '.join(VERDICTS)}.")
     if len(review.note) > MAX_NOTE:
         raise ReviewError(f"The note is longer than {MAX_NOTE} characters.")
-    return Review(**{**review.__dict__, "author": author})
+    box = review.box
+    if box is not None:
+        try:
+            box = tuple(round(float(v), 1) for v in box)
+        except (TypeError, ValueError):
+            box = ()
+        if len(box) != 4 or not all(math.isfinite(v) for v in box) \
+                or not (box[2] > box[0] and box[3] > box[1]):
+            raise ReviewError("A review's box is four numbers (x0, y0, x1, y1) with x1 > x0 and "
+                              "y1 > y0.")
+    return Review(**{**review.__dict__, "author": author, "box": box})
 
 
 _SAID = ("author", "verdict", "note", "link", "page", "backbone", "weights", "image_hash",
@@ -247,6 +265,8 @@ _SAID = ("author", "verdict", "note", "link", "page", "backbone", "weights", "im
 def fingerprint(review: Review) -> str:
     """Who said what about which view: two reviews with the same fingerprint are one review."""
     said = [review.author.strip().lower(), *(getattr(review, name) for name in _SAID[1:])]
+    if review.box is not None:  # a box's review (reviews without one keep their fingerprints)
+        said.append([round(float(v), 1) for v in review.box])
     return hashlib.sha256(json.dumps(said).encode()).hexdigest()
 
 
@@ -255,6 +275,7 @@ def _fill(row: ReviewRow, review: Review) -> None:
                  "method", "target", "target_name", "page", "thumbnail"):
         setattr(row, name, getattr(review, name))
     row.scores = json.dumps(review.scores, sort_keys=True)
+    row.box = None if review.box is None else json.dumps(list(review.box))
     row.fingerprint = fingerprint(review)
 
 
@@ -262,7 +283,8 @@ def _review(row: ReviewRow) -> Review:
     return Review(row.author, row.verdict, row.note, row.link, row.backbone, row.weights,
                   row.image_hash, row.method, row.target, row.target_name, row.page,
                   row.thumbnail or b"", json.loads(row.scores or "{}"), row.id,
-                  _utc(row.created), _utc(row.updated), _utc(row.deleted))
+                  _utc(row.created), _utc(row.updated), _utc(row.deleted),
+                  tuple(json.loads(row.box)) if row.box else None)
 
 
 def _now() -> datetime:

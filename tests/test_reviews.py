@@ -168,3 +168,25 @@ def test_a_read_only_store_lists_and_refuses_every_change(store, monkeypatch):
             change()
     assert store.get(first.id).note == first.note and store.count() == 1
     assert store.count(deleted=True) == 0
+
+
+def test_a_review_of_a_detectors_box_records_the_box(store):
+    """A box review keeps its box (to a tenth of a pixel) through the database and the HTML
+    report; the same view of another box is another review; a malformed box is refused;
+    reviews without a box keep the fingerprints they had."""
+    from reviews.store import fingerprint
+
+    box = review(backbone="animals_detector", page="Detector", method="hirescam", target=4,
+                 target_name="cow at (12, 30, 98, 77)", box=(12.04, 30.0, 98.46, 77.0),
+                 scores={"box_score": 1.71, "energy_in_box": 0.62, "box_area": 0.04})
+    saved = store.add(box)
+    assert store.get(saved.id).box == (12.0, 30.0, 98.5, 77.0)
+    other = store.add(review(**{**box.__dict__, "box": (100, 30, 180, 77)}))
+    assert other.id != saved.id and store.count() == 2
+    assert store.add(box).id == saved.id  # the same box again is the same review
+    assert "box (12, 30, 98, 77)" in html_report(store.find())
+    assert "box (" not in html_report([store.add(review())])
+    assert fingerprint(review()) == fingerprint(review(box=None))
+    for bad in ((1, 2, 3), (10, 10, 5, 20), (0, 0, float("nan"), 4), ("a", 0, 1, 1)):
+        with pytest.raises(ReviewError, match="box is four numbers"):
+            store.add(review(box=bad))

@@ -5,9 +5,12 @@ the detector, the scene, the threshold and the boxes."""
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import numpy as np
 import streamlit as st
 import torch
+from PIL import Image
 
 from explain import RECORDS, TITLES, Box, ExplainError, explain_boxes, to_heatmap
 from explain.api import ONE_FORWARD
@@ -19,11 +22,12 @@ from explain.evaluate.detection import box_trust
 from explain.evaluate.faithfulness import curves, random_map_curves
 from explain.evaluate.pointing import energy_in_box
 from explain.render.figures import curves_figure, detections_figure
-from explain.render.pictures import boxes_drawn, overlay
+from explain.render.pictures import boxes_drawn, overlay, png_bytes
 from models import Backbone, ModelError, backbone_names, get_spec
 from models.backbone import CHECKPOINT, PRETRAINED, UNTRAINED
+from reviews import Review
 from serving.scheduler import Busy
-from ui import limits, links, results, widgets
+from ui import limits, links, results, trust, widgets
 from ui.text import plain, problem
 from ui.view import View, model_cache
 
@@ -167,14 +171,24 @@ def page(view: View) -> None:
     ranking(dview)
     if len(picked) > 1 and method in ONE_FORWARD:
         together(dview, method, [found[i] for i in picked], layer)
+    mapped = {}
     for row_start in range(0, len(picked), 2):
         columns = st.columns(2)
         for column, index in zip(columns, picked[row_start:row_start + 2], strict=False):
             with column:
                 result = box_map(dview, found[index], captions[index], method, layer, inside,
                                  alpha, cmap)
-                if trust and result is not None:
-                    box_curves(dview, found[index], result)
+                if result is not None:
+                    mapped[index] = result
+                    if trust:
+                        box_curves(dview, found[index], result)
+    if mapped:
+        with st.expander("Save a box's map as a review"):
+            index = next(iter(mapped))
+            if len(mapped) > 1:
+                index = st.selectbox("Box", list(mapped), format_func=captions.__getitem__,
+                                     key="det_review_box")
+            review_box(dview, found[index], texts[index], method, mapped[index], alpha, cmap)
 
 
 CHART = "det_chart"
@@ -269,6 +283,35 @@ def box_map(view: View, detection, caption: str, method: str, layer: str | None,
         st.caption(f"{share:.0%} of the map's positive mass lies inside the box, which is "
                    f"{area:.0%} of the image (a map spread evenly would put {area:.0%} there).")
     return result
+
+
+def review_box(view: View, detection, text: str, method: str, result, alpha: float,
+               cmap: str) -> None:
+    """The review form of one box's map: the review records the box, its score and the share
+    of its map inside it; its link opens the page on that box alone."""
+    def review(author: str, verdict: str, note: str) -> Review:
+        share, area = energy_in_box(result.heatmap, detection.box)
+        x0, y0, x1, y1 = crop(detection.box, view.image.size)
+        picture = overlay(view.image, result.heatmap, alpha, cmap)
+        thumb = Image.fromarray(boxes_drawn(picture, [detection.box], [detection.name])[y0:y1, x0:x1])
+        thumb.thumbnail((240, 240))
+        return Review(
+            author=author, verdict=verdict, note=note,
+            link=urlencode({**links.values(), "det_boxes": text}), backbone=view.backbone.name,
+            weights=view.backbone.weights, image_hash=view.image_key, method=method,
+            target=detection.label, target_name=detection.name,
+            page="Detector", thumbnail=png_bytes(np.asarray(thumb)), box=detection.box,
+            scores={"box_score": result.probability, "energy_in_box": share, "box_area": area})
+
+    trust.review_section("det_review_form", review)
+
+
+def crop(box, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The box with a margin of half its size (at least 24 px) a side, within the image."""
+    x0, y0, x1, y1 = box
+    margin = max(24.0, 0.5 * max(x1 - x0, y1 - y0))
+    return (max(0, int(x0 - margin)), max(0, int(y0 - margin)),
+            min(size[0], int(np.ceil(x1 + margin))), min(size[1], int(np.ceil(y1 + margin))))
 
 
 CURVE_STEPS = 20

@@ -161,14 +161,6 @@ def _explained(detector, scenes, shown, method: str, layer: str | None) -> dict 
                                  f"{TITLES[method]}", work, "object-maps")
 
 
-def _crop(box, size: tuple[int, int]) -> tuple[int, int, int, int]:
-    """The box with a margin of half its size (at least 24 px) a side, within the image."""
-    x0, y0, x1, y1 = box
-    margin = max(24.0, 0.5 * max(x1 - x0, y1 - y0))
-    return (max(0, int(x0 - margin)), max(0, int(y0 - margin)),
-            min(size[0], int(np.ceil(x1 + margin))), min(size[1], int(np.ceil(y1 + margin))))
-
-
 def _card(scene, patch, names, result, alpha: float, cmap: str) -> None:
     image = scene.image
     picture = np.asarray(image) if not hasattr(result, "heatmap") \
@@ -178,7 +170,7 @@ def _card(scene, patch, names, result, alpha: float, cmap: str) -> None:
         boxes.insert(0, patch.truth)
         captions.insert(0, "")
     drawn = boxes_drawn(picture, boxes, captions, chosen=(len(boxes) - 1,))
-    x0, y0, x1, y1 = _crop(patch.box, image.size)
+    x0, y0, x1, y1 = detection.crop(patch.box, image.size)
     st.image(Image.fromarray(drawn[y0:y1, x0:x1]), width="stretch")
     said = f"score {patch.score:.2f} · IoU {patch.iou:.2f}"
     st.caption(f"{patch.outcome} · {plain(names[patch.label])} · {said} · scene {patch.scene}"
@@ -230,7 +222,7 @@ def errors() -> None:
                 f"{len(members)} box{'es' if len(members) != 1 else ''}")
     for place, pair in zip(layout.grid(len(members[:48]), 6), members[:48], strict=True):
         image = scenes[pair.scene].image
-        x0, y0, x1, y1 = _crop(pair.box, image.size)
+        x0, y0, x1, y1 = detection.crop(pair.box, image.size)
         drawn = boxes_drawn(image, [pair.box], [names[pair.predicted or pair.truth]])
         with place:
             st.image(Image.fromarray(drawn[y0:y1, x0:x1]), width="stretch")

@@ -137,3 +137,32 @@ def test_a_torchvision_detector_without_coco_weights_says_what_to_do_then_runs_u
     # 91 classes of (seeded) random weights: a softmax of about 1/91 per class, none at 0.05
     assert any("No detection scores 0.05 or more: lower the threshold" in t
                for t in texts(at.info)), texts(at.info)
+
+
+def test_a_boxs_map_saved_as_a_review_records_the_box(detector):
+    """The review of a box: its box, label, score and share inside, its link opening the page
+    on that box alone; the Reviews page says the box."""
+    from reviews import ReviewStore, box_text
+
+    scene = animals_on_photos(1, seed=3)[0]
+    found = detector.detect(scene.image, 0.3)
+    if len(found) < 2:
+        pytest.skip("this scene has one detection")
+    texts_of = [",".join(f"{v:.0f}" for v in d.box) + f",{d.label}" for d in found[:2]]
+    at = app(DETECTOR, scene=3, det_thr=0.3, det_boxes=",".join(texts_of))
+    assert_clean(at)
+    at.selectbox(key="det_review_box").set_value(1).run()
+    at.text_input(key="review_author").input("detector-test")
+    next(b for b in at.button if b.label == "Save review").click().run()
+    assert_clean(at)
+    (saved,) = [r for r in ReviewStore().find() if r.author == "detector-test"]
+    second = found[1]
+    assert saved.page == "Detector" and saved.backbone == "animals_detector"
+    assert saved.box == tuple(round(v, 1) for v in second.box) and saved.target == second.label
+    alone = explain(detector, scene.image, "gradcam", target=Box(second.box, second.label))
+    assert saved.scores["box_score"] == pytest.approx(alone.probability, abs=1e-4)
+    assert 0 <= saved.scores["energy_in_box"] <= 1 and saved.thumbnail.startswith(b"\x89PNG")
+    assert f"det_boxes={texts_of[1].replace(',', '%2C')}" in saved.link
+    reviews = app("pages/8_Reviews.py")
+    said = f"Grad-CAM for {second.name} ({second.label}), {box_text(saved.box)}"
+    assert any(said in t.value for t in reviews.text), [t.value for t in reviews.text]
