@@ -352,6 +352,7 @@ def box_curves(view: View, detection, result) -> None:
 
 
 RANKED_SCENES = 12  # demo scenes the methods are ranked over
+RANKING_STEPS = 10  # their curves' steps
 RANKING_SEED = HELD_OUT_SEED  # scenes the detector never trained on
 
 
@@ -362,13 +363,19 @@ def ranking(view: View) -> None:
     if view.backbone.categories != CLASSES:
         return
     with st.expander("Which method points at the animals best? (over demo scenes)"):
-        key = ("box-ranking", view.model_key, RANKED_SCENES)
+        with_curves = st.toggle("With the deletion and insertion curves of each box's score",
+                                key="det_rank_curves",
+                                help=f"{RANKING_STEPS} steps a curve, and a random map's: about "
+                                     "10,000 forward passes, minutes on a CPU (4.5 on 2 cores "
+                                     "for the demo detector); computed once per server.")
+        key = ("box-ranking", view.model_key, RANKED_SCENES, with_curves)
         known = results.result_store().peek(key)
         if known is None and not st.button(f"Rank the methods over {RANKED_SCENES} demo scenes"):
             st.caption("Every animal the detector finds in the scenes is explained with each "
                        "fast method (one pass or two), and the share of its map inside its "
                        "true box is averaged: the energy-based pointing game against the "
-                       "ground truth.")
+                       "ground truth. With the curves, each map also removes (deletion) and "
+                       "reveals (insertion) the image in its order, beside a random map.")
             return
         backbone = view.backbone
         # the fast ones: the CAM family at one layer (one forward pass and a backward pass
@@ -377,13 +384,29 @@ def ranking(view: View) -> None:
         ranked = known or results.with_progress(
             key, f"Ranking {len(methods)} methods", lambda job: box_trust(
                 backbone, animals_on_photos(RANKED_SCENES, seed=RANKING_SEED), methods,
-                progress=job.report), "box-ranking")
+                progress=job.report, curve_steps=RANKING_STEPS if with_curves else None),
+            "box-ranking")
         if ranked is None:
             return
-        st.dataframe([{"method": TITLES[t.method], "share inside the true box": t.energy.mean,
-                       "95% interval": f"{t.energy.low:.2f} to {t.energy.high:.2f}",
-                       "animals": t.objects} for t in ranked], hide_index=True)
+
+        def said(interval) -> str:
+            return f"{interval.mean:.2f} ({interval.low:.2f} to {interval.high:.2f})"
+
+        rows = []
+        for t in ranked:
+            row = {"method": TITLES[t.method], "share inside the true box": t.energy.mean,
+                   "95% interval": f"{t.energy.low:.2f} to {t.energy.high:.2f}",
+                   "animals": t.objects}
+            if t.deletion is not None:
+                row.update({"deletion AUC (lower: better)": said(t.deletion),
+                            "insertion AUC (higher: better)": said(t.insertion)})
+            rows.append(row)
+        st.dataframe(rows, hide_index=True)
+        chance = ranked[0]
+        random = "" if chance.random_deletion is None else (
+            f" A random map's deletion AUC: {said(chance.random_deletion)}, insertion AUC: "
+            f"{said(chance.random_insertion)} (the box's score, IoU + class score, up to 2).")
         st.caption(f"The boxes cover {ranked[0].area:.0%} of an image on average: a map spread "
-                   f"evenly would score that. {ranked[0].missed} animals were not detected "
-                   f"(at 0.30) and are left out. Scenes of seed {RANKING_SEED}, as the "
+                   f"evenly would score that.{random} {ranked[0].missed} animals were not "
+                   f"detected (at 0.30) and are left out. Scenes of seed {RANKING_SEED}, as the "
                    "detector's held-out test.")

@@ -171,10 +171,10 @@ def _card(scene, patch, names, result, alpha: float, cmap: str) -> None:
         captions.insert(0, "")
     drawn = boxes_drawn(picture, boxes, captions, chosen=(len(boxes) - 1,))
     x0, y0, x1, y1 = detection.crop(patch.box, image.size)
-    st.image(Image.fromarray(drawn[y0:y1, x0:x1]), width="stretch")
     said = f"score {patch.score:.2f} · IoU {patch.iou:.2f}"
-    st.caption(f"{patch.outcome} · {plain(names[patch.label])} · {said} · scene {patch.scene}"
-               + (" (thin box: the true one)" if len(boxes) > 1 else ""))
+    st.image(Image.fromarray(drawn[y0:y1, x0:x1]), width="stretch",
+             caption=f"{patch.outcome} · {plain(names[patch.label])} · {said} · scene "
+                     f"{patch.scene}" + (" (thin box: the true one)" if len(boxes) > 1 else ""))
     if isinstance(result, str):
         st.caption(plain(result))
 
@@ -225,8 +225,8 @@ def errors() -> None:
         x0, y0, x1, y1 = detection.crop(pair.box, image.size)
         drawn = boxes_drawn(image, [pair.box], [names[pair.predicted or pair.truth]])
         with place:
-            st.image(Image.fromarray(drawn[y0:y1, x0:x1]), width="stretch")
-            st.caption(f"scene {pair.scene} · " + (f"score {pair.score:.2f}" if pair.predicted
-                                                   else "missed"))
+            st.image(Image.fromarray(drawn[y0:y1, x0:x1]), width="stretch",
+                     caption=f"scene {pair.scene} · " + (f"score {pair.score:.2f}"
+                                                         if pair.predicted else "missed"))
     if len(members) > 48:
         st.caption(f"The first 48 of {len(members)}.")

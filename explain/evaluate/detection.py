@@ -100,53 +100,82 @@ class BoxTrust:
     """A method over scenes: ``energy`` (mean and 95% interval) of the share of each detected
     object's map inside its true box, ``area`` the boxes' mean share of the image (what a map
     spread evenly scores), ``objects`` explained, ``missed`` objects the detector did not
-    find."""
+    find. With curves: ``deletion`` and ``insertion`` (mean and 95% interval) of the areas
+    under the box's score as the map's pixels are removed or revealed, and a random map's
+    (``random_deletion``, ``random_insertion``: the same for every method)."""
 
     method: str
     energy: object  # slices.Interval
     area: float
     objects: int
     missed: int
+    deletion: object | None = None
+    insertion: object | None = None
+    random_deletion: object | None = None
+    random_insertion: object | None = None
 
 
 def box_trust(backbone, scenes, methods: Sequence[str], threshold: float = 0.3,
-              options: dict | None = None, progress=None) -> list[BoxTrust]:
+              options: dict | None = None, progress=None,
+              curve_steps: int | None = None) -> list[BoxTrust]:
     """Each method's energy-based pointing game over ``scenes`` (``Composite``s: images with
     their true boxes and labels): every true object that a detection of its label matches (IoU
     0.5, at ``threshold``) is explained as that detection's box, and its map's share of mass
-    inside the true box is recorded. Best first (by mean share). ``options``: per method."""
+    inside the true box is recorded. With ``curve_steps``, also the deletion and insertion
+    curves of the box's score (IoU + class score) for every map, and a random map's (4 seeded
+    smooth maps), per object. Best first (by mean share). ``options``: per method."""
+    import torch
+
     from explain.api import explain_boxes
-    from explain.core.boxes import Box
+    from explain.core.boxes import Box, box_scores
+    from explain.core.results import to_heatmap
+    from explain.evaluate.faithfulness import curves, random_map_curves
     from explain.evaluate.pointing import energy_in_box
     from explain.evaluate.slices import interval
 
     options = options or {}
-    found_per_scene = []
-    missed = 0
-    for scene in scenes:
+    size = backbone.preprocessing.size
+    shares = {m: [] for m in methods}
+    deletions = {m: [] for m in methods}
+    insertions = {m: [] for m in methods}
+    chance: list = []
+    areas, missed = [], 0
+    for s, scene in enumerate(scenes):
         found = backbone.detect(scene.image, threshold)
         m = match(np.array([d.box for d in found]).reshape(-1, 4), [d.score for d in found],
                   [d.label for d in found], scene.boxes, scene.labels)
         pairs = [(found[d], scene.boxes[j]) for d, j in enumerate(m.matched) if j >= 0]
         missed += len(m.missed)
-        found_per_scene.append(pairs)
-    out = []
-    total = len(methods) * len(scenes)
-    for k, method in enumerate(methods):
-        shares, areas = [], []
-        for s, (scene, pairs) in enumerate(zip(scenes, found_per_scene, strict=True)):
-            if pairs:
-                maps = explain_boxes(backbone, scene.image, method,
-                                     [Box(d.box, d.label) for d, _ in pairs],
-                                     **options.get(method, {}))
-                for result, (_, truth) in zip(maps, pairs, strict=True):
-                    share, area = energy_in_box(result.heatmap, truth)
-                    shares.append(share)
-                    areas.append(area)
-            if progress is not None:
-                progress(k * len(scenes) + s + 1, total)
-        out.append(BoxTrust(method, interval(shares), float(np.mean(areas)) if areas else 0.0,
-                            len(shares), missed))
+        if pairs:
+            targets = [Box(d.box, d.label) for d, _ in pairs]
+            maps = {method: explain_boxes(backbone, scene.image, method, targets,
+                                          **options.get(method, {})) for method in methods}
+            inputs = backbone.preprocess(scene.image) if curve_steps else None
+            for k, (_, truth) in enumerate(pairs):
+                areas.append(energy_in_box(maps[methods[0]][k].heatmap, truth)[1])
+                for method in methods:
+                    shares[method].append(energy_in_box(maps[method][k].heatmap, truth)[0])
+                if not curve_steps:
+                    continue
+                target = targets[k].for_image(scene.image.size, size)
+                bound = box_scores(backbone, target.input_box, target.label).model
+                saliencies = [to_heatmap(torch.from_numpy(np.asarray(maps[method][k].raw)), size)
+                              for method in methods]
+                for method, c in zip(methods, curves(bound, inputs, saliencies, [0] * len(methods),
+                                                     curve_steps, rows=[0] * len(methods)),
+                                     strict=True):
+                    deletions[method].append(c.deletion_auc)
+                    insertions[method].append(c.insertion_auc)
+                chance.append(random_map_curves(bound, inputs, 0, curve_steps, count=4))
+        if progress is not None:
+            progress(s + 1, len(scenes))
+    random = ((interval([c.deletion_auc for c in chance]), interval([c.insertion_auc for c in chance]))
+              if curve_steps else (None, None))
+    out = [BoxTrust(method, interval(shares[method]), float(np.mean(areas)) if areas else 0.0,
+                    len(shares[method]), missed,
+                    interval(deletions[method]) if curve_steps else None,
+                    interval(insertions[method]) if curve_steps else None, *random)
+           for method in methods]
     return sorted(out, key=lambda t: -(t.energy.mean if t.objects else -1))
 
 

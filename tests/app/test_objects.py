@@ -9,7 +9,7 @@ import pytest
 from explain.data import animals_on_photos
 from explain.data.composites import HELD_OUT_SEED
 from explain.evaluate.detection import detect_scenes, object_report
-from tests.app.helpers import app, assert_clean, texts
+from tests.app.helpers import app, assert_clean, captions, texts
 
 GALLERY, ERRORS = "pages/9_Gallery.py", "pages/7_Errors.py"
 SCENES = 10
@@ -25,7 +25,7 @@ def report():
 
 
 def _cards(at) -> list[str]:
-    return [t for t in texts(at.caption) if " · scene " in t]
+    return [t for t in captions(at) if " · scene " in t]
 
 
 def test_the_gallery_has_a_card_per_object_as_the_library_counts(report):
@@ -63,7 +63,7 @@ def test_the_errors_of_a_detector_are_its_ap_and_box_confusion(report):
     heading = [t for t in texts(at.markdown) if t.startswith("#### True ")]
     count = int(confusion[row, col])
     assert heading and heading[0].endswith(f": {count} box{'es' if count != 1 else ''}")
-    assert len([t for t in texts(at.caption) if t.startswith("scene ")]) == min(count, 48)
+    assert len([t for t in captions(at) if t.startswith("scene ")]) == min(count, 48)
 
 
 @pytest.mark.parametrize(("params", "noted"), [

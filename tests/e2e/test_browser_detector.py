@@ -50,3 +50,30 @@ def test_a_click_on_a_box_explains_it(server, page):
     page.wait_for_function("() => (location.search.match(/det_boxes=([^&]*)/) || ['', ''])[1]"
                            ".split('%2C').length == 10")
     assert_no_error(page)
+
+
+def test_a_click_on_a_box_confusion_cell_lists_its_boxes_and_the_gallery_has_cards(server, page):
+    """Errors of a detector's objects: a real click on the confusion's "bear detected as
+    bear" cell lists its boxes; the Gallery of the same objects shows cards with maps."""
+    page.goto(server + "/Errors?kind=objects&det_scenes=20")
+    chart = page.locator("[data-testid=stPlotlyChart] .js-plotly-plot").first
+    chart.locator(".main-svg").first.wait_for()
+    chart.scroll_into_view_if_needed()  # below the AP table
+    page.wait_for_timeout(1000)
+    x, y = chart.evaluate("""gd => {
+        const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+        const box = gd.getBoundingClientRect();
+        return [box.left + xa._offset + xa.l2p(1), box.top + ya._offset + ya.l2p(1)];
+    }""")
+    page.mouse.click(x, y)
+    heading = page.get_by_role("heading", name=re.compile(r"True bear, detected as bear: \d+ box"))
+    heading.wait_for()
+    page.wait_for_function("() => /ocell=1(%2C|,)1/.test(location.search)")
+    count = int(re.search(r": (\d+) box", heading.inner_text()).group(1))
+    wait_for_caption(page, "scene ", count=min(count, 48))
+    assert_no_error(page)
+    shot(page, "43-detector-errors-cell")
+    page.goto(server + "/Gallery?kind=objects&det_scenes=20&osort=-score")
+    wait_for_caption(page, "missed · ")  # the lowest scores first: a missed animal's card
+    assert_no_error(page)
+    shot(page, "44-detector-object-patches")

@@ -282,6 +282,38 @@ def test_methods_ranked_by_how_much_of_their_maps_lie_in_the_true_boxes(detector
     (one,) = box_trust(detector, [scene], ["hirescam"])
     assert one.objects == len(shares) and one.energy.mean == pytest.approx(np.mean(shares),
                                                                           abs=1e-6)
+    assert one.deletion is None
+
+
+def test_methods_ranked_by_the_deletion_and_insertion_of_the_box_score(detector, composites):
+    """With curves: each object's curves of its box's score, as the Detector page draws
+    them for one box (the same numbers), and a random map's; the mean over the objects."""
+    import torch
+
+    from explain.core.boxes import box_scores
+    from explain.core.results import to_heatmap
+    from explain.evaluate.detection import box_trust
+    from explain.evaluate.faithfulness import curves, random_map_curves
+
+    scene = composites[0]
+    (one,) = box_trust(detector, [scene], ["hirescam"], curve_steps=8)
+    found = detector.detect(scene.image, 0.3)
+    m = match(np.array([d.box for d in found]).reshape(-1, 4), [d.score for d in found],
+              [d.label for d in found], scene.boxes, scene.labels)
+    inputs = detector.preprocess(scene.image)
+    deletions, insertions, chance = [], [], []
+    for d in (found[d] for d, j in enumerate(m.matched) if j >= 0):
+        target = Box(d.box, d.label).for_image(scene.image.size, (320, 320))
+        bound = box_scores(detector, target.input_box, target.label).model
+        raw = explain(detector, scene.image, "hirescam", target=Box(d.box, d.label)).raw
+        (c,) = curves(bound, inputs, [to_heatmap(torch.from_numpy(raw), (320, 320))], [0], 8)
+        deletions.append(c.deletion_auc)
+        insertions.append(c.insertion_auc)
+        chance.append(random_map_curves(bound, inputs, 0, 8, count=4).insertion_auc)
+    assert one.deletion.n == len(deletions) >= 1
+    assert one.deletion.mean == pytest.approx(np.mean(deletions), abs=1e-4)
+    assert one.insertion.mean == pytest.approx(np.mean(insertions), abs=1e-4)
+    assert one.random_insertion.mean == pytest.approx(np.mean(chance), abs=1e-4)
 
 
 def test_box_confusion_and_object_outcomes_of_a_worked_example():
