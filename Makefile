@@ -27,6 +27,7 @@ bench: setup-dev browser
 	$(PY) bench/bench_transfer.py
 	$(PY) bench/bench_units.py
 	$(PY) bench/bench_detection.py
+	$(PY) bench/bench_segmentation.py
 	$(PY) bench/load.py --sessions 20 50 --rounds 2 --json test-output/load.json
 
 $(PY):

@@ -23,6 +23,8 @@ VIEWS = {
                          "label (network dissection), and what in an image drives it.",
     "pages/12_Detector.py": "An object detector's boxes, each explained: Grad-CAM and its "
                             "family, the gradient methods, occlusion, D-RISE.",
+    "pages/13_Segmenter.py": "A segmentation model's regions, each explained: how much of the "
+                             "map lies inside the region and how much is context.",
     "pages/5_Embedding_map.py": "A whole dataset in 2-D (PCA, t-SNE, UMAP) coloured by class, "
                                 "prediction or error; the k-NN accuracy of the features.",
     "pages/6_Neighbours.py": "The dataset images the model finds most similar to an image.",

@@ -16,8 +16,17 @@ fitted heads), ``jobs`` (the batch feature job), ``render`` (pictures and figure
 
 from explain import methods  # noqa: F401  (registers every method)
 from explain.analysis.units import Dissection, TopPatches, dissect, top_patches
-from explain.api import activations, explain, explain_batch, explain_boxes, predict_batch, visualize_class
+from explain.api import (
+    activations,
+    explain,
+    explain_batch,
+    explain_boxes,
+    explain_regions,
+    predict_batch,
+    visualize_class,
+)
 from explain.core.boxes import Box
+from explain.core.regions import Region
 from explain.core.registry import DEFAULT_METHOD, METHODS, RECORDS, TITLES, MethodRecord, Option
 from explain.core.results import Attribution, Cancelled, ExplainError, Explanation, NotApplicable, to_heatmap
 from explain.core.targets import Channel, ClassTarget, Direction, Target
@@ -50,6 +59,7 @@ __all__ = [
     "MethodRecord",
     "NotApplicable",
     "Option",
+    "Region",
     "Target",
     "TopPatches",
     "Unit",
@@ -59,6 +69,7 @@ __all__ = [
     "explain",
     "explain_batch",
     "explain_boxes",
+    "explain_regions",
     "load_image",
     "predict_batch",
     "to_heatmap",

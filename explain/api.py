@@ -63,6 +63,7 @@ def explain_batch(backbone, images: Sequence[ImageSource], method: str, targets=
     targets = [t.for_image(p.size, backbone.preprocessing.size)
                for t, p in zip(targets, pictures, strict=True)]
     inputs = torch.cat([backbone.preprocess(p) for p in pictures])
+    targets = [t.with_inputs(backbone, inputs[i:i + 1]) for i, t in enumerate(targets)]
     start = time.perf_counter()
     groups: dict[object, list[int]] = {}
     for i, target in enumerate(targets):
@@ -141,6 +142,43 @@ def explain_boxes(backbone, image: ImageSource, method: str, boxes: Sequence, **
                                target.shown_score(backbone, picture, a.probability), name, {},
                                target.title(one, 0)))
     return out
+
+
+def explain_regions(backbone, images: Sequence[ImageSource], method: str, regions: Sequence,
+                    **options) -> list[Explanation]:
+    """Each image explained for its own region (``Region`` targets), equal to ``explain_batch``
+    of the same: for the CAM family at one layer (no augmentation smoothing), all the images in
+    one forward pass and one backward pass (``RegionScore`` of k regions); other methods run
+    image by image (a region is one image's)."""
+    from explain.core.regions import Region, regions_scores
+
+    record = RECORDS.get(method)
+    layer = options.get("layer")
+    if record is None or method not in ONE_FORWARD or options.get("aug_smooth") \
+            or isinstance(layer, list | tuple) or not images:
+        return explain_batch(backbone, images, method, regions, **options)
+    options = record.checked(options)
+    if len(regions) != len(images):
+        raise ExplainError(f"{record.title}: give one region for each image: {len(images)} "
+                           f"images, {len(regions)} regions.")
+    pictures = [load_image(image) for image in images]
+    size = backbone.preprocessing.size
+    targets = [as_target(r, backbone, record.title).for_image(p.size, size)
+               for r, p in zip(regions, pictures, strict=True)]
+    if not all(isinstance(t, Region) for t in targets):
+        raise ExplainError(f"{record.title}: explain_regions takes Region targets.")
+    inputs = torch.cat([backbone.preprocess(p) for p in pictures])
+    targets = [t.with_inputs(backbone, inputs[i:i + 1]) for i, t in enumerate(targets)]
+    start = time.perf_counter()
+    bound = regions_scores(backbone, [t.input_mask for t in targets], [t.label for t in targets])
+    attributions = METHODS[method](bound, inputs, [0] * len(targets), **options)
+    seconds = (time.perf_counter() - start) / len(targets)
+    name = layer or backbone.spec.gradcam_layer
+    return [Explanation(method, 0, to_heatmap(a.raw, (p.height, p.width)),
+                        a.raw.detach().cpu().numpy(), seconds,
+                        t.shown_score(backbone, p, a.probability), name, dict(a.notes),
+                        t.title(bound, 0))
+            for p, t, a in zip(pictures, targets, attributions, strict=True)]
 
 
 def predict_batch(backbone, images: Sequence[ImageSource], k: int = 5) -> list[list]:

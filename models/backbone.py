@@ -38,6 +38,21 @@ class Detection:
 
 
 @dataclass(frozen=True, eq=False)
+class Segmentation:
+    """A segmenter's label map of an image: ``labels`` (H, W) int64 in the image's own pixels
+    (0 is the background), ``names`` of every label, and the labels ``present``, largest
+    first."""
+
+    labels: np.ndarray
+    names: tuple[str, ...]
+
+    @property
+    def present(self) -> list[int]:
+        counts = np.bincount(self.labels.ravel(), minlength=len(self.names))
+        return [int(i) for i in np.argsort(-counts, kind="stable") if counts[i] > 0]
+
+
+@dataclass(frozen=True, eq=False)
 class Backbone:
     """A model ready to explain. It may be shared by many threads: nothing here mutates it.
 
@@ -141,6 +156,19 @@ class Backbone:
                 for box, label, score in zip((found.boxes.cpu() * scale).tolist(),
                                              found.labels.tolist(), found.scores.tolist(),
                                              strict=True)]
+
+    def segment(self, image: Image.Image) -> Segmentation:
+        """A segmenter's label map of ``image`` in its own pixels: the class of highest logit,
+        the logits resized bilinearly from the model's input to the image."""
+        if self.task != "segmentation":
+            raise ValueError(f"{self.spec.title} is a {self.task} model, not a segmenter.")
+        import torch.nn.functional as F
+
+        with torch.inference_mode():
+            logits = self.model(self.preprocess(image))
+            logits = F.interpolate(logits.float(), size=(image.height, image.width),
+                                   mode="bilinear", align_corners=False)
+        return Segmentation(logits.argmax(1)[0].cpu().numpy().astype(np.int64), self.categories)
 
     def with_head(self, weight, bias, categories, weights: str, weights_id: str,
                   about: str = "") -> Backbone:

@@ -25,8 +25,8 @@ class Found:
     """One image's detections: ``boxes`` (m, 4) (x0, y0, x1, y1) in the input's pixels,
     ``scores`` (m,), ``labels`` (m,) in torchvision's numbering (0 is the background);
     ``vectors`` (m, C): each detection's scores of every object class (label k is column
-    k - 1), ``objectness`` (m,) and ``locations`` (m,) (the outputs they came from) where the
-    detector has them."""
+    k - 1), ``objectness`` (m,), ``locations`` (m,) (the outputs they came from) and ``masks``
+    (m, H, W) (Mask R-CNN's, probabilities at the input's size) where the detector has them."""
 
     boxes: torch.Tensor
     scores: torch.Tensor
@@ -34,3 +34,5 @@ class Found:
     locations: torch.Tensor | None = None
     vectors: torch.Tensor | None = None
     objectness: torch.Tensor | None = None
+    masks: torch.Tensor | None = None
+

@@ -28,6 +28,7 @@ from .errors import CheckpointError
 from .registry import get_spec
 
 DETECTION = "detection"
+SEGMENTATION = "segmentation"
 
 # VGG-16's 528 MB state dict fits. 1 GB, not less: Streamlit's drop zone rounds any limit above
 # 512 MB to "1GB per file", and a limit is said one way only
@@ -75,6 +76,8 @@ def load_backbone(
             raise CheckpointError("Choose a checkpoint file to load.")
         data = _read_bytes(checkpoint, "checkpoint", MAX_CHECKPOINT_BYTES)
         state = read_state_dict(data)
+        if spec.prepare_state is not None:  # e.g. a training-only head dropped
+            state = spec.prepare_state(state)
         n = spec.classes_of(state) if spec.classes_of else _class_count(state, spec.classifier)
         model = load_state_dict_into(spec.build(n), state)
         categories = (
@@ -83,6 +86,8 @@ def load_backbone(
             else tuple(f"class {i}" for i in range(1 if spec.task == DETECTION else 0,
                                                    n + (spec.task == DETECTION)))
         )
+        if spec.task == SEGMENTATION and class_names is None:  # class 0 is the background
+            categories = ("background", *categories[1:])
         if spec.task == DETECTION:  # torchvision's numbering: 0 is the background
             categories = ("background", *categories)
         weights_id = hashlib.sha256(data).hexdigest()[:16]

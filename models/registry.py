@@ -52,11 +52,14 @@ class BackboneSpec:
     blocks: tuple[str, ...] = ()  # named stages offered first when picking a layer
     offline: bool = False  # pretrained weights ship with an installed package
     tokens: Tokens | None = None  # a vision transformer: how its layers become feature maps
-    task: str = "classification"  # or "detection": what its output is, which targets it takes
+    task: str = "classification"  # "detection", "segmentation": its output, the targets it takes
     categories: tuple[str, ...] | None = None  # its pretrained weights' names (None: ImageNet's)
     # a checkpoint's class count (a detector's: object classes, the background not counted),
     # where the rows of ``classifier``'s weight do not say it plainly (anchors per location)
     classes_of: Callable[[Mapping], int] | None = None
+    # a checkpoint's state as the architecture takes it (torchvision's segmenters: their
+    # training-only auxiliary head dropped)
+    prepare_state: Callable[[dict], dict] | None = None
 
     def __post_init__(self) -> None:
         if self.cam is None and not self.cam_reason:

@@ -21,23 +21,21 @@ per call; ``find`` mutates nothing, so many threads may use one model.
 from __future__ import annotations
 
 import dataclasses
-import logging
-import pickle
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torchvision
 from torch import nn
 
+from .adapter import Adapter
 from .detection import Found
-from .errors import CheckpointError, WeightsUnavailable
+from .errors import CheckpointError
+from .hub import from_hub
 from .preprocess import IMAGENET, Preprocessing
 
 SIDE = 512  # the input side of the FPN detectors (COCO was trained at 800)
 FLOOR = 0.05  # the score threshold they are built with (explain.core.boxes.FLOOR)
-log = logging.getLogger("cnn_lens.models")
 
 
 @dataclass(frozen=True)
@@ -92,23 +90,9 @@ ARCHITECTURES = (
 )
 
 
-class TorchvisionDetector(nn.Module):
+class TorchvisionDetector(Adapter):
     """See the module. ``forward(x)`` is the torchvision model's eval output on the images of
     ``x`` (a list of dicts); ``find(x, threshold)`` the detector interface."""
-
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        self.net = net
-
-    # the torchvision model's names, state dict and modules are this model's
-    def named_modules(self, memo=None, prefix: str = "", remove_duplicate: bool = True):
-        return self.net.named_modules(memo, prefix, remove_duplicate)
-
-    def state_dict(self, *args, **kwargs):
-        return self.net.state_dict(*args, **kwargs)
-
-    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        return self.net.load_state_dict(state_dict, strict=strict, assign=assign)
 
     def forward(self, x: torch.Tensor) -> list[dict[str, torch.Tensor]]:
         return self.net(list(x))
@@ -122,9 +106,40 @@ class TorchvisionDetector(nn.Module):
             boxes = detected["boxes"]  # clipped to the image: a box past its edge may be flat
             keep = (detected["scores"] >= threshold) & (detected["labels"] > 0) \
                 & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+            masks = detected.get("masks")  # Mask R-CNN's: (m, 1, H, W) probabilities
             out.append(Found(detected["boxes"][keep], detected["scores"][keep],
-                             detected["labels"][keep]))
+                             detected["labels"][keep],
+                             masks=None if masks is None else masks[keep][:, 0]))
         return out
+
+
+class InstanceMaps(Adapter):
+    """An instance segmenter (Mask R-CNN) as a semantic one: its output (N, C, H, W) is, per
+    class, the largest of its detections' score x mask probability at each pixel (the
+    background's: 1 minus the largest of them all), differentiable as the masks and scores are.
+    A region's score (``explain.core.regions``) is then a sum over the region of a class's
+    detections' masks, and every segmenter page reads it: a detection's mask is a region. Its
+    modules, names and state dict are the detector's (``TorchvisionDetector``)."""
+
+    def __init__(self, detector: TorchvisionDetector) -> None:
+        super().__init__(detector)
+        self.classes = len(detector.net.roi_heads.box_predictor.cls_score.weight)
+
+    @property
+    def detector(self) -> TorchvisionDetector:
+        return self.net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        maps = []
+        for found in self.detector.find(x):
+            per = x.new_zeros((self.classes, *x.shape[-2:])) + found.scores.sum() * 0
+            weighted = found.scores[:, None, None] * found.masks  # (m, H, W)
+            for label in found.labels.unique().tolist():
+                per = per.index_put((torch.tensor([label], device=x.device),),
+                                    weighted[found.labels == label].amax(0, keepdim=True))
+            objects = per[1:].amax(0)
+            maps.append(torch.cat([(1 - objects)[None], per[1:]]))
+        return torch.stack(maps)
 
 
 def _kwargs(architecture: Architecture) -> dict:
@@ -164,23 +179,12 @@ def pretrained(architecture: Architecture, offline_default: str) -> Callable[[],
     to copy where."""
     def load() -> nn.Module:
         weights = weights_of(architecture)
-        cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
-        try:
-            net = torchvision.models.get_model(architecture.name, weights=weights,
-                                               **_kwargs(architecture))
-        except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
-            damaged = cached.exists()
-            log.warning("COCO weights of %s unavailable (%s %s): %s: %s", architecture.name,
-                        cached, "damaged" if damaged else "missing", type(exc).__name__, exc)
-            where = ("the copy on this server is damaged" if damaged
-                     else "they are not on this server and cannot be downloaded from here")
-            raise WeightsUnavailable(
-                f"The COCO weights of {architecture.title} are not available: {where}. Use the "
-                f"offline demo detector {offline_default}, choose untrained weights, or upload "
-                f"your own checkpoint (a state dict of torchvision's {architecture.name}, any "
-                f"number of classes). Whoever runs the server can add the file {cached.name} "
-                "to the torch hub cache (see the README, \"Backbones and weights\")."
-            ) from exc
+        net = from_hub(lambda: torchvision.models.get_model(
+                           architecture.name, weights=weights, **_kwargs(architecture)),
+                       weights.url, "COCO", architecture.title,
+                       f"Use the offline demo detector {offline_default}, choose untrained "
+                       f"weights, or upload your own checkpoint (a state dict of torchvision's "
+                       f"{architecture.name}, any number of classes).")
         return TorchvisionDetector(net.eval())
 
     return load
@@ -201,3 +205,23 @@ def classes_of(architecture: Architecture) -> Callable[[Mapping[str, torch.Tenso
         return int(weight.shape[0]) // rows - 1
 
     return count
+
+
+MASK_RCNN = next(a for a in ARCHITECTURES if a.name.startswith("maskrcnn"))
+MASKS_NAME = f"{MASK_RCNN.name}_masks"  # its masks, as a segmenter
+
+
+def masks_builder() -> Callable[[int], nn.Module]:
+    """``build(n)``: Mask R-CNN as a segmenter of ``n`` classes (the background counted)."""
+    build = builder(MASK_RCNN)
+    return lambda num_classes: InstanceMaps(build(num_classes - 1))
+
+
+def masks_pretrained(offline_default: str) -> Callable[[], nn.Module]:
+    load = pretrained(MASK_RCNN, offline_default)
+    return lambda: InstanceMaps(load())
+
+
+def masks_classes_of(state) -> int:
+    """A Mask R-CNN checkpoint's classes, the background counted (a segmenter's count)."""
+    return classes_of(MASK_RCNN)(state) + 1

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import pickle
 from collections.abc import Callable
-from pathlib import Path
 
-import torch
 import torchvision
 from torch import nn
 
-from . import animals_detector, efficientnet_lite, timm_zoo, torchvision_detectors
-from .errors import WeightsUnavailable
+from . import (
+    animals_detector,
+    animals_segmenter,
+    efficientnet_lite,
+    timm_zoo,
+    torchvision_detectors,
+    torchvision_segmenters,
+)
+from .hub import from_hub
 from .preprocess import EFFICIENTNET_LITE
 from .registry import BackboneSpec, CamHead, register
 
@@ -22,6 +26,8 @@ log = logging.getLogger("cnn_lens.models")
 
 _NO_CAM_DETECTOR = ("CAM reads a classifier's global-average-pooling head; a detector has none "
                     "(Grad-CAM explains a box)")
+_NO_CAM_SEGMENTER = ("CAM reads a classifier's global-average-pooling head; a segmenter has none "
+                     "(Grad-CAM explains a region)")
 _NO_CAM_FC = "its head is several fully connected layers, not global average pooling + one linear layer"
 
 # torchvision builders need these to build without weights the way their pretrained form is built
@@ -35,23 +41,9 @@ def _weights_enum(name: str):
 def _torchvision_pretrained(name: str) -> Callable[[], nn.Module]:
     def load() -> nn.Module:
         weights = _weights_enum(name)
-        cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
-        try:
-            return torchvision.models.get_model(name, weights=weights)
-        except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
-            # URLError is an OSError; a damaged file fails in torch.load in several ways. The
-            # user reads what to do; the server's path and the exception go to the log.
-            damaged = cached.exists()
-            log.warning("ImageNet weights of %s unavailable (%s %s): %s: %s", name, cached,
-                        "damaged" if damaged else "missing", type(exc).__name__, exc)
-            where = ("the copy on this server is damaged" if damaged
-                     else "they are not on this server and cannot be downloaded from here")
-            raise WeightsUnavailable(
-                f"The ImageNet weights of {name} are not available: {where}. Use the offline "
-                f"default backbone {DEFAULT_BACKBONE}, choose untrained weights, or upload your "
-                f"own checkpoint. Whoever runs the server can add the file {cached.name} to the "
-                "torch hub cache (see the README, \"Backbones and weights\")."
-            ) from exc
+        return from_hub(lambda: torchvision.models.get_model(name, weights=weights), weights.url,
+                        "ImageNet", name, f"Use the offline default backbone {DEFAULT_BACKBONE}, "
+                        "choose untrained weights, or upload your own checkpoint.")
 
     return load
 
@@ -107,6 +99,25 @@ register(
                 "body._blocks.15", *tuple(f"body._blocks.{i}" for i in range(10))),
         offline=True,
         task="detection",
+        categories=animals_detector.NAMES,
+    )
+)
+register(
+    BackboneSpec(
+        name="animals_segmenter",
+        title="Animals segmenter (offline demo)",
+        build=animals_segmenter.build,
+        load_pretrained=animals_segmenter.load_pretrained,
+        classifier="head.high_classifier",  # a checkpoint's classes, the background's included
+        gradcam_layer="head.fuse",  # the last map before the class logits (stride 16)
+        cam=None,
+        cam_reason=_NO_CAM_SEGMENTER,
+        preprocessing=dataclasses.replace(EFFICIENTNET_LITE, size=(animals_segmenter.SIZE,) * 2),
+        blocks=("head.fuse", "head.cbr", "head.mid", "body._blocks.15", "body._blocks.10",
+                "body._blocks.4", *tuple(f"body._blocks.{i}" for i in (14, 13, 12, 11, 9, 8, 7,
+                                                                        6, 5, 3, 2, 1, 0))),
+        offline=True,
+        task="segmentation",
         categories=animals_detector.NAMES,
     )
 )
@@ -184,6 +195,46 @@ for _architecture in torchvision_detectors.ARCHITECTURES:
             classes_of=torchvision_detectors.classes_of(_architecture),
         )
     )
+
+# torchvision's segmenters (COCO-VOC weights from the torch hub cache; checkpoints of any
+# classes, their auxiliary head dropped)
+for _architecture in torchvision_segmenters.ARCHITECTURES:
+    register(
+        BackboneSpec(
+            name=_architecture.name,
+            title=_architecture.title,
+            build=torchvision_segmenters.builder(_architecture),
+            load_pretrained=torchvision_segmenters.pretrained(_architecture, "animals_segmenter"),
+            classifier=_architecture.classifier,
+            gradcam_layer=_architecture.gradcam_layer,
+            cam=None,
+            cam_reason=_NO_CAM_SEGMENTER,
+            preprocessing=_architecture.preprocessing,
+            blocks=_architecture.blocks,
+            task="segmentation",
+            categories=torchvision_segmenters.categories(_architecture),
+            prepare_state=torchvision_segmenters.without_aux,
+        )
+    )
+
+# Mask R-CNN's masks: a segmenter (a detection's mask is a region)
+register(
+    BackboneSpec(
+        name=torchvision_detectors.MASKS_NAME,
+        title="Mask R-CNN ResNet-50 FPN v2 (its masks)",
+        build=torchvision_detectors.masks_builder(),
+        load_pretrained=torchvision_detectors.masks_pretrained("animals_segmenter"),
+        classifier=torchvision_detectors.MASK_RCNN.classifier,
+        gradcam_layer=torchvision_detectors.MASK_RCNN.gradcam_layer,
+        cam=None,
+        cam_reason=_NO_CAM_SEGMENTER,
+        preprocessing=torchvision_detectors.MASK_RCNN.preprocessing,
+        blocks=torchvision_detectors.MASK_RCNN.blocks,
+        task="segmentation",
+        categories=torchvision_detectors.categories(torchvision_detectors.MASK_RCNN),
+        classes_of=torchvision_detectors.masks_classes_of,
+    )
+)
 
 # CNNs from timm (when it is installed): SENet, ConvNeXt, RegNet, EfficientNetV2
 timm_zoo.register_curated(register)

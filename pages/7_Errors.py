@@ -8,13 +8,14 @@ import numpy as np
 import streamlit as st
 
 from explain.render.figures import confusion_figure
-from ui import data, frame, layout, links, objects
+from ui import data, frame, layout, links, objects, regions
 from ui.text import plain
 
 with frame.page("Errors", need_image=False) as view:
     st.subheader("Errors")
-    if objects.kind_picker() == "objects":
-        objects.errors()
+    kind = objects.kind_picker()
+    if kind in ("objects", "regions"):
+        (objects.errors if kind == "objects" else regions.errors)()
         links.stop()
     dataset, layer, features = data.dataset_features(view)
     assessment = data.assessment_for(view, dataset, features)

@@ -10,12 +10,18 @@ import streamlit as st
 from explain import METHODS, TITLES
 from explain.evaluate.slices import scores
 from reviews import Review
-from ui import frame, gallery, links, objects, trust, widgets
+from ui import frame, gallery, links, objects, regions, trust, widgets
 from ui.text import plain
 
 with frame.page("Gallery", need_image=False) as view:
     st.subheader("Gallery")
-    if objects.kind_picker() == "objects":
+    kind = objects.kind_picker()
+    if kind == "regions":
+        st.caption("A segmenter over the held-out demo scenes, worst mIoU first: each scene "
+                   "with its prediction, its error pixels and the map of its worst class.")
+        regions.gallery()
+        links.stop()
+    if kind == "objects":
         st.caption("A detector's objects over the held-out demo scenes, one card per "
                    "detection (true or false positive) and per missed animal, each explained.")
         objects.gallery()
@@ -46,7 +52,8 @@ with frame.page("Gallery", need_image=False) as view:
     runs = gallery.known_runs(view, dataset, chosen)
     if runs:
         st.markdown("#### Scores over the slice")
-        gallery.scores_table(runs, dataset.labels, classes)
+        gallery.scores_table(runs, dataset.labels, classes,
+                             dataset.mask if dataset.has_masks else None)
     run = runs.get(method, maps)
     if run is not None:
         st.markdown("#### Cards")

@@ -9,104 +9,39 @@ from urllib.parse import urlencode
 
 import numpy as np
 import streamlit as st
-import torch
 from PIL import Image
 
-from explain import RECORDS, TITLES, Box, ExplainError, explain_boxes, to_heatmap
+from explain import RECORDS, TITLES, Box, ExplainError, explain_boxes
 from explain.api import ONE_FORWARD
 from explain.core.boxes import box_scores
 from explain.core.registry import to_the_image
 from explain.data import animals_on_photos
 from explain.data.composites import CLASSES, HELD_OUT_SEED
 from explain.evaluate.detection import box_trust
-from explain.evaluate.faithfulness import curves, random_map_curves
 from explain.evaluate.pointing import energy_in_box
-from explain.render.figures import curves_figure, detections_figure
+from explain.render.figures import detections_figure
 from explain.render.pictures import boxes_drawn, overlay, png_bytes
-from models import Backbone, ModelError, backbone_names, get_spec
-from models.backbone import CHECKPOINT, PRETRAINED, UNTRAINED
+from models import Backbone
 from reviews import Review
 from serving.scheduler import Busy
-from ui import limits, links, results, trust, widgets
+from ui import links, results, tasks, trust, widgets
 from ui.text import plain, problem
-from ui.view import View, model_cache
+from ui.view import View
 
-SCENE, SIDEBAR = "demo scene", "the sidebar's image"
 OWN_LEVEL = "own"  # the layer choice: each box's own level
 # every method but those that read a classifier's pooled linear head (CAM)
 BOX_METHODS = tuple(name for name, record in RECORDS.items() if "cam_head" not in record.needs)
 
 
-WEIGHTS = {PRETRAINED: "Pretrained", CHECKPOINT: "My checkpoint", UNTRAINED: "Untrained (random)"}
-
-
 def detector_picker() -> Backbone | None:
-    """The chosen detector with the chosen weights (a checkpoint: a state dict of its
-    architecture, any number of classes, with optional class names), or None once the
-    problem is said."""
-    names = backbone_names("detection")
-    links.ensure_choice("detector", names)
-    left, right = st.columns([2, 3])
-    name = left.selectbox("Detector", names, key=links.key("detector"),
-                          format_func=lambda n: get_spec(n).title)
-    links.ensure_choice("det_weights", list(WEIGHTS))
-    weights = right.radio("Weights", list(WEIGHTS), key=links.key("det_weights"),
-                          format_func=WEIGHTS.get, horizontal=True,
-                          help="Pretrained: the demo detector's own weights, or COCO's for "
-                               "torchvision's detectors (where the server has them). My "
-                               "checkpoint: a state dict of the chosen architecture with any "
-                               "number of classes (a fine-tuned detector).")
-    checkpoint = class_names = None
-    if weights == CHECKPOINT:
-        upload = widgets.uploaded("Detector checkpoint (state dict, .pt/.pth)",
-                                  "det_checkpoint_file", ["pt", "pth", "bin"],
-                                  limits.CHECKPOINT_BYTES)
-        names_file = widgets.uploaded("Its class names (optional: .txt one per line, or "
-                                      ".json; the background not counted)",
-                                      "det_class_names_file", ["txt", "json"],
-                                      limits.CLASS_NAMES_BYTES)
-        if upload is None:
-            problem(st, f"Upload a state dict of {get_spec(name).title} to explain your own "
-                        "detector.", "info")
-            return None
-        checkpoint = upload[1]
-        class_names = names_file[1] if names_file is not None else None
-    try:
-        with st.spinner("Loading the detector..."):
-            detector = model_cache().get(name, weights, checkpoint=checkpoint,
-                                         class_names=class_names)
-    except ModelError as exc:
-        problem(st, str(exc))
-        return None
-    if weights == UNTRAINED:
-        st.warning("**Untrained weights.** This detector has random weights: its detections "
-                   "and their maps show the architecture, not a trained model.")
-    return detector
+    """The chosen detector with its weights, or None once the problem is said."""
+    return tasks.model_picker(tasks.DETECTOR)
 
 
 def detector_view(view: View) -> View | None:
-    """The detector and the image this page works on, as a View (the sidebar's model is a
-    classifier's; this page picks its own detector)."""
-    detector = detector_picker()
-    if detector is None:
-        return None
-    middle, right = st.columns([4, 1])
-    links.ensure_choice("det_source", [SCENE, SIDEBAR])
-    source = middle.radio("Image", [SCENE, SIDEBAR], key=links.key("det_source"),
-                          horizontal=True)
-    if source == SIDEBAR:
-        if view.image is None:
-            problem(st, "Choose an image in the sidebar, or a demo scene.", "info")
-            return None
-        return View(detector, view.image, view.image_key, view.image_title)
-    links.ensure_value("scene")
-    right.number_input("Scene", 0, 99_999, step=1, key=links.key("scene"),
-                       help="A demo scene: Animal-MNIST silhouettes pasted onto the bundled "
-                            "photos (explain.data.animals_on_photos), one per seed.")
-    scene = links.get("scene")
-    composite = results.result_store().get(("scene", scene),
-                                           lambda: animals_on_photos(1, seed=scene)[0])
-    return View(detector, composite.image, f"scene:{scene}", f"demo scene {scene}")
+    """The detector and the image this page works on, as a View."""
+    got = tasks.task_view(view, tasks.DETECTOR)
+    return None if got is None else got[0]
 
 
 def detections(view: View, threshold: float):
@@ -314,41 +249,15 @@ def crop(box, size: tuple[int, int]) -> tuple[int, int, int, int]:
             min(size[0], int(np.ceil(x1 + margin))), min(size[1], int(np.ceil(y1 + margin))))
 
 
-CURVE_STEPS = 20
-
-
 def box_curves(view: View, detection, result) -> None:
-    """The deletion and insertion curves of the box's score for its map, beside a random map's
-    (4 seeded smooth maps), through the scheduler with progress and Stop."""
-    backbone = view.backbone
-    height, width = backbone.preprocessing.size
+    """The deletion and insertion curves of the box's score for its map, beside a random
+    map's."""
+    height, width = view.backbone.preprocessing.size
     target = Box(detection.box, detection.label).for_image(view.image.size, (height, width))
-    key = ("box-curves", view.model_key, view.image_key, result.method, result.layer,
-           target.input_box, target.label, id(result))
-
-    def work(job):
-        bound = box_scores(backbone, target.input_box, target.label).model
-        inputs = backbone.preprocess(view.image)
-        saliency = to_heatmap(torch.from_numpy(np.asarray(result.raw)), (height, width))
-
-        def report(offset: int, share: int):
-            return lambda done, total: job.report(offset + done * share // total, 100)
-
-        ours = curves(bound, inputs, [saliency], [0], CURVE_STEPS, progress=report(0, 20))[0]
-        chance = random_map_curves(bound, inputs, 0, CURVE_STEPS, count=4,
-                                   progress=report(20, 80))
-        return ours, chance
-
-    found = results.with_progress(key, "Deletion and insertion curves", work,
-                                  f"curves:{detection.box}")
-    if found is None:
-        return
-    ours, chance = found
-    shown = {TITLES[result.method]: ours, "random map": chance}
-    a, b = st.columns(2)
-    for column, kind in zip((a, b), ("deletion", "insertion"), strict=True):
-        column.plotly_chart(curves_figure(shown, kind, "box score (IoU + class score)", 2.0),
-                            key=f"{kind}_{key[-3:]}", config={"displaylogo": False})
+    tasks.score_curves(view, result, lambda: box_scores(view.backbone, target.input_box,
+                                                        target.label).model,
+                       ("box", target.input_box, target.label),
+                       "box score (IoU + class score)", 2.0)
 
 
 RANKED_SCENES = 12  # demo scenes the methods are ranked over

@@ -159,17 +159,29 @@ def known_runs(view: View, dataset: Dataset, indices: np.ndarray) -> dict[str, S
     return found
 
 
-def scores_table(runs: dict[str, SliceRun], labels: np.ndarray, classes: list[str]) -> None:
-    """Mean and 95% interval per method, the random maps beside them, then per class."""
-    table = {method: scores(run, labels) for method, run in runs.items()}
+def scores_table(runs: dict[str, SliceRun], labels: np.ndarray, classes: list[str],
+                 masks=None) -> None:
+    """Mean and 95% interval per method, the random maps beside them, then per class; where
+    the dataset has object masks (``masks(index)``), the maps' relevance mass and rank
+    accuracy against them."""
+    table = {method: scores(run, labels, masks=masks) for method, run in runs.items()}
     rows = []
     for method, s in table.items():
-        rows.append({"method": TITLES[method], "images": s.deletion.n,
-                     "deletion AUC (lower is better)": str(s.deletion),
-                     "insertion AUC (higher is better)": str(s.insertion),
-                     "random map: deletion": str(s.random_deletion),
-                     "random map: insertion": str(s.random_insertion)})
+        row = {"method": TITLES[method], "images": s.deletion.n,
+               "deletion AUC (lower is better)": str(s.deletion),
+               "insertion AUC (higher is better)": str(s.insertion),
+               "random map: deletion": str(s.random_deletion),
+               "random map: insertion": str(s.random_insertion)}
+        if s.mass is not None:
+            row.update({"mass in the object (relevance mass accuracy)": str(s.mass),
+                        "top pixels in the object (rank accuracy)": str(s.rank)})
+        rows.append(row)
     st.dataframe(rows, hide_index=True, width="stretch")
+    if masks is not None:
+        st.caption("Against each image's object mask (the dataset's): the share of the map's "
+                   "positive mass inside it, and of its highest pixels, as many as the mask "
+                   "has, the share inside it (Quantus's relevance mass and rank accuracy; an "
+                   "even map scores the mask's share of the image).")
     best = _most_faithful(table)
     if best is not None:
         st.caption(f"Mean and 95% interval over the slice. Most faithful here: {TITLES[best]} "

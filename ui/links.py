@@ -98,6 +98,22 @@ def _boxes(text: str) -> list[str]:
     return [",".join(map(str, numbers[i:i + 5])) for i in range(0, len(numbers), 5)]
 
 
+def _xy(text: str) -> str:
+    """A point of an image: x,y (whole pixels, not negative)."""
+    x, y = (int(v) for v in text.split(","))
+    if x < 0 or y < 0 or x > 100_000 or y > 100_000:
+        raise ValueError(text)
+    return f"{x},{y}"
+
+
+def _box(text: str) -> str:
+    """A box of an image: x0,y0,x1,y1 (whole pixels), with an area."""
+    x0, y0, x1, y1 = (int(v) for v in text.split(","))
+    if not (0 <= x0 < x1 <= 100_000 and 0 <= y0 < y1 <= 100_000):
+        raise ValueError(text)
+    return f"{x0},{y0},{x1},{y1}"
+
+
 def _dataset_id(text: str) -> str:
     """A bundled dataset, or a folder under the server's data root (checked when loaded)."""
     if text in BUNDLED or (text.startswith("folder:") and _name(text.removeprefix("folder:"))):
@@ -182,8 +198,17 @@ PARAMS: dict[str, Param] = {
     "det_boxes": Param(None, _boxes),
     "det_method": Param(DEFAULT_METHOD, _choice(METHODS)),
     "det_layer": Param("own", _name),
+    # the Segmenter page: the segmenter, its image, the class, a clicked point, a box
+    "segmenter": Param("animals_segmenter", _choice(backbone_names("segmentation"))),
+    "seg_weights": Param(PRETRAINED, _choice((PRETRAINED, UNTRAINED, CHECKPOINT))),
+    "seg_source": Param("demo scene", _choice(("demo scene", "the sidebar's image"))),
+    "seg_class": Param(None, _number(int, 0, 100_000)),
+    "seg_point": Param(None, _xy),
+    "seg_box": Param(None, _box),
+    "seg_method": Param(DEFAULT_METHOD, _choice(METHODS)),
     # the Gallery and Errors of a detector's objects over the held-out demo scenes
-    "kind": Param("images", _choice(("images", "objects"))),
+    "kind": Param("images", _choice(("images", "objects", "regions"))),
+    "seg_scenes": Param(30, _number(int, 5, 500)),
     "det_scenes": Param(50, _number(int, 5, 500)),
     "otype": Param("all", _choice(("all", "tp", "fp", "missed"))),
     "oclass": Param("all", _label),

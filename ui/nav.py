@@ -14,6 +14,7 @@ NAVIGATION = [
     ("pages/4_Activations.py", "Activations", ":material/layers:"),
     ("pages/11_Units.py", "Units", ":material/category:"),
     ("pages/12_Detector.py", "Detector", ":material/center_focus_strong:"),
+    ("pages/13_Segmenter.py", "Segmenter", ":material/texture:"),
     ("pages/5_Embedding_map.py", "Embedding map", ":material/scatter_plot:"),
     ("pages/6_Neighbours.py", "Nearest neighbours", ":material/hub:"),
     ("pages/7_Errors.py", "Errors", ":material/grid_on:"),

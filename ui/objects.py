@@ -11,16 +11,16 @@ import streamlit as st
 from PIL import Image
 
 from explain import TITLES, Box, ExplainError, explain
-from explain.data import animals_on_photos
-from explain.data.composites import CLASSES, HELD_OUT_SEED
+from explain.data.composites import HELD_OUT_SEED
 from explain.evaluate.detection import OUTCOMES, DetectionReport, detect_scenes, object_report
 from explain.render.figures import confusion_figure
 from explain.render.pictures import boxes_drawn, overlay
-from ui import detection, layout, links, results, widgets
-from ui.text import plain, problem
+from ui import detection, layout, links, results, tasks, widgets
+from ui.text import plain
 from ui.view import View
 
-KINDS = {"images": "a classifier's images", "objects": "a detector's objects"}
+KINDS = {"images": "a classifier's images", "objects": "a detector's objects",
+         "regions": "a segmenter's regions"}
 OUTCOME_OF = {"all": "every outcome", "tp": OUTCOMES[0], "fp": OUTCOMES[1], "missed": OUTCOMES[2]}
 SORTS = {"score": "score, high first", "-score": "score, low first", "iou": "IoU, low first",
          "-iou": "IoU, high first"}
@@ -44,26 +44,14 @@ def scene_view(detector, scenes, index: int) -> View:
 def scenes_report() -> tuple[object, list, DetectionReport] | None:
     """The detector, the scenes and its report at the threshold, or None once the problem
     is said."""
-    detector = detection.detector_picker()
+    detector = tasks.demo_model(tasks.DETECTOR)
     if detector is None:
         return None
-    if len(detector.categories) != len(CLASSES):
-        problem(st, f"The demo scenes' objects are Animal-MNIST's {len(CLASSES) - 1} animals; "
-                    f"{detector.spec.title} with these weights detects "
-                    f"{len(detector.categories) - 1} other classes. Pick the demo detector, or "
-                    "a checkpoint of 10 classes.", "info")
-        return None
     left, right = st.columns(2)
-    links.ensure_value("det_scenes")
-    count = int(left.number_input("Held-out demo scenes", 5, 500, key=links.key("det_scenes"),
-                                  help="Animal-MNIST silhouettes on the bundled photos, with "
-                                       f"their true boxes and masks (seed {HELD_OUT_SEED}: the "
-                                       "demo detector's held-out test, never trained on)."))
+    scenes = tasks.held_out_scenes("det_scenes", left)
+    count = len(scenes)
     links.ensure_value("det_thr")
     threshold = right.slider("Score threshold", 0.05, 0.95, step=0.05, key=links.key("det_thr"))
-    store = results.result_store()
-    scenes = store.get(("held-out scenes", count),
-                       lambda: animals_on_photos(count, seed=HELD_OUT_SEED))
     key = ("scene detections", detector.identity, HELD_OUT_SEED, count)
     found = results.with_progress(key, f"Detecting the animals of {count} scenes",
                                   lambda job: detect_scenes(detector, scenes,

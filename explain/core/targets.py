@@ -11,8 +11,9 @@ classifier's logits, with the class as the column. A target says which column, f
 - ``Channel(layer, index)``: a channel of a layer (the mean of its map), through the model cut
   at that layer (``LayerMeans``).
 
-The next kinds (a detector's box, a segmentation's region) are targets of their own with their
-own output adapter; the methods do not change. A target is checked against
+A detector's box (``explain.core.boxes.Box``) and a segmentation's region
+(``explain.core.regions.Region``) are targets of their own with their own output adapter; the
+methods do not change. A target is checked against
 the model (``as_target``): a kind the model cannot give is an ``ExplainError`` that names both.
 
 The arithmetic of a batch's targets lives here too: the resolved column of each image, the sum
@@ -65,6 +66,11 @@ class Target:
     def for_image(self, size: tuple[int, int], input_size: tuple[int, int]) -> Target:
         """This target for an image of ``size`` (width, height) that the model sees at
         ``input_size`` (height, width): a box in the image's pixels is checked and scaled."""
+        return self
+
+    def with_inputs(self, backbone, inputs: torch.Tensor) -> Target:
+        """This target for the image whose model input is ``inputs`` (1, 3, H, W): a region
+        without a mask is the pixels predicted as its class there."""
         return self
 
 

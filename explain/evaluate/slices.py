@@ -234,7 +234,8 @@ def interval(values: Sequence[float], z: float = 1.96) -> Interval:
 class SliceScores:
     """Deletion (lower is better) and insertion (higher is better) AUC over a slice, for the
     method and for the random maps, overall and per true class; ``pointing`` where boxes
-    exist (None otherwise)."""
+    exist, ``mass`` and ``rank`` (relevance mass and rank accuracy against each image's object
+    mask) where masks do (None otherwise)."""
 
     method: str
     deletion: Interval
@@ -243,13 +244,18 @@ class SliceScores:
     random_insertion: Interval
     per_class: dict = field(default_factory=dict)  # class index -> (deletion, insertion)
     pointing: Interval | None = None
+    mass: Interval | None = None
+    rank: Interval | None = None
 
 
 def scores(run: SliceRun, labels: np.ndarray,
-           boxes: dict[int, tuple[int, int, int, int]] | None = None) -> SliceScores:
+           boxes: dict[int, tuple[int, int, int, int]] | None = None,
+           masks=None) -> SliceScores:
     """The scores of ``run`` (``labels``: the dataset's, by dataset index; ``boxes``: object
-    boxes by dataset index, in image pixels, for the pointing game)."""
+    boxes by dataset index, in image pixels, for the pointing game; ``masks(index)``: an
+    image's object mask, for the relevance mass and rank accuracy of its map)."""
     from explain.evaluate.pointing import pointing_game
+    from explain.evaluate.segmentation import relevance_mass, relevance_rank
 
     cards = run.cards
     per_class = {}
@@ -262,7 +268,13 @@ def scores(run: SliceRun, labels: np.ndarray,
         hits = [float(pointing_game(c.explanation.heatmap, boxes[c.index]))
                 for c in cards if c.index in boxes]
         pointing = interval(hits) if hits else None
+    mass = rank = None
+    if masks is not None and cards:
+        pairs = [(c.explanation.heatmap, masks(c.index)) for c in cards]
+        mass = interval([relevance_mass(h, m) for h, m in pairs])
+        rank = interval([relevance_rank(h, m) for h, m in pairs])
     return SliceScores(run.method, interval([c.deletion_auc for c in cards]),
                        interval([c.insertion_auc for c in cards]),
                        interval([c.random_deletion_auc for c in cards]),
-                       interval([c.random_insertion_auc for c in cards]), per_class, pointing)
+                       interval([c.random_insertion_auc for c in cards]), per_class, pointing,
+                       mass, rank)

@@ -188,10 +188,12 @@ def accuracy_figure(rows: list[tuple[str, float]]):
     return fig
 
 
-def curves_figure(curves: dict, kind: str, score: str = "class probability", top: float = 1.0):
+def curves_figure(curves: dict, kind: str, score: str = "class probability",
+                  top: float | None = 1.0):
     """Deletion or insertion curves (``kind``) of several maps: the ``score`` (a probability by
-    default; a box's score up to 2) against the share of pixels removed or revealed, the area
-    under each in the legend."""
+    default; a box's score up to 2; a region's summed logits: ``top`` None, the curves' own
+    range) against the share of pixels removed or revealed, the area under each in the
+    legend."""
     go = _plotly()
 
     fig = go.Figure()
@@ -205,7 +207,7 @@ def curves_figure(curves: dict, kind: str, score: str = "class probability", top
     fig.update_layout(title=f"{kind.capitalize()} (area under the curve)", height=300,
                       margin=dict(l=0, r=0, t=40, b=0), legend=dict(orientation="h", y=-0.25),
                       xaxis=dict(title=f"share of pixels {verb}", tickformat=".0%"),
-                      yaxis=dict(title=score, range=[0, top]))
+                      yaxis=dict(title=score, range=[0, top] if top is not None else None))
     return fig
 
 
@@ -233,4 +235,30 @@ def detections_figure(pixels: np.ndarray, boxes, captions, height: int = 520):
     fig.update_yaxes(visible=False, range=[pixels.shape[0], 0], scaleanchor="x")
     fig.update_layout(height=height, margin=dict(l=0, r=0, t=TOOLBAR, b=0), dragmode=False,
                       clickmode="event+select")
+    return fig
+
+
+def segmentation_figure(pixels: np.ndarray, labels: np.ndarray, names, step: int = 8,
+                        height: int = 520):
+    """A label map drawn over its image (``pixels``, see ``pictures.labels_drawn``) as a plotly
+    figure to click a region in or draw a box on: a grid of faint points every ``step`` pixels
+    carries each point's (x, y, label) (``customdata``) and its class on hover; the box tool
+    selects a box (its range)."""
+    go = _plotly()
+
+    h, w = labels.shape
+    ys, xs = np.mgrid[step // 2:h:step, step // 2:w:step]
+    xs, ys = xs.ravel(), ys.ravel()
+    under = labels[ys, xs]
+    texts = [label(names[int(k)]) for k in under]
+    fig = go.Figure(go.Image(z=pixels, hoverinfo="skip"))
+    fig.add_trace(go.Scatter(x=xs.tolist(), y=ys.tolist(), mode="markers",
+                             customdata=np.stack([xs, ys, under], 1).tolist(), text=texts,
+                             marker=dict(size=step + 2, color="rgba(255,255,255,0.01)"),
+                             hovertemplate="%{text}: click for its region<extra></extra>",
+                             showlegend=False))
+    fig.update_xaxes(visible=False, range=[0, w])
+    fig.update_yaxes(visible=False, range=[h, 0], scaleanchor="x")
+    fig.update_layout(height=height, margin=dict(l=0, r=0, t=TOOLBAR, b=0), dragmode=False,
+                      clickmode="event+select")  # a click picks; the toolbar's box tool draws
     return fig

@@ -197,3 +197,21 @@ def boxes_drawn(image: Image.Image | np.ndarray, boxes, captions, chosen=()) -> 
         draw.rectangle((x0, text_y, x0 + right, text_y + 11), fill=colour)
         draw.text((x0 + 2, text_y), caption, fill=(255, 255, 255))
     return np.asarray(picture)
+
+
+def label_colour(label: int) -> tuple[int, int, int]:
+    """A label's colour on a label map (0, the background: none)."""
+    return BOX_COLOURS[(label - 1) % len(BOX_COLOURS)] if label > 0 else (0, 0, 0)
+
+
+def labels_drawn(image: Image.Image | np.ndarray, labels: np.ndarray, alpha: float = 0.45,
+                 region: np.ndarray | None = None) -> np.ndarray:
+    """The image with each labelled pixel (``labels`` (h, w), 0 the background: untouched)
+    tinted its label's colour, and the outline of ``region`` (a bool mask) drawn in white."""
+    base = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image,
+                      dtype=np.float32)
+    colours = np.array([label_colour(k) for k in range(int(labels.max()) + 1)], np.float32)
+    tinted = np.where((labels > 0)[..., None], (1 - alpha) * base + alpha * colours[labels],
+                      base)
+    out = np.clip(tinted, 0, 255).astype(np.uint8)
+    return outlined(out, region) if region is not None else out

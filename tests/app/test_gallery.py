@@ -65,6 +65,13 @@ def test_a_slice_explained_card_by_card_with_its_scores(lite, animals):
     low, high = (float(v) for v in row["deletion AUC (lower is better)"].split("[")[1]
                  .rstrip("]").split(", "))
     assert low < mean < high
+    # the silhouettes are masks: each map's relevance mass accuracy against its image's
+    from explain.evaluate.segmentation import relevance_mass
+
+    masses = [relevance_mass(explain(lite, dataset.image(int(i)), "gradcam").heatmap,
+                             dataset.mask(int(i))) for i in expected]
+    shown_mass = row["mass in the object (relevance mass accuracy)"]
+    assert float(shown_mass.split(" [")[0]) == pytest.approx(np.nanmean(masses), abs=6e-4)
 
     at.selectbox(key="p_sort").set_value("deletion_auc").run()
     ordered = [auc(c, "deletion") for c in cards(at)]
