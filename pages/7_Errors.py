@@ -45,14 +45,9 @@ with frame.page("Errors", need_image=False) as view:
         valid = rows[assessment.predicted[rows] >= 0]
         np.add.at(confusion, (dataset.labels[valid], assessment.predicted[valid]), 1)
 
-    def picked() -> None:  # every cell carries [row, column] (see confusion_figure)
-        points = st.session_state["confusion_chart"].selection.points
-        if points and len(points[0].get("customdata") or ()) == 2:
-            row, col = points[0]["customdata"]
-            links.put("cell", f"{int(row)},{int(col)}")
-
     st.plotly_chart(confusion_figure(confusion, classes), key="confusion_chart",
-                    on_select=picked, selection_mode="points", config={"displaylogo": False})
+                    on_select=links.cell_picker("confusion_chart", "cell"),
+                    selection_mode="points", config={"displaylogo": False})
     cell = links.get("cell")
     if cell is not None:
         row, col = (int(v) for v in cell.split(","))

@@ -401,6 +401,18 @@ def ensure_choice(name: str, options, default=None) -> None:
         st.session_state.setdefault(key(name), current)
 
 
+def cell_picker(chart: str, name: str = "ocell"):
+    """A confusion chart's callback: the clicked cell (each carries [row, column], see
+    ``figures.confusion_figure``) into the link parameter ``name``."""
+    def picked() -> None:
+        points = st.session_state[chart].selection.points
+        if points and len(points[0].get("customdata") or ()) == 2:
+            row, col = points[0]["customdata"]
+            put(name, f"{int(row)},{int(col)}")
+
+    return picked
+
+
 def ensure_value(name: str) -> None:
     st.session_state.setdefault(key(name), PARAMS[name].default)
 

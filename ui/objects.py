@@ -191,14 +191,9 @@ def errors() -> None:
                f"no object); columns: the detection's class ({NONE}: an object missed). Click a "
                "cell to see its boxes.")
 
-    def picked() -> None:
-        points = st.session_state["box_confusion"].selection.points
-        if points and len(points[0].get("customdata") or ()) == 2:
-            row, col = points[0]["customdata"]
-            links.put("ocell", f"{int(row)},{int(col)}")
-
     st.plotly_chart(confusion_figure(report.confusion, names), key="box_confusion",
-                    on_select=picked, selection_mode="points", config={"displaylogo": False})
+                    on_select=links.cell_picker("box_confusion"), selection_mode="points",
+                    config={"displaylogo": False})
     cell = links.get("ocell")
     if cell is None:
         return

@@ -142,14 +142,9 @@ def errors() -> None:
     st.caption("Rows: the true class; columns: the predicted class; each cell the percentage "
                "of the row's pixels. Click a cell to see the scenes with the most such pixels.")
 
-    def picked() -> None:
-        points = st.session_state["pixel_confusion"].selection.points
-        if points and len(points[0].get("customdata") or ()) == 2:
-            row, col = points[0]["customdata"]
-            links.put("ocell", f"{int(row)},{int(col)}")
-
-    st.plotly_chart(confusion_figure(shares, names), key="pixel_confusion", on_select=picked,
-                    selection_mode="points", config={"displaylogo": False})
+    st.plotly_chart(confusion_figure(shares, names), key="pixel_confusion",
+                    on_select=links.cell_picker("pixel_confusion"), selection_mode="points",
+                    config={"displaylogo": False})
     cell = links.get("ocell")
     if cell is None:
         return

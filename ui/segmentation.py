@@ -77,6 +77,11 @@ def page(view: View) -> None:
     if got is None:
         links.stop()
     sview, truth = got
+    shown_on = (sview.model_key, sview.image_key)
+    if st.session_state.get("_seg_of", shown_on) != shown_on:  # a region of another image
+        links.put("seg_point", None)
+        links.put("seg_box", None)
+    st.session_state["_seg_of"] = shown_on
     try:
         seg = segmentation(sview)
     except Busy as exc:

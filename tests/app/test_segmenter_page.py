@@ -88,3 +88,14 @@ def test_a_segmenters_gallery_is_worst_first_and_its_errors_are_its_ious(segment
             assert table["IoU"][k] == pytest.approx(value)
     assert any(t.startswith("#### True background, predicted background") for t in
                texts(at.markdown))
+
+
+def test_a_point_and_a_box_of_one_scene_do_not_stay_on_the_next():
+    at = app(SEGMENTER, scene=3, seg_box="10,10,200,200", seg_point="100,100")
+    assert_clean(at)
+    assert any("inside the box drawn" in t for t in texts(at.caption))
+    at.number_input(key="p_scene").set_value(4).run()
+    assert_clean(at)
+    assert not any("inside the box drawn" in t or "connected region clicked" in t
+                   for t in texts(at.caption))
+    assert "seg_box" not in at.query_params and "seg_point" not in at.query_params
