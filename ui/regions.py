@@ -109,7 +109,9 @@ def gallery() -> None:
                 d.image(overlay(scenes[i].image, result.heatmap, alpha, cmap), width="stretch",
                         caption=f"{TITLES[method]} of the true {plain(names[label])} region, "
                                 f"the scene's worst class (IoU "
-                                f"{_iou(predicted[i], truths[i], label):.2f})")
+                                f"{_iou(predicted[i], truths[i], label):.2f})"
+                                + ("; the map is zero everywhere: nothing here raises the "
+                                   "class" if not result.heatmap.any() else ""))
 
 
 def _iou(predicted: np.ndarray, truth: np.ndarray, label: int) -> float:
