@@ -15,3 +15,17 @@ def grid(count: int, per_row: int, where=None) -> list:
     for start in range(0, count, per_row):
         cells += where.columns(per_row)[: min(per_row, count - start)]
     return cells
+
+
+def confusion_chart(figure, chart: str, size: int, param: str = "ocell"):
+    """A confusion figure whose cell a click picks (into the link parameter ``param``); the
+    picked (row, column) within a ``size`` x ``size`` matrix, or None."""
+    from ui import links
+
+    st.plotly_chart(figure, key=chart, on_select=links.cell_picker(chart, param),
+                    selection_mode="points", config={"displaylogo": False})
+    cell = links.get(param)
+    if cell is None:
+        return None
+    row, col = (int(v) for v in cell.split(","))
+    return (row, col) if row < size and col < size else None

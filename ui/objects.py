@@ -191,15 +191,10 @@ def errors() -> None:
                f"no object); columns: the detection's class ({NONE}: an object missed). Click a "
                "cell to see its boxes.")
 
-    st.plotly_chart(confusion_figure(report.confusion, names), key="box_confusion",
-                    on_select=links.cell_picker("box_confusion"), selection_mode="points",
-                    config={"displaylogo": False})
-    cell = links.get("ocell")
-    if cell is None:
+    picked = layout.confusion_chart(confusion_figure(report.confusion, names), "box_confusion", len(names))
+    if picked is None:
         return
-    row, col = (int(v) for v in cell.split(","))
-    if row >= len(names) or col >= len(names):
-        return
+    row, col = picked
     members = [p for p in report.pairs if p.truth == row and p.predicted == col]
     st.markdown(f"#### True {plain(names[row])}, detected as {plain(names[col])}: "
                 f"{len(members)} box{'es' if len(members) != 1 else ''}")

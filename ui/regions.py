@@ -144,15 +144,10 @@ def errors() -> None:
     st.caption("Rows: the true class; columns: the predicted class; each cell the percentage "
                "of the row's pixels. Click a cell to see the scenes with the most such pixels.")
 
-    st.plotly_chart(confusion_figure(shares, names), key="pixel_confusion",
-                    on_select=links.cell_picker("pixel_confusion"), selection_mode="points",
-                    config={"displaylogo": False})
-    cell = links.get("ocell")
-    if cell is None:
+    picked = layout.confusion_chart(confusion_figure(shares, names), "pixel_confusion", len(names))
+    if picked is None:
         return
-    row, col = (int(v) for v in cell.split(","))
-    if row >= len(names) or col >= len(names):
-        return
+    row, col = picked
     counts = np.array([np.sum((t == row) & (p == col)) for p, t in zip(predicted, truths,
                                                                          strict=True)])
     members = [int(i) for i in np.argsort(-counts, kind="stable") if counts[i] > 0][:12]
