@@ -6,11 +6,12 @@ alone; the backbone's come from the EfficientNet-Lite0 package).
 No pretrained detector can be had offline, so the project makes its own. Two levels: the
 backbone's stride-16 stage (``body._blocks.10``, 112 channels) and stride-32 stage
 (``body._blocks.15``, 320), each brought to 96 channels by a 1 x 1 convolution (``fpn.p4``,
-``fpn.p5``), then a head per level (``head.p4``, ``head.p5``): two 3 x 3 convolutions (its
-``tower``, whose output is what the level predicts from: the default layer of a box's
-Grad-CAM, as a classifier's last convolutional stage is a class's), then per location 10 class
-logits, the distances (l, t, r, b) to the box's sides in units of the level's stride
-(exponentiated) and a centerness logit. An object whose longer side is at most ``SMALL`` px is
+``fpn.p5``), then a head per level (``head.p4``, ``head.p5``) of two branches, as FCOS and
+torchvision's ``FCOSHead`` have them: the classification branch, two 3 x 3 convolutions (its
+``tower``: the default layer of a box's Grad-CAM, as a classifier's last convolutional stage
+is a class's) and per location 10 class logits; the regression branch, two more (its
+``box_tower``), then the distances (l, t, r, b) to the box's sides in units of the level's
+stride (exponentiated) and a centerness logit. An object whose longer side is at most ``SMALL`` px is
 the stride-16 level's, a larger one the stride-32 level's (in training, and so in the
 detections). A location's score for a class is
 sqrt(sigmoid(class logit) * sigmoid(centerness)), as FCOS ranks its detections.
@@ -66,20 +67,24 @@ class Body(nn.Module):
         return out
 
 
+def _tower() -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(WIDTH, WIDTH, 3, padding=1), nn.GroupNorm(8, WIDTH), nn.ReLU(),
+        nn.Conv2d(WIDTH, WIDTH, 3, padding=1), nn.GroupNorm(8, WIDTH), nn.ReLU())
+
+
 class Head(nn.Module):
     def __init__(self, classes: int = CLASSES) -> None:
         super().__init__()
-        self.tower = nn.Sequential(
-            nn.Conv2d(WIDTH, WIDTH, 3, padding=1), nn.GroupNorm(8, WIDTH), nn.ReLU(),
-            nn.Conv2d(WIDTH, WIDTH, 3, padding=1), nn.GroupNorm(8, WIDTH), nn.ReLU())
+        self.tower, self.box_tower = _tower(), _tower()
         self.classes = nn.Conv2d(WIDTH, classes, 3, padding=1)
         self.box = nn.Conv2d(WIDTH, 4, 3, padding=1)
         self.centerness = nn.Conv2d(WIDTH, 1, 3, padding=1)
         nn.init.constant_(self.classes.bias, -4.6)  # focal loss's prior of 1%
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        t = self.tower(x)
-        return self.classes(t), self.box(t), self.centerness(t)
+        t, b = self.tower(x), self.box_tower(x)
+        return self.classes(t), self.box(b), self.centerness(b)
 
 
 class AnimalsDetector(nn.Module):
@@ -119,8 +124,8 @@ class AnimalsDetector(nn.Module):
 
     @staticmethod
     def layer_for(box: tuple[float, float, float, float]) -> str:
-        """The layer a box's Grad-CAM reads by default: the tower of the level that predicts
-        objects of its size."""
+        """The layer a box's Grad-CAM reads by default: the classification tower of the level
+        that predicts objects of its size."""
         longest = max(box[2] - box[0], box[3] - box[1])
         return f"head.{'p4' if longest <= SMALL else 'p5'}.tower"
 

@@ -89,13 +89,14 @@ register(
         build=animals_detector.build,
         load_pretrained=animals_detector.load_pretrained,
         classifier="head.p4.classes",  # a checkpoint's class count: this convolution's outputs
-        # a box's own level's tower (``layer_for``); without a box, the stride-16 stage, from
-        # which both levels are computed
+        # a box's own level's classification tower (``layer_for``); without a box, the
+        # stride-16 stage, from which both levels are computed
         gradcam_layer="body._blocks.10",
         cam=None,
         cam_reason=_NO_CAM_DETECTOR,
         preprocessing=dataclasses.replace(EFFICIENTNET_LITE, size=(animals_detector.SIZE,) * 2),
-        blocks=("head.p4.tower", "head.p5.tower", "fpn.p4", "fpn.p5", "body._blocks.10",
+        blocks=("head.p4.tower", "head.p5.tower", "head.p4.box_tower", "head.p5.box_tower",
+                "fpn.p4", "fpn.p5", "body._blocks.10",
                 "body._blocks.15", *tuple(f"body._blocks.{i}" for i in range(10))),
         offline=True,
         task="detection",

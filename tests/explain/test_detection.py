@@ -94,15 +94,14 @@ def _own_box_wins(detector, composites, method: str) -> tuple[int, int]:
 
 
 def test_a_boxs_map_lies_in_its_own_box_more_than_in_anothers(detector, composites):
-    """HiResCAM (the gradient times the activation, cell by cell) puts more of a box's map in
-    its own box than in another animal's for at least 80% of the boxes. Grad-CAM, whose channel
-    weights are the gradient averaged over the whole map, spreads over every animal the
-    channels see (measured: 56% on these composites with the IoU + score target, 78% with the
-    class score alone): it beats chance, no more."""
-    wins, total = _own_box_wins(detector, composites, "hirescam")
-    assert total >= 80 and wins >= 0.8 * total, (wins, total)
-    wins, total = _own_box_wins(detector, composites, "gradcam")
-    assert wins > 0.5 * total, (wins, total)
+    """A box's Grad-CAM at its default layer (its level's classification tower) puts more of
+    its mass in its own box than in another animal's for at least 80% of the boxes (measured:
+    101 of 119), and so does HiResCAM (106). At the regression tower, whose channels serve every
+    class's box, Grad-CAM lights every animal (45 of 119): the classification tower's channels
+    are what tell this animal from the others."""
+    for method in ("gradcam", "hirescam"):
+        wins, total = _own_box_wins(detector, composites, method)
+        assert total >= 80 and wins >= 0.8 * total, (method, wins, total)
 
 
 def test_a_box_is_a_target_of_the_methods(detector, composites):
@@ -115,7 +114,8 @@ def test_a_box_is_a_target_of_the_methods(detector, composites):
         assert result.target_title.startswith(f"the {NAMES[c.labels[0]]} at (")
         assert 0.5 < result.probability <= 2  # IoU (at least 0.5) + the class score
     level = detector.model.layer_for(tuple(c.boxes[0])).split(".")[1]  # "p4" or "p5"
-    for layer in (f"fpn.{level}", f"head.{level}.tower", "body._blocks.10", "body._blocks.15"):
+    for layer in (f"fpn.{level}", f"head.{level}.tower", f"head.{level}.box_tower",
+                  "body._blocks.10", "body._blocks.15"):
         assert explain(detector, c.image, "gradcam", target=target, layer=layer).raw.max() > 0
     assert_same_state(before, model_state(detector.model))
     assert not any(m._forward_hooks for m in detector.model.modules())
