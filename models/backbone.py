@@ -83,6 +83,13 @@ class Backbone:
         names = hashlib.sha256("\n".join(self.categories).encode()).hexdigest()[:16]
         return (self.name, self.weights, self.weights_id, names, str(self.device))
 
+    @cached_property
+    def adapters(self) -> dict:
+        """What the library binds to this backbone once and reuses (a channel's or a box's
+        score as a model, ``explain.core.targets.adapter``): kept here, it goes with the
+        backbone when the model cache lets it go."""
+        return {}
+
     @property
     def preprocessing(self) -> Preprocessing:
         return self.spec.preprocessing

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from explain.core.results import ExplainError
-from explain.core.targets import Target
+from explain.core.targets import Target, adapter
 
 DETECTION = "detection"
 MATCH_IOU = 0.5  # a detection is the box's when it overlaps it this much
@@ -168,9 +168,6 @@ class BoxScore(nn.Module):
                             for zero, row in zip(zeros, self._matched(founds), strict=True)])
 
 
-_BOUND: dict[tuple, object] = {}
-
-
 def box_scores(backbone, box: tuple[float, float, float, float], label: int):
     """``backbone`` (a detector) with ``BoxScore`` of ``box`` and ``label`` as its model (one
     output)."""
@@ -181,16 +178,16 @@ def boxes_scores(backbone, boxes, labels):
     """``backbone`` (a detector) with the ``BoxScore`` of several boxes as its model: output j
     is box j's score. The default layer is the first box's level's head."""
     boxes, labels = tuple(tuple(float(v) for v in b) for b in boxes), tuple(map(int, labels))
-    key = (id(backbone.model), *backbone.identity, boxes, labels)
-    if key not in _BOUND:
-        if len(_BOUND) > 256:
-            _BOUND.clear()
-        spec = backbone.spec
-        if hasattr(backbone.model, "layer_for"):  # the level that predicts a box of its size
-            spec = dataclasses.replace(spec, gradcam_layer=backbone.model.layer_for(boxes[0]))
-        names = tuple(backbone.categories[label] for label in labels)
-        _BOUND[key] = dataclasses.replace(
-            backbone, spec=spec, model=BoxScore(backbone.model, boxes, labels, names),
-            categories=names, weights_id=f"{backbone.weights_id}:boxes:{boxes}:{labels}",
-            base=backbone.base or backbone)
-    return _BOUND[key]
+    return adapter(backbone, ("boxes", boxes, labels),
+                   lambda: _boxes_scores(backbone, boxes, labels), limit=256)
+
+
+def _boxes_scores(backbone, boxes, labels):
+    spec = backbone.spec
+    if hasattr(backbone.model, "layer_for"):  # the level that predicts a box of its size
+        spec = dataclasses.replace(spec, gradcam_layer=backbone.model.layer_for(boxes[0]))
+    names = tuple(backbone.categories[label] for label in labels)
+    return dataclasses.replace(
+        backbone, spec=spec, model=BoxScore(backbone.model, boxes, labels, names),
+        categories=names, weights_id=f"{backbone.weights_id}:boxes:{boxes}:{labels}",
+        base=backbone.base or backbone)

@@ -23,7 +23,8 @@ that image alone), their probabilities.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -193,20 +194,38 @@ class LayerMeans(torch.nn.Module):
         return self.inner.named_modules(memo, prefix, remove_duplicate)
 
 
-_BOUND: dict[tuple, object] = {}
+_ADAPTERS = threading.Lock()
+
+
+def adapter(backbone, key: tuple, make: Callable[[], object], limit: int = 64):
+    """``make()``, made once per ``key`` and kept with ``backbone`` (in its ``adapters``), so
+    that it goes when the model cache lets the backbone go; the ``limit`` latest are kept.
+    A backbone without ``adapters`` gets a new one each time."""
+    store = getattr(backbone, "adapters", None)
+    if store is None:
+        return make()
+    found = store.get(key)
+    if found is None:
+        made = make()  # outside the lock: binding a channel runs a forward pass
+        with _ADAPTERS:
+            found = store.setdefault(key, made)
+            while len(store) > limit:
+                store.pop(next(iter(store)))
+    return found
 
 
 def channel_means(backbone, layer: str):
     """``backbone`` with ``LayerMeans`` of ``layer`` as its model: one output per channel, the
     channel's layer as the default layer, no CAM (which reads a class's linear head). Made
-    once per (model, layer)."""
+    once per backbone and layer."""
+    return adapter(backbone, ("channels", layer), lambda: _channel_means(backbone, layer))
+
+
+def _channel_means(backbone, layer: str):
     import dataclasses
 
     from explain.core.hooks import evaluating, forward_to, layer_of
 
-    key = (id(backbone.model), *backbone.identity, layer)
-    if key in _BOUND:
-        return _BOUND[key]
     module = layer_of(backbone, layer)
     with evaluating(backbone.model), torch.inference_mode():
         probe = torch.zeros((1, 3, *backbone.preprocessing.size), device=backbone.device)
@@ -214,14 +233,10 @@ def channel_means(backbone, layer: str):
     spec = dataclasses.replace(backbone.spec, gradcam_layer=layer, cam=None,
                                cam_reason="CAM reads a class's weights in the linear head; a "
                                "channel's score has none. Use Grad-CAM.")
-    bound = dataclasses.replace(
+    return dataclasses.replace(
         backbone, spec=spec, model=LayerMeans(backbone.model, module, layer, backbone.spec.tokens),
         categories=tuple(f"channel {c}" for c in range(maps.shape[1])),
         weights_id=f"{backbone.weights_id}:channels:{layer}", base=backbone.base or backbone)
-    if len(_BOUND) > 64:
-        _BOUND.clear()
-    _BOUND[key] = bound
-    return bound
 
 
 def task_of(backbone) -> str:

@@ -362,3 +362,29 @@ def test_the_demo_detectors_report_over_scenes(detector, composites):
         assert report.confusion[label].sum() == sum(int((s.labels == label).sum()) for s in scenes)
     assert report.count("true positive") > 0.5 * objects  # at 0.5 it finds most animals
     assert report.mean_average_precision >= 0.6
+
+
+def test_a_model_the_cache_lets_go_is_freed_with_what_its_targets_bound(composites):
+    """A box's score and a channel's means are bound to their backbone once and reused; they
+    go with it: once the model cache evicts the detector (and the classifier), nothing the
+    library kept holds the model."""
+    import gc
+    import weakref
+
+    from explain import Channel
+    from explain.core.boxes import box_scores
+    from models import ModelCache
+
+    cache = ModelCache(max_models=1)
+    detector, c = cache.get("animals_detector"), composites[1]
+    target = Box(tuple(c.boxes[0]), int(c.labels[0]))
+    explain(detector, c.image, "gradcam", target=target)
+    bound = box_scores(detector, target.input_box, target.label)
+    assert box_scores(detector, target.input_box, target.label) is bound  # made once
+    classifier = cache.get("resnet18", "untrained")  # evicts the detector
+    explain(classifier, c.image, "saliency", target=Channel("layer4", 3))
+    gone = [weakref.ref(detector.model), weakref.ref(classifier.model)]
+    del detector, bound, classifier
+    cache.clear()
+    gc.collect()
+    assert [ref() for ref in gone] == [None, None]
