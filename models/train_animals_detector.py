@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
             loss.backward()
             optimizer.step()
             schedule.step()
-            total += float(loss) * len(rows)
+            total += float(loss.detach()) * len(rows)
         print(f"epoch {epoch + 1}/{args.epochs}: loss {total / len(train):.3f} "
               f"({time.perf_counter() - began:.0f} s)")
     WEIGHTS.parent.mkdir(parents=True, exist_ok=True)
