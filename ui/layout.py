@@ -28,4 +28,9 @@ def confusion_chart(figure, chart: str, size: int, param: str = "ocell"):
     if cell is None:
         return None
     row, col = (int(v) for v in cell.split(","))
-    return (row, col) if row < size and col < size else None
+    if row < size and col < size:
+        return row, col
+    from ui.text import quoted
+    links.note(f"{param} = {quoted(cell)} is outside this {size} x {size} matrix")
+    links.put(param, None)
+    return None

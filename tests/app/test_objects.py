@@ -64,6 +64,10 @@ def test_the_errors_of_a_detector_are_its_ap_and_box_confusion(report):
     count = int(confusion[row, col])
     assert heading and heading[0].endswith(f": {count} box{'es' if count != 1 else ''}")
     assert len([t for t in captions(at) if t.startswith("scene ")]) == min(count, 48)
+    at = app(ERRORS, kind="objects", det_scenes=SCENES, ocell="99,3")  # typed by hand
+    assert_clean(at)
+    assert any("ocell = “99,3” is outside this 11 x 11 matrix" in t for t in texts(at.info))
+    assert not [t for t in texts(at.markdown) if t.startswith("#### True ")]
 
 
 @pytest.mark.parametrize(("params", "noted"), [
