@@ -8,7 +8,7 @@ import streamlit as st
 
 from ui import detection, frame
 
-with frame.page("Detector") as view:
+with frame.page("Detector", need_image=False, need_model=False) as view:
     st.subheader("Detector")
     st.caption("An object detector's detections on an image, and why it found each box: pick "
                "boxes to explain, each map with the share of it inside its box. The demo "

@@ -8,7 +8,7 @@ import streamlit as st
 
 from ui import frame, segmentation
 
-with frame.page("Segmenter") as view:
+with frame.page("Segmenter", need_image=False, need_model=False) as view:
     st.subheader("Segmenter")
     st.caption("A segmentation model's label map of an image, and why it labelled a region so: "
                "pick a class, click a region or draw a box, and see how much of the map lies "

@@ -11,7 +11,7 @@ from explain.render.figures import confusion_figure
 from ui import data, frame, layout, links, objects, regions
 from ui.text import plain
 
-with frame.page("Errors", need_image=False) as view:
+with frame.page("Errors", need_image=False, need_model=objects.of_classifier) as view:
     st.subheader("Errors")
     kind = objects.kind_picker()
     if kind in ("objects", "regions"):

@@ -13,7 +13,7 @@ from reviews import Review
 from ui import frame, gallery, links, objects, regions, trust, widgets
 from ui.text import plain
 
-with frame.page("Gallery", need_image=False) as view:
+with frame.page("Gallery", need_image=False, need_model=objects.of_classifier) as view:
     st.subheader("Gallery")
     kind = objects.kind_picker()
     if kind == "regions":

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import streamlit as st
@@ -55,17 +55,20 @@ UNEXPECTED = ("Something went wrong on the server (the details are in its log). 
 
 
 @contextmanager
-def page(title: str, need_image: bool = True) -> Iterator[View]:
+def page(title: str, need_image: bool = True,
+         need_model: bool | Callable[[], bool] = True) -> Iterator[View]:
     """One view (after ``ui.nav.start``, which every page calls first): the shared frame, then
     the page body. Whatever happens in the frame or the body, the user sees a message in the
     main area, never a traceback or an exception's text, and the link keeps the state. Notes
-    about the link appear at the top, on this run."""
+    about the link appear at the top, on this run. ``need_model``: whether the page works on
+    the sidebar's model (a callable: asked once the link is read; the Detector, the Segmenter
+    and the Gallery's objects and regions pick their own)."""
     warm.start()  # at once: the warm-up runs in its own thread
     notes = set_notes_slot(st.empty())
     show_notes(notes)  # left by a run that was interrupted
     try:
         try:
-            view = frame(need_image)
+            view = frame(need_image, need_model)
         except Exception:
             log.exception("the frame of page %s failed", title)
             st.error(UNEXPECTED)
@@ -82,22 +85,25 @@ def page(title: str, need_image: bool = True) -> Iterator[View]:
         write_url()
 
 
-def frame(need_image: bool = True) -> View:
+def frame(need_image: bool = True, need_model: bool | Callable[[], bool] = True) -> View:
     """Draw the sidebar (navigation, model, weights, image) and return the view; stop the page
     with a clear message in the main area when the model or the image it needs cannot be used.
-    The sidebar stays usable, and the link says what the sidebar shows."""
+    A problem with what the page does not need is said in the sidebar, and the page goes on
+    (its view's ``backbone`` or ``image`` then None). The sidebar stays usable, and the link
+    says what the sidebar shows."""
     keep_state()
     seed_from_url()
     with st.sidebar:
         backbone, model_problem = _model_picker()
         picked, image_problem = _image_picker()
-    for message in (model_problem, image_problem if need_image else None):
+    model_needed = need_model() if callable(need_model) else need_model
+    for message, needed in ((model_problem, model_needed), (image_problem, need_image)):
         if message is not None:
             kind, text = message
-            problem(st, text, kind)
-    if backbone is None:
+            problem(st if needed else st.sidebar, text, kind)
+    if backbone is None and model_needed:
         stop()
-    if backbone.untrained:
+    if backbone is not None and backbone.untrained and model_needed:
         st.warning("**Untrained weights.** This model has random weights: its predictions and "
                    "explanations mean nothing. Use it only to see how the tool works.")
     if picked is None:
@@ -105,7 +111,7 @@ def frame(need_image: bool = True) -> View:
             stop()
         picked = (None, "", "")
     image, image_key, title = picked
-    return View(backbone, image, image_key, title)
+    return View(backbone, image, image_key, title, image_problem=image_problem)
 
 
 Problem = tuple[str, str] | None  # (kind: "error" or "info", plain text)

@@ -28,6 +28,12 @@ PER_PAGE = 24
 NONE = "none"  # the confusion's row and column 0: no object, no detection
 
 
+def of_classifier() -> bool:
+    """Whether the link's review is of a classifier's images (the sidebar's model), not of a
+    detector's objects or a segmenter's regions (which pick their own)."""
+    return links.get("kind") not in ("objects", "regions")
+
+
 def kind_picker() -> str:
     """What the page reviews: a classifier's images (the sidebar's model and dataset) or a
     detector's objects."""

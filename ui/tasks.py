@@ -145,8 +145,10 @@ def task_view(view: View, task: Task) -> tuple[View, object | None] | None:
     source = middle.radio("Image", [SCENE, SIDEBAR], key=links.key(task.source_param),
                           horizontal=True)
     if source == SIDEBAR:
-        if view.image is None:
-            problem(st, "Choose an image in the sidebar, or a demo scene.", "info")
+        if view.image is None:  # the sidebar says why too; this is the page's place for it
+            kind, text = view.image_problem or ("info", "Choose an image in the sidebar, or a "
+                                                "demo scene.")
+            problem(st, text, kind)
             return None
         return View(model, view.image, view.image_key, view.image_title), None
     links.ensure_value("scene")

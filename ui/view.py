@@ -28,10 +28,12 @@ def model_cache() -> ModelCache:
 class View:
     """What the sidebar chose: the model and the image (with a key for caching)."""
 
-    backbone: Backbone
+    backbone: Backbone | None  # None only on pages that need no sidebar model
     image: Image.Image | None  # None only on pages that need no image
     image_key: str
     image_title: str
+    # why the sidebar's image is None, (kind, text), on a page that needs no image
+    image_problem: tuple[str, str] | None = None
 
     @property
     def model_key(self) -> tuple:

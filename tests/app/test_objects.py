@@ -85,3 +85,26 @@ def test_a_detector_of_other_classes_is_told_why():
              det_weights="untrained")
     assert not at.exception
     assert any("detects 90 other classes" in t for t in texts(at.info)), texts(at.info)
+
+
+@pytest.mark.parametrize(("page", "params"), [
+    ("pages/12_Detector.py", {"scene": 3}), ("pages/13_Segmenter.py", {"scene": 3}),
+    (GALLERY, {"kind": "objects", "det_scenes": 5}), (ERRORS, {"kind": "regions", "seg_scenes": 6}),
+])
+def test_pages_with_their_own_model_work_whatever_the_sidebars_model_is(page, params):
+    """The Detector, the Segmenter and the Gallery's and Errors' objects and regions pick their
+    own model: a sidebar classifier that cannot load (a link of an uploaded checkpoint, which
+    it cannot carry) is said in the sidebar, not in their place; an untrained one is not
+    warned about in the main area either. The classifier's images still need it."""
+    at = app(page, weights="checkpoint", **params)
+    assert_clean(at)
+    assert any("Upload the same checkpoint" in t for t in texts(at.sidebar.info))
+    assert not any("Upload the same checkpoint" in t for t in texts(at.main.info))
+    assert captions(at) or at.dataframe  # the page's own content is there
+    at = app(page, weights="untrained", **params)
+    assert_clean(at)
+    assert not any("Untrained weights" in t for t in texts(at.main.warning))
+    if page in (GALLERY, ERRORS):
+        at = app(page, weights="checkpoint", **{**params, "kind": "images"})
+        assert any("Upload the same checkpoint" in t for t in texts(at.main.info))
+        assert not at.dataframe and not captions(at)

@@ -77,3 +77,31 @@ def test_a_click_on_a_box_confusion_cell_lists_its_boxes_and_the_gallery_has_car
     wait_for_caption(page, "missed · ")  # the lowest scores first: a missed animal's card
     assert_no_error(page)
     shot(page, "44-detector-object-patches")
+
+
+def test_a_bad_sidebar_image_or_model_does_not_stop_the_detector(server, page):
+    """The Detector picks its own model and, by default, its own image: a sidebar classifier
+    waiting for a checkpoint and a sidebar upload of random bytes are said in the sidebar, the
+    scene's boxes are still explained; the sidebar's image, once chosen, says its problem in
+    the main area; the demo scene brings the maps back."""
+    import random
+
+    page.goto(server + "/Detector?scene=3")
+    wait_for_caption(page, "Grad-CAM for box 1 ")
+    side = page.locator("[data-testid=stSidebar]")
+    side.get_by_text("Upload", exact=True).click()
+    noise = random.Random(7).randbytes(4000)
+    side.locator("[data-testid=stFileUploader]").filter(has_text="Your image").locator(
+        "input[type=file]").set_input_files(
+        files=[{"name": "noise.png", "mimeType": "image/png", "buffer": noise}])
+    side.get_by_text("The image noise.png cannot be used").wait_for()
+    side.get_by_text("My checkpoint").click()
+    side.get_by_text("Upload a state dict").wait_for()
+    wait_for_caption(page, "Grad-CAM for box 1 ")
+    main = page.locator("[data-testid=stMain]")
+    main.get_by_text("the sidebar's image").click()
+    main.get_by_text("The image noise.png cannot be used").wait_for()
+    main.get_by_text("demo scene", exact=True).click()
+    wait_for_caption(page, "Grad-CAM for box 1 ")
+    assert page.locator("[data-testid=stException]").count() == 0
+    assert "Traceback" not in page.inner_text("body")
