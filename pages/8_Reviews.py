@@ -14,7 +14,7 @@ from reviews import READONLY, VERDICTS, ReviewError, box_text, score_lines
 from reviews.report import html_report
 from ui import frame, links, trust
 
-with frame.page("Reviews", need_image=False) as view:
+with frame.page("Reviews", need_image=False, need_model=False):
     st.subheader("Reviews")
     st.caption("Saved from the Explain page (a view) and the Gallery (a slice). There are no "
                "accounts: anyone on the team can edit or delete any review, and restore a "
