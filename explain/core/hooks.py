@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -161,17 +161,21 @@ def replacing(layer: nn.Module) -> Iterator[Replacement]:
 
 
 @contextmanager
-def output_gradients(layers: list[nn.Module]) -> Iterator[dict[nn.Module, torch.Tensor]]:
+def output_gradients(layers: list[nn.Module], each: Callable[[nn.Module, torch.Tensor], None]
+                     | None = None) -> Iterator[dict[nn.Module, torch.Tensor]]:
     """While active, this thread's forward passes mark each of ``layers``' outputs, and a
-    backward pass through one puts its gradient (detached) in the yielded dictionary, by layer.
-    Nothing is written to a ``.grad``; the hooks live for the block."""
+    backward pass through one puts its gradient (detached) in the yielded dictionary, by layer;
+    given ``each``, the gradient is handed to ``each(layer, gradient)`` as the backward pass
+    reaches it instead, and not kept. Nothing is written to a ``.grad``; the hooks live for the
+    block."""
     owner = threading.get_ident()
     grads: dict[nn.Module, torch.Tensor] = {}
+    take = each or (lambda module, grad: grads.__setitem__(module, grad))
 
     def keep(module: nn.Module, _inputs: tuple, output: object) -> None:
         if threading.get_ident() == owner and isinstance(output, torch.Tensor) \
                 and output.requires_grad:
-            output.register_hook(lambda grad, m=module: grads.__setitem__(m, grad.detach()))
+            output.register_hook(lambda grad, m=module: take(m, grad.detach()))
 
     handles = [layer.register_forward_hook(keep) for layer in layers]
     try:

@@ -149,6 +149,31 @@ def test_fullgrad_equals_pytorch_grad_cam(request, chelsea, coffee, which):
     assert not any(m._forward_hooks for m in backbone.model.modules())
 
 
+def test_fullgrads_kernel_equals_its_torch_formula(lite, chelsea):
+    """On the CPU in float32 each layer's part is summed by the compiled kernel; on other
+    devices and dtypes by the torch formula. A float64 copy of the default model takes the
+    second path and gives the kernel's map; so does one layer's gradient with a constant
+    channel in it."""
+    import copy
+
+    from explain.methods.fullgrad import _biased, _Parts, full_grad
+
+    x = lite.preprocess(chelsea)
+    model64 = copy.deepcopy(lite.model).double()
+    (kernel,), (formula,) = full_grad(lite.model, x), full_grad(model64, x.double())
+    assert kernel.target == formula.target
+    np.testing.assert_allclose(kernel.raw.numpy(), formula.raw.numpy(), rtol=1e-4,
+                               atol=1e-4 * float(formula.raw.abs().max()))
+    layer, grad = _biased(lite.model)[1], torch.randn(2, 32, 112, 112)
+    grad[1, 3] = 0.25  # a constant channel: its part is 0, as (g - min) / (0 + 1e-7) is
+    by_kernel, by_formula = _Parts(), _Parts()
+    by_kernel.add(layer, grad)
+    by_formula.add(layer, grad.double())
+    (a,), (b,) = by_kernel.by_size.values(), by_formula.by_size.values()
+    assert a.dtype == torch.float32 and a.shape == (2, 112, 112)
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-4)
+
+
 @pytest.mark.parametrize("method", ["gradcam", "gradcam_pp", "xgradcam", "hirescam", "layercam",
                                     "eigencam", "eigengradcam"])
 @pytest.mark.parametrize("which", ["resnet18", "lite"])
