@@ -12,7 +12,8 @@ so that workers x threads = cores, requests served first come first served withi
   at each of its progress reports (``Job.report``): they run on its thread, then it goes on. A
   map never waits behind seconds of trust curves.
 - ``cancel()`` stops a queued job at once and a running one at its next progress report;
-  a job whose sessions have all gone (``alive``) is dropped before it starts.
+  a job whose sessions have all gone (``alive``, or ``forget``) is dropped before it starts,
+  or stopped at its next progress report if it runs.
 - Compatible requests (the same ``batch`` key: model, method, layer) queued at the same time
   run as one batch, each with its own input (``item``), when the scheduler batches
   (``batch_size`` > 1: on CUDA). A batch that raises (out of memory, a bad image) is run again
@@ -75,6 +76,8 @@ class Job:
         the main priority first runs the main jobs waiting for a worker (the caller must hold
         no hook, lock or grad-mode change here that another job could see)."""
         self.progress = (done, total)
+        if self.state == "running" and self._scheduler is not None:
+            self._scheduler._stop_if_unwanted(self)
         if self.state == "cancelled":
             raise Stopped()
         if self.priority > MAIN and self._scheduler is not None:
@@ -206,11 +209,13 @@ class Scheduler:
                 self._drop_owner(job, owner)
 
     def forget(self, owner: Hashable) -> None:
-        """A session went away: cancel what only it was waiting for."""
+        """A session went away: cancel what only it was waiting for (queued: dropped; running:
+        stopped at its next report)."""
         with self._lock:
-            for (who, slot), job in list(self._slots.items()):
-                if who == owner:
-                    del self._slots[(who, slot)]
+            for (who, slot) in [k for k in self._slots if k[0] == owner]:
+                del self._slots[(who, slot)]
+            for job in [j for *_, j in self._queue] + list(self._running):
+                if owner in job.owners:
                     self._drop_owner(job, owner)
 
     def stats(self) -> dict:
@@ -264,6 +269,14 @@ class Scheduler:
             self._running.add(job)
             return self._batch_with(job)
         return None
+
+    def _stop_if_unwanted(self, job: Job) -> None:
+        """At a running job's report: once every session that asked for it has gone (a closed
+        tab), it stops there, and its worker goes to work somebody waits for."""
+        if self._alive is not None and job.owners \
+                and not any(self._alive(o) for o in list(job.owners)):
+            with self._lock:
+                self._stop(job)
 
     def _wanted(self, job: Job) -> bool:
         """False (and the job dropped) when every session that asked for it has gone."""

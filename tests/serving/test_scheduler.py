@@ -128,6 +128,41 @@ def test_work_of_sessions_that_went_away_is_dropped(gate):
     assert other.state in ("cancelled", "done")
 
 
+def test_running_work_of_sessions_that_went_away_stops_at_its_next_report():
+    """A session closed while its work runs: the job stops at its next progress report (its
+    worker goes to work somebody waits for); work another session shares goes on."""
+    gone: set = set()
+    scheduler = Scheduler(workers=1, alive=lambda owner: owner not in gone)
+    started, steps = threading.Event(), []
+
+    def long(job):
+        started.set()
+        for step in range(200):
+            job.report(step, 200)
+            steps.append(step)
+            time.sleep(0.01)
+        return "all"
+
+    job = scheduler.submit(long, key="curves", owner="bob")
+    assert started.wait(5)
+    gone.add("bob")
+    with pytest.raises(Stopped):
+        job.result(5)
+    assert job.state == "cancelled" and len(steps) < 200
+    shared = scheduler.submit(long, key="curves-2", owner="bob")
+    shared = scheduler.submit(long, key="curves-2", owner="alice")
+    assert shared.result(10) == "all"  # alice still waits for it
+    told = Scheduler(workers=1)  # no runtime to ask: told by forget
+    started.clear()
+    job = told.submit(long, key="c", owner="carol")
+    queued = told.submit(lambda j: "later", owner="carol")
+    assert started.wait(5)
+    told.forget("carol")
+    with pytest.raises(Stopped):
+        job.result(5)
+    assert queued.state == "cancelled"
+
+
 def test_real_explanations_through_the_scheduler_equal_direct_ones(lite, chelsea, coffee):
     scheduler = Scheduler(workers=2, threads=1)
     cases = [(image, method) for image in (chelsea, coffee)
