@@ -403,3 +403,16 @@ def shared(device: str = "cpu", alive: Callable[[Hashable], bool] | None = None)
                                 batch_size=16 if device == "cuda" else 1)
             atexit.register(_shared.close, wait=30.0)
         return _shared
+
+
+def close_shared(wait: float = 30.0) -> None:
+    """Close the process's scheduler and forget it (the next use makes a new one): for a
+    process done with its pages, such as a test's. Its workers exit, and with them their torch
+    thread pools: libgomp counts every live pool's threads, and while they outnumber the cores
+    every thread of the process spins only briefly before it sleeps between parallel regions
+    (the main thread's forward passes took 2-3x as long)."""
+    global _shared
+    with _shared_lock:
+        scheduler, _shared = _shared, None
+    if scheduler is not None:
+        scheduler.close(wait=wait)
