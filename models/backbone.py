@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from .detection import clipped_box
 from .preprocess import Preprocessing
 from .registry import BackboneSpec, CamHead
 
@@ -35,6 +36,20 @@ class Detection:
     label: int
     name: str
     score: float
+
+
+class Detections(list):
+    """A detector's detections of one image (a list of ``Detection``), with ``left_out``: how
+    many it proposed whose box had no area inside the image (zero or negative size, a
+    coordinate that is not a number, or wholly outside), left out rather than drawn or
+    explained."""
+
+    def __init__(self, found=(), left_out: int = 0):
+        super().__init__(found)
+        self.left_out = left_out
+
+    def __reduce__(self):  # kept by the result store and its disk cache
+        return (Detections, (list(self), self.left_out))
 
 
 @dataclass(frozen=True, eq=False)
@@ -147,9 +162,10 @@ class Backbone:
     def task(self) -> str:
         return self.spec.task
 
-    def detect(self, image: Image.Image, score_threshold: float = 0.5) -> list[Detection]:
+    def detect(self, image: Image.Image, score_threshold: float = 0.5) -> Detections:
         """A detector's detections of ``image`` scoring at least ``score_threshold``, best
-        first, their boxes in the image's own pixels."""
+        first, their boxes in the image's own pixels, clipped to it; a box with no area in the
+        image is left out and counted (``Detections.left_out``)."""
         if self.task != "detection":
             raise ValueError(f"{self.spec.title} is a {self.task} model, not a detector.")
         if not 0 <= score_threshold <= 1:
@@ -158,11 +174,15 @@ class Backbone:
         scale = torch.tensor([image.width / width, image.height / height] * 2)
         with torch.inference_mode():
             (found,) = self.model.find(self.preprocess(image), score_threshold)
-        return [Detection(tuple(float(v) for v in box), int(label), self.categories[int(label)],
-                          float(score))
-                for box, label, score in zip((found.boxes.cpu() * scale).tolist(),
-                                             found.labels.tolist(), found.scores.tolist(),
-                                             strict=True)]
+        kept, left_out = [], 0
+        for box, label, score in zip((found.boxes.float().cpu() * scale).tolist(),
+                                     found.labels.tolist(), found.scores.tolist(), strict=True):
+            inside = clipped_box(box, image.size)
+            if inside is None or not np.isfinite(score):
+                left_out += 1
+                continue
+            kept.append(Detection(inside, int(label), self.categories[int(label)], float(score)))
+        return Detections(kept, left_out)
 
     def segment(self, image: Image.Image) -> Segmentation:
         """A segmenter's label map of ``image`` in its own pixels: the class of highest logit,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 
@@ -36,3 +37,17 @@ class Found:
     objectness: torch.Tensor | None = None
     masks: torch.Tensor | None = None
 
+
+def clipped_box(box, size: tuple[int, int]) -> tuple[float, float, float, float] | None:
+    """``box`` (x0, y0, x1, y1) within an image of ``size`` (width, height), corners in order;
+    None when it has no area there (an untrained detector proposes boxes of zero size, NaN
+    coordinates or boxes beside the image)."""
+    values = np.asarray(box, dtype=np.float64)
+    if values.shape != (4,) or not np.isfinite(values).all():
+        return None
+    width, height = size
+    x0, x1 = np.clip(sorted(values[[0, 2]]), 0, width)
+    y0, y1 = np.clip(sorted(values[[1, 3]]), 0, height)
+    if x1 - x0 <= 0 or y1 - y0 <= 0:
+        return None
+    return float(x0), float(y0), float(x1), float(y1)

@@ -20,7 +20,7 @@ from explain.data.composites import CLASSES, HELD_OUT_SEED
 from explain.evaluate.detection import box_trust
 from explain.evaluate.pointing import energy_in_box
 from explain.render.figures import detections_figure
-from explain.render.pictures import boxes_drawn, overlay, png_bytes
+from explain.render.pictures import boxes_drawn, enlarged, overlay, png_bytes
 from models import Backbone
 from reviews import Review
 from serving.scheduler import Busy
@@ -29,6 +29,7 @@ from ui.text import plain, problem
 from ui.view import View
 
 OWN_LEVEL = "own"  # the layer choice: each box's own level
+LOWEST_THRESHOLD = 0.05  # the slider's minimum
 # every method but those that read a classifier's pooled linear head (CAM)
 BOX_METHODS = tuple(name for name, record in RECORDS.items() if "cam_head" not in record.needs)
 
@@ -59,25 +60,38 @@ def page(view: View) -> None:
     if dview is None:
         links.stop()
     links.ensure_value("det_thr")
-    threshold = st.slider("Score threshold", 0.05, 0.95, step=0.05, key=links.key("det_thr"))
+    threshold = st.slider("Score threshold", LOWEST_THRESHOLD, 0.95, step=0.05,
+                          key=links.key("det_thr"))
     try:
         found = detections(dview, float(threshold))
     except Busy as exc:
         problem(st, str(exc), "warning")
         links.stop()
     captions = [f"{i + 1} {d.name} {d.score:.2f}" for i, d in enumerate(found)]
+    if found.left_out:
+        one = found.left_out == 1
+        st.caption(f"{found.left_out} detection{'' if one else 's'} at {threshold:.2f} had a "
+                   f"box with no area in the image (zero size, or outside it): "
+                   f"{'it is' if one else 'they are'} left out.")
     if not found:
-        lower = detections(dview, 0.05)
-        best = f" (its best detection scores {lower[0].score:.2f})" if lower else ""
+        lowest = LOWEST_THRESHOLD
+        lower = detections(dview, lowest) if threshold > lowest else found
         st.image(dview.image, width=480, caption=plain(dview.image_title))
-        st.info(f"No detection scores {threshold:.2f} or more{best}: lower the threshold.")
-        if lower:
-            st.button("Lower the threshold to show it", on_click=links.put,
-                      args=("det_thr", max(0.05, float(np.floor(lower[0].score * 20) / 20))))
+        if not lower:
+            st.info(f"The detector finds nothing in this image, even at its lowest threshold "
+                    f"({lowest:.2f}).")
+            return
+        st.info(f"No detection scores {threshold:.2f} or more (the best scores "
+                f"{lower[0].score:.2f}).")
+        st.button("Lower the threshold to show it", on_click=links.put,
+                  args=("det_thr", max(lowest, float(np.floor(lower[0].score * 20) / 20))))
         return
     texts = [_box_text(d) for d in found]
-    chosen_links = [t for t in (links.get("det_boxes") or ()) if t in texts]
-    links.put("det_boxes", chosen_links or [texts[0]])  # boxes gone at this threshold: dropped
+    asked = links.get("det_boxes")
+    chosen_links = [t for t in (asked or ()) if t in texts]
+    if asked is None or (asked and not chosen_links):  # none yet, or all gone at this threshold
+        chosen_links = [texts[0]]
+    links.put("det_boxes", chosen_links)  # "Clear all" leaves none chosen
     left, right = st.columns([3, 2])
     with right:
         chosen = st.multiselect("Boxes to explain", texts, key=links.key("det_boxes"),
@@ -91,9 +105,12 @@ def page(view: View) -> None:
                                "of the map, the box's score (IoU + class score) after each "
                                "step, beside a random map's (Petsiuk et al., 2018).")
     picked = [texts.index(t) for t in chosen]
+    if not picked:
+        st.info("Pick a box in the list, or click one in the image, to explain it.")
     with left:
-        pixels = boxes_drawn(dview.image, [d.box for d in found], captions, picked)
-        st.plotly_chart(detections_figure(pixels, [d.box for d in found], captions),
+        shown, boxes, _ = enlarged(dview.image, [d.box for d in found])
+        pixels = boxes_drawn(shown, boxes, captions, picked)
+        st.plotly_chart(detections_figure(pixels, boxes, captions),
                         key=CHART, on_select=_clicked(texts), selection_mode="points",
                         config={"displaylogo": False})
         st.caption(f"{len(found)} detection{'s' if len(found) != 1 else ''} of "
@@ -211,10 +228,13 @@ def box_map(view: View, detection, caption: str, method: str, layer: str | None,
     share, area = energy_in_box(result.heatmap, detection.box)
 
     with answer.container():
-        st.image(overlay(view.image, heat, alpha, cmap), width="stretch", output_format="JPEG",
-                 caption=f"{TITLES[method]} for box {plain(caption)} (score {result.probability:.2f}"
-                         f" = IoU + class score)" + (f" at {result.layer}" if result.layer else "")
-                         + f" · {result.seconds:.2f} s")
+        shown, (box,), _ = enlarged(Image.fromarray(overlay(view.image, heat, alpha, cmap)),
+                                    [detection.box])
+        st.image(boxes_drawn(shown, [box], [""]), width="stretch", output_format="JPEG",
+                 caption=f"{TITLES[method]} for box {plain(caption)}: its score "
+                         f"{result.probability:.2f} is the IoU with the box plus the class score "
+                         f"({detection.score:.2f})" + (f", at {result.layer}" if result.layer
+                                                       else "") + f" · {result.seconds:.2f} s")
         st.caption(f"{share:.0%} of the map's positive mass lies inside the box, which is "
                    f"{area:.0%} of the image (a map spread evenly would put {area:.0%} there).")
     return result

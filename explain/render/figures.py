@@ -214,18 +214,22 @@ def curves_figure(curves: dict, kind: str, score: str = "class probability",
 def detections_figure(pixels: np.ndarray, boxes, captions, height: int = 520):
     """An image with its detections drawn in (``pixels``, see ``pictures.boxes_drawn``) as a
     plotly figure a click can pick a box in: a grid of 3 x 3 faint points over each box carries
-    the box's index (``customdata``), its caption on hover."""
+    the box's index (``customdata``), its caption on hover. Boxes that are the same box (one
+    box, two classes) share it in vertical strips, one a class, so each can be clicked."""
+    from explain.render.pictures import box_groups
+
     go = _plotly()
 
     xs, ys, index, texts = [], [], [], []
-    for i, (box, caption) in enumerate(zip(boxes, captions, strict=True)):
-        x0, y0, x1, y1 = (float(v) for v in box)
-        for fx in (0.25, 0.5, 0.75):
-            for fy in (0.25, 0.5, 0.75):
-                xs.append(x0 + fx * (x1 - x0))
-                ys.append(y0 + fy * (y1 - y0))
-                index.append(i)
-                texts.append(label(caption))
+    for (x0, y0, x1, y1), members in box_groups(boxes, (pixels.shape[1], pixels.shape[0])):
+        strip = (x1 - x0) / len(members)
+        for k, i in enumerate(members):
+            for fx in (0.25, 0.5, 0.75):
+                for fy in (0.25, 0.5, 0.75):
+                    xs.append(x0 + (k + fx) * strip)
+                    ys.append(y0 + fy * (y1 - y0))
+                    index.append(i)
+                    texts.append(label(captions[i]))
     fig = go.Figure(go.Image(z=pixels, hoverinfo="skip"))
     fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", customdata=index, text=texts,
                              marker=dict(size=18, color="rgba(255,255,255,0.01)"),

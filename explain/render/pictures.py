@@ -179,24 +179,81 @@ BOX_COLOURS = ((230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145
                (70, 240, 240), (240, 50, 230), (210, 245, 60), (0, 128, 128), (170, 110, 40))
 
 
+def box_groups(boxes, size: tuple[int, int]) -> list[tuple[tuple[float, ...], list[int]]]:
+    """The boxes (x0, y0, x1, y1) of an image of ``size`` (width, height) that have an area in
+    it, clipped, with the indices of the boxes that are the same box (corners within half a
+    pixel: a detector's class-wise suppression keeps one box per class): in their first
+    index's order. A box with no area in the image (zero size, NaN, outside) is in no group."""
+    from models.detection import clipped_box
+
+    groups: list[tuple[tuple[float, ...], list[int]]] = []
+    for i, box in enumerate(boxes):
+        inside = clipped_box(box, size)
+        if inside is None:
+            continue
+        for place, members in groups:
+            if max(abs(a - b) for a, b in zip(place, inside, strict=True)) <= 0.5:
+                members.append(i)
+                break
+        else:
+            groups.append((inside, [i]))
+    return groups
+
+
+def _font(size: int):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError):  # a Pillow without FreeType: the fixed bitmap font
+        return ImageFont.load_default()
+
+
 def boxes_drawn(image: Image.Image | np.ndarray, boxes, captions, chosen=()) -> np.ndarray:
     """The image with each box (x0, y0, x1, y1, its pixels) drawn and captioned, a colour per
-    box; the ``chosen`` ones thicker. Captions are drawn as pixels: no markup reaches a page."""
+    box; the ``chosen`` ones thicker. The lines and the captions' type grow with the image;
+    boxes that are the same box (one box, two classes) are drawn once with both captions; a
+    caption is moved where it overlaps none drawn before (above its box, inside its top,
+    below it); a box with no area in the image is left out. Captions are drawn as pixels: no
+    markup reaches a page."""
     from PIL import ImageDraw
 
     picture = (image if isinstance(image, Image.Image) else Image.fromarray(image)).convert("RGB")
     draw = ImageDraw.Draw(picture)
     width = max(1, round(max(picture.size) / 300))
-    for i, (box, caption) in enumerate(zip(boxes, captions, strict=True)):
-        colour = BOX_COLOURS[i % len(BOX_COLOURS)]
-        x0, y0, x1, y1 = (float(v) for v in box)
-        draw.rectangle((x0, y0, x1 - 1, y1 - 1), outline=colour,
-                       width=width * (3 if i in chosen else 1))
-        text_y = max(0.0, y0 - 11 * width)
-        right = draw.textlength(caption) + 4
-        draw.rectangle((x0, text_y, x0 + right, text_y + 11), fill=colour)
-        draw.text((x0 + 2, text_y), caption, fill=(255, 255, 255))
+    font = _font(max(10, round(max(picture.size) / 45)))
+    placed: list[tuple[float, float, float, float]] = []
+    for (x0, y0, x1, y1), members in box_groups(boxes, picture.size):
+        first = members[0]
+        colour = BOX_COLOURS[first % len(BOX_COLOURS)]
+        thick = any(i in chosen for i in members)
+        draw.rectangle((x0, y0, max(x0, x1 - 1), max(y0, y1 - 1)), outline=colour,
+                       width=width * (3 if thick else 1))
+        caption = " / ".join(str(captions[i]) for i in members if captions[i])
+        if not caption:
+            continue
+        left, top, right, bottom = draw.textbbox((0, 0), caption, font=font)
+        w, h = right - left + 4, bottom - top + 4
+        x = min(max(0.0, x0), max(0.0, picture.width - w))
+        for y in (y0 - h, y0, y1, *(y1 + h * k for k in range(1, 8))):
+            y = min(max(0.0, y), max(0.0, picture.height - h))
+            if not any(x < b[2] and b[0] < x + w and y < b[3] and b[1] < y + h for b in placed):
+                break
+        placed.append((x, y, x + w, y + h))
+        draw.rectangle((x, y, x + w, y + h), fill=colour)
+        draw.text((x + 2 - left, y + 2 - top), caption, fill=(255, 255, 255), font=font)
     return np.asarray(picture)
+
+
+def enlarged(image: Image.Image, boxes, smallest: int = 480) -> tuple[Image.Image, list, int]:
+    """A small image enlarged (nearest neighbour, by a whole factor) until its longer side is at
+    least ``smallest`` px, with its boxes in the enlarged pixels, and the factor: a 12 x 10
+    upload's boxes drawn at its own size were one solid block."""
+    factor = max(1, -(-smallest // max(1, max(image.size))))
+    if factor == 1:
+        return image, list(boxes), 1
+    big = image.resize((image.width * factor, image.height * factor), Image.Resampling.NEAREST)
+    return big, [tuple(float(v) * factor for v in box) for box in boxes], factor
 
 
 def label_colour(label: int) -> tuple[int, int, int]:

@@ -32,8 +32,9 @@ def test_a_scenes_boxes_are_drawn_and_the_first_is_explained(detector):
     first = found[0]
     expected = explain(detector, scene.image, "gradcam", target=Box(first.box, first.label))
     maps = [c for c in captions(at) if c.startswith("Grad-CAM for box 1 ")]
-    assert maps and f"(score {expected.probability:.2f} = IoU + class score) at " \
-        f"{detector.model.layer_for(first.box)}" in maps[0]  # the box's own level's head
+    assert maps and f"its score {expected.probability:.2f} is the IoU with the box plus the " \
+        f"class score ({first.score:.2f}), at {detector.model.layer_for(first.box)}" \
+        in maps[0]  # the box's own level's head
     share = [t for t in texts(at.caption) if "of the map's positive mass lies inside" in t]
     assert len(share) == 1 and re.match(r"\d+% of the map", share[0])
 
@@ -50,7 +51,8 @@ def test_several_boxes_at_once_and_the_link_carries_them(detector):
     assert len(shown) == 2  # both from one forward pass (explain_boxes), each as it is alone
     for caption, d in zip(shown, found[:2], strict=True):
         alone = explain(detector, scene.image, "hirescam", target=Box(d.box, d.label))
-        assert f"(score {alone.probability:.2f} = IoU + class score) at {alone.layer}" in caption
+        assert f"its score {alone.probability:.2f} is the IoU with the box plus the class " \
+            "score (" in caption and f", at {alone.layer}" in caption
     assert at.query_params["det_boxes"] in (boxes, [boxes])
 
 
@@ -135,8 +137,10 @@ def test_a_torchvision_detector_without_coco_weights_says_what_to_do_then_runs_u
     assert_clean(at)
     assert any("Untrained weights" in t for t in texts(at.warning))
     # 91 classes of (seeded) random weights: a softmax of about 1/91 per class, none at 0.05
-    assert any("No detection scores 0.05 or more: lower the threshold" in t
+    # at the slider's minimum there is nothing lower to offer: said so, and no button
+    assert any("finds nothing in this image, even at its lowest threshold (0.05)" in t
                for t in texts(at.info)), texts(at.info)
+    assert not [b for b in at.button if "Lower the threshold" in b.label]
 
 
 def test_a_boxs_map_saved_as_a_review_records_the_box(detector):

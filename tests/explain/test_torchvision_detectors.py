@@ -142,3 +142,63 @@ def test_coco_weights_missing_and_checkpoints_of_another_class_count_are_clear()
         load_backbone("fcos_resnet50_fpn", "checkpoint", checkpoint=retina)
     with pytest.raises(CheckpointError, match="class-score weight"):
         load_backbone(name, "checkpoint", checkpoint=retina)
+
+
+@pytest.mark.parametrize("name", backbone_names("detection"))
+def test_every_detector_untrained_on_a_photo_gives_boxes_inside_it_that_draw(name, coffee):
+    """Every detector of the registry with random weights (the Detector page's "Untrained"),
+    at the page's lowest threshold, on a real photo: each detection's box lies inside the image
+    with an area (an untrained FCOS proposes boxes of zero size, which crashed the drawing),
+    what was left out is counted, and the boxes draw and make the page's figure."""
+    from explain.render.figures import detections_figure
+    from explain.render.pictures import boxes_drawn
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        detector = load_backbone(name, "untrained", device="cpu")
+    found = detector.detect(coffee, 0.05)
+    width, height = coffee.size
+    assert found.left_out >= 0 and len(found) + found.left_out >= len(found)
+    for d in found:
+        x0, y0, x1, y1 = d.box
+        assert 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height, d.box
+        assert np.isfinite(d.score) and d.score >= 0.05
+    captions = [f"{i + 1} {d.name} {d.score:.2f}" for i, d in enumerate(found)]
+    pixels = boxes_drawn(coffee, [d.box for d in found], captions, chosen=(0,))
+    assert pixels.shape == (height, width, 3)
+    detections_figure(pixels, [d.box for d in found], captions)
+
+
+def test_degenerate_boxes_are_clipped_or_left_out_of_the_drawing():
+    """Boxes of zero or negative size, NaN, or beside the image are not drawn; a box across
+    the image's edge is drawn clipped; a sub-pixel box is drawn (one pixel); the same box of
+    two classes is drawn once, both captions in one label."""
+    from explain.render.pictures import box_groups, boxes_drawn
+    from models.backbone import Detections
+    from models.detection import clipped_box
+
+    size = (40, 30)
+    assert clipped_box((10, 10, 10, 20), size) is None  # zero width
+    assert clipped_box((10, 20, 15, 5), size) == (10, 5, 15, 20)  # corners swapped: ordered
+    assert clipped_box((float("nan"), 0, 5, 5), size) is None
+    assert clipped_box((50, 0, 60, 10), size) is None  # beside the image
+    assert clipped_box((-5, -5, 10, 50), size) == (0, 0, 10, 30)
+    boxes = [(10, 10, 10, 20), (float("nan"), 0, 5, 5), (50, 0, 60, 10), (-5, -5, 10, 50),
+             (20, 5, 20.4, 5.4), (25, 10, 35, 25), (25.2, 10, 35, 25)]
+    groups = box_groups(boxes, size)
+    assert [members for _, members in groups] == [[3], [4], [5, 6]]
+    image = np.zeros((30, 40, 3), np.uint8)
+    drawn = boxes_drawn(image, boxes, [""] * len(boxes))
+    assert drawn.shape == (30, 40, 3)
+    assert drawn[10:20, 10].max() == 0  # the zero-width box: nothing
+    assert drawn[:, 0].max() > 0  # the clipped box's left edge, at the image's edge
+    assert drawn[5, 20].max() > 0  # the sub-pixel box: its pixel
+    captioned = boxes_drawn(image, boxes, [""] * 5 + ["cow", "horse"])
+    assert (captioned != drawn).any() and captioned.shape == drawn.shape
+    assert pickle_roundtrip(Detections([], 3)).left_out == 3
+
+
+def pickle_roundtrip(value):
+    import pickle
+
+    return pickle.loads(pickle.dumps(value))
