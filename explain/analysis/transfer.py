@@ -22,7 +22,7 @@ from explain.analysis.probes import probe_size
 from explain.core.results import ExplainError
 
 FITTED = "fitted"  # the weights of a backbone with a fitted head (models.Backbone.weights)
-VERSION = 1  # of the fitting below: a change refits every stored head
+VERSION = 2  # of the fitting below: a change refits every stored head
 
 
 @dataclass(frozen=True, eq=False)
@@ -86,9 +86,14 @@ def fit_head(features: Features, labels: np.ndarray, classes: tuple[str, ...], s
     if len(regression.classes_) != len(classes) or (regression.classes_ != np.arange(
             len(classes))).any():
         raise ExplainError("Every class of the dataset needs images for a head to be fitted.")
+    coef, intercept = regression.coef_, regression.intercept_
+    if len(classes) == 2:  # one row, the sigmoid of z: the softmax of (-z/2, z/2) is the same,
+        # and each class's logit has a gradient (a 0 for the first would explain nothing)
+        coef, intercept = np.concatenate([-coef / 2, coef / 2]), np.concatenate(
+            [-intercept / 2, intercept / 2])
     # W ((x - mu) / s) + b = (W / s) x + (b - (W / s) mu)
-    weight = regression.coef_ / scaler.scale_
-    bias = regression.intercept_ - weight @ scaler.mean_
+    weight = coef / scaler.scale_
+    bias = intercept - weight @ scaler.mean_
     head = LinearHead(tuple(classes), weight.astype(np.float32), bias.astype(np.float32),
                       held_out, float((held_out == labels).mean()), folds, features.key)
     save_arrays(path, weight=head.weight, bias=head.bias, held_out=head.held_out,

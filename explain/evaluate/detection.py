@@ -59,9 +59,12 @@ def match(boxes, scores, labels, true_boxes, true_labels, iou: float = 0.5) -> M
 
 
 def average_precisions(predictions: Sequence[tuple], truths: Sequence[tuple], classes: Sequence[int],
-                       iou: float = 0.5) -> dict[int, float]:
+                       iou: float = 0.5, points: int | None = None) -> dict[int, float]:
     """AP per class at ``iou``: ``predictions`` per image (boxes, scores, labels), ``truths``
-    per image (boxes, labels). A class without objects is left out."""
+    per image (boxes, labels). A class without objects is left out. A detection of an object
+    that a better-scoring one already took is a false positive. ``points``: None, VOC's
+    all-point interpolation; 101, COCO's (the interpolated precision at recall 0, 0.01, ...,
+    1, as pycocotools' COCOeval)."""
     out = {}
     per_image = [match(*p, *t, iou=iou) for p, t in zip(predictions, truths, strict=True)]
     for c in classes:
@@ -78,6 +81,12 @@ def average_precisions(predictions: Sequence[tuple], truths: Sequence[tuple], cl
         tp, fp = np.cumsum(hit), np.cumsum(~hit)
         recall = tp / total
         precision = tp / np.maximum(tp + fp, 1)
+        if points is not None:  # COCO: the precision (made non-increasing) at each point
+            made = np.maximum.accumulate(precision[::-1])[::-1] if len(precision) else precision
+            at = np.searchsorted(recall, np.linspace(0, 1, points), side="left")
+            out[int(c)] = float(np.where(at < len(made), made[np.minimum(at, len(made) - 1)]
+                                         if len(made) else 0.0, 0.0).mean())
+            continue
         # all-point interpolation: precision made non-increasing, summed over recall steps
         r = np.concatenate([[0.0], recall, [1.0]])
         p = np.concatenate([[1.0], precision, [0.0]])
@@ -87,8 +96,9 @@ def average_precisions(predictions: Sequence[tuple], truths: Sequence[tuple], cl
     return out
 
 
-def mean_average_precision(predictions, truths, classes, iou: float = 0.5) -> float:
-    aps = average_precisions(predictions, truths, classes, iou)
+def mean_average_precision(predictions, truths, classes, iou: float = 0.5,
+                           points: int | None = None) -> float:
+    aps = average_precisions(predictions, truths, classes, iou, points)
     return float(np.mean(list(aps.values()))) if aps else 0.0
 
 

@@ -388,3 +388,130 @@ def test_a_model_the_cache_lets_go_is_freed_with_what_its_targets_bound(composit
     cache.clear()
     gc.collect()
     assert [ref() for ref in gone] == [None, None]
+
+
+class _TwoDetections(torch.nn.Module):
+    """A hand-written detector of 16 x 16 images and two classes whose detections under a mask
+    are known: A, the left half (0, 0, 8, 16), class 1 ([1, 0]: cosine 1 with class 1), its
+    objectness the left half's mean; B, the whole image, class 1 ([1, 1]: cosine 1/sqrt 2), its
+    objectness the right half's mean. Both score 0.9."""
+
+    def find(self, x, threshold):
+        from models.detection import Found
+
+        out = []
+        for image in x:
+            left, right = image[:, :, :8].mean(), image[:, :, 8:].mean()
+            out.append(Found(boxes=torch.tensor([[0.0, 0, 8, 16], [0, 0, 16, 16]]),
+                             scores=torch.tensor([0.9, 0.9]), labels=torch.tensor([1, 1]),
+                             vectors=torch.tensor([[1.0, 0.0], [1.0, 1.0]]),
+                             objectness=torch.stack([left, right])))
+        return out
+
+
+def test_drise_weighs_each_mask_by_its_best_matching_detection():
+    """D-RISE (Petsiuk et al., 2021) against its definition, by hand: a mask's weight is the
+    best match over the masked image's detections of IoU x class cosine x objectness, for the
+    box (0, 0, 8, 16) of class 1: max(1 x 1 x left, 1/2 x 1/sqrt 2 x right), not their sum;
+    the map is sum_i w_i M_i / (N keep)."""
+    from explain.core.boxes import BoxScore
+    from explain.methods.rise import rise
+
+    model = BoxScore(_TwoDetections(), [(0.0, 0.0, 8.0, 16.0)], [1])
+    x = torch.ones(1, 3, 16, 16)
+    (got,) = rise(model, x, None, masks=64, cells=4, keep=0.5, seed=3)
+    masks = random_masks(64, (16, 16), 4, 0.5, 3)[:, 0].double()
+    left, right = masks[:, :, :8].mean((1, 2)), masks[:, :, 8:].mean((1, 2))
+    weights = torch.maximum(left, 0.5 / 2 ** 0.5 * right)
+    assert bool((0.5 / 2 ** 0.5 * right > left).any())  # B is the best match under some masks
+    expected = (weights[:, None, None] * masks).sum(0) / (64 * 0.5)
+    np.testing.assert_allclose(got.raw.numpy(), expected.numpy(), rtol=1e-5, atol=1e-7)
+    summed = ((left + 0.5 / 2 ** 0.5 * right)[:, None, None] * masks).sum(0) / (64 * 0.5)
+    assert not np.allclose(got.raw.numpy(), summed.numpy(), rtol=1e-3)
+
+
+def test_average_precision_counts_a_second_detection_of_an_object_as_a_false_positive():
+    """A duplicate (PASCAL VOC, COCO): two objects, three detections, the second (0.8) on the
+    object the first (0.9) took. By hand: precision 1, 1/2, 2/3 at recall 1/2, 1/2, 1; made
+    non-increasing, 1 up to recall 1/2 and 2/3 up to 1: AP = 1/2 x 1 + 1/2 x 2/3 = 5/6."""
+    truths = [(np.array([[0, 0, 10, 10], [20, 20, 30, 30]]), np.array([1, 1]))]
+    boxes = np.array([[0, 0, 10, 10], [0, 0, 10, 11], [20, 20, 30, 30]])
+    predictions = [(boxes, np.array([0.9, 0.8, 0.7]), np.array([1, 1, 1]))]
+    assert average_precisions(predictions, truths, [1])[1] == pytest.approx(5 / 6)
+    found = match(boxes, [0.9, 0.8, 0.7], [1, 1, 1], *truths[0])
+    assert found.matched.tolist() == [0, -1, 1]
+
+
+def _coco_ap(predictions, truths, classes) -> dict[int, float]:
+    """AP@0.5 per class by pycocotools' COCOeval (101 recall points), test-only."""
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    images, annotations, detections = [], [], []
+    for i, ((boxes, scores, labels), (true_boxes, true_labels)) in enumerate(
+            zip(predictions, truths, strict=True)):
+        images.append({"id": i, "width": 400, "height": 400})
+        for box, label in zip(true_boxes, true_labels, strict=True):
+            x0, y0, x1, y1 = map(float, box)
+            annotations.append({"id": len(annotations) + 1, "image_id": i,
+                                "category_id": int(label), "bbox": [x0, y0, x1 - x0, y1 - y0],
+                                "area": (x1 - x0) * (y1 - y0), "iscrowd": 0})
+        for box, score, label in zip(boxes, scores, labels, strict=True):
+            x0, y0, x1, y1 = map(float, box)
+            detections.append({"image_id": i, "category_id": int(label),
+                               "bbox": [x0, y0, x1 - x0, y1 - y0], "score": float(score)})
+    with contextlib.redirect_stdout(io.StringIO()):
+        truth = COCO()
+        truth.dataset = {"images": images, "annotations": annotations,
+                         "categories": [{"id": c} for c in classes]}
+        truth.createIndex()
+        found = truth.loadRes(detections)
+        evaluation = COCOeval(truth, found, "bbox")
+        evaluation.params.iouThrs = np.array([0.5])
+        evaluation.params.areaRng, evaluation.params.areaRngLbl = [[0, 1e10]], ["all"]
+        evaluation.params.maxDets = [100]
+        evaluation.evaluate()
+        evaluation.accumulate()
+    precision = evaluation.eval["precision"][0, :, :, 0, 0]  # (recall points, classes)
+    return {c: float(precision[:, k].mean()) for k, c in enumerate(classes)
+            if (precision[:, k] > -1).all()}
+
+
+def test_average_precision_equals_cocos_on_random_detections_with_duplicates():
+    """On random scenes with duplicates and near misses, AP per class at 101 recall points (as
+    COCO) equals pycocotools' COCOeval, and the all-point AP (VOC's, the default) is within
+    the two interpolations' difference of it."""
+    rng = np.random.default_rng(7)
+    predictions, truths = [], []
+    for _ in range(30):
+        n = int(rng.integers(1, 5))
+        xy = rng.uniform(0, 300, (n, 2))
+        true_boxes = np.concatenate([xy, xy + rng.uniform(20, 90, (n, 2))], 1).round()
+        true_labels = rng.integers(1, 4, n)
+        boxes, labels = [], []
+        for box, label in zip(true_boxes, true_labels, strict=True):
+            for _ in range(int(rng.integers(0, 4))):  # 0 to 3 detections an object
+                boxes.append(box + rng.normal(0, 6, 4).round())
+                labels.append(label if rng.random() < 0.8 else rng.integers(1, 4))
+        for _ in range(int(rng.integers(0, 3))):  # detections on nothing
+            xy = rng.uniform(0, 300, 2)
+            boxes.append(np.concatenate([xy, xy + rng.uniform(20, 90, 2)]).round())
+            labels.append(rng.integers(1, 4))
+        boxes = np.array(boxes, np.float64).reshape(-1, 4)
+        boxes[:, 2:] = np.maximum(boxes[:, 2:], boxes[:, :2] + 1)
+        predictions.append((boxes, rng.random(len(boxes)).round(3),
+                            np.array(labels, np.int64)))
+        truths.append((true_boxes, true_labels))
+    theirs = _coco_ap(predictions, truths, [1, 2, 3])
+    ours = average_precisions(predictions, truths, [1, 2, 3], points=101)
+    assert set(ours) == set(theirs) == {1, 2, 3}
+    for c in ours:
+        assert ours[c] == pytest.approx(theirs[c], abs=1e-9), (c, ours, theirs)
+    voc = average_precisions(predictions, truths, [1, 2, 3])
+    for c in voc:
+        assert abs(voc[c] - theirs[c]) < 0.02
+    assert mean_average_precision(predictions, truths, [1, 2, 3], points=101) == pytest.approx(
+        np.mean(list(theirs.values())), abs=1e-9)

@@ -331,3 +331,38 @@ def test_a_mask_rcnn_detections_mask_is_a_region(coffee):
                                                rel=1e-4)
     assert result.heatmap.shape == (512, 512) and np.isfinite(result.raw).all()
     assert_same_state(before, model_state(tuned.model))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relevance_rank_on_maps_with_ties_equals_quantus(dtype):
+    """Maps whose top K reaches into ties (a map that is 0 beyond a few pixels, a map of four
+    levels, a constant map, as Grad-CAM's zero areas are): the pixels that enter the top K
+    among equal ones decide the score, and ours is Quantus's RelevanceRankAccuracy, map by
+    map; a constant map's is the mask's share of numpy's first K of a tie."""
+    import quantus
+
+    rng = np.random.default_rng(5)
+    maps, masks = [], []
+    for i in range(24):
+        mask = np.zeros((40, 40), bool)
+        x, y = rng.integers(0, 20, 2)
+        mask[y:y + int(rng.integers(8, 20)), x:x + int(rng.integers(8, 20))] = True
+        kind = i % 3
+        if kind == 0:  # 0 beyond a few pixels: K runs into the zeros
+            heat = np.zeros((40, 40))
+            heat.ravel()[rng.choice(1600, 30, replace=False)] = rng.random(30)
+        elif kind == 1:  # four levels
+            heat = rng.integers(0, 4, (40, 40)) / 3.0
+        else:  # constant
+            heat = np.full((40, 40), 0.25)
+        maps.append(heat.astype(dtype))
+        masks.append(mask)
+    rank = quantus.RelevanceRankAccuracy(abs=False, normalise=False, disable_warnings=True)
+    theirs = rank(model=None, x_batch=np.zeros((24, 1, 40, 40), dtype), y_batch=np.zeros(24, int),
+                  a_batch=np.stack(maps)[:, None], s_batch=np.stack(masks)[:, None].astype(dtype))
+    ours = [relevance_rank(heat, mask) for heat, mask in zip(maps, masks, strict=True)]
+    np.testing.assert_allclose(ours, theirs, atol=1e-12)
+    # ties matter here: ranking the tied pixels the other way changes some scores
+    flipped = [float(mask.ravel()[np.argsort(-heat.ravel(), kind="stable")[:mask.sum()]].mean())
+               for heat, mask in zip(maps, masks, strict=True)]
+    assert not np.allclose(flipped, theirs)

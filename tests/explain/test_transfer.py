@@ -5,6 +5,8 @@ the animal."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -75,3 +77,50 @@ def test_its_maps_of_cat_look_at_the_cats(lite, animals, head):
     with torch.inference_mode():
         logits = model.model(model.preprocess(dataset.image(int(cats[0]))))
     assert int(logits.argmax()) == features.predicted[cats[0]]
+
+
+def _proba(model, vectors):
+    return model.predict_proba(vectors.astype(np.float64))
+
+
+@pytest.mark.parametrize("classes", [None, 2])
+def test_the_head_in_the_model_gives_the_fitted_regressions_probabilities(lite, animals, head,
+                                                                         chelsea, tmp_path,
+                                                                         classes):
+    """The standardisation folded into the head's weight and bias: the model's softmax equals
+    the fitted pipeline's (StandardScaler, LogisticRegression) ``predict_proba`` on the same
+    features, for every class and image, within 1e-5, through the real model too (the
+    backbone's own penultimate features of a photo); also for a dataset of two classes, where
+    scikit-learn keeps one row of weights (the sigmoid) and a head needs two."""
+    from explain.analysis.transfer import _regression
+
+    dataset, features = animals
+    labels = dataset.labels
+    if classes is not None:  # the first two classes only
+        keep = np.flatnonzero(labels < classes)
+        features = dataclasses.replace(features, vectors=features.vectors[keep],
+                                       key=features.key + ":2")
+        labels, names = labels[keep], dataset.classes[:classes]
+        fitted = fit_head(features, labels, names, directory=tmp_path)
+    else:
+        fitted, names = head, dataset.classes
+    reference = _regression(0).fit(features.vectors.astype(np.float64), labels)
+    logits = features.vectors.astype(np.float64) @ fitted.weight.T.astype(np.float64) \
+        + fitted.bias
+    ours = torch.softmax(torch.from_numpy(logits), 1).numpy()
+    assert ours.shape == (len(labels), len(names))
+    np.testing.assert_allclose(ours, _proba(reference, features.vectors), atol=1e-5)
+    model = with_head(lite, fitted, dataset.title)
+    x = lite.preprocess(chelsea)
+    seen = []
+    hook = lite.layer(lite.spec.classifier).register_forward_hook(
+        lambda module, inputs, output: seen.append(inputs[0].detach().double().numpy()))
+    try:
+        with torch.inference_mode():
+            lite.model(x)
+    finally:
+        hook.remove()
+    with torch.inference_mode():
+        shown = model.model(x).softmax(1)[0].double().numpy()
+    penultimate = seen[0].reshape(1, -1)
+    np.testing.assert_allclose(shown, _proba(reference, penultimate)[0], atol=1e-5)
