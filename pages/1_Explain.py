@@ -11,6 +11,7 @@ import streamlit as st
 from PIL import Image
 
 from explain import METHODS, RECORDS, TITLES, ExplainError
+from explain.analysis.transfer import FITTED
 from explain.render.figures import curves_figure, map_figure
 from explain.render.pictures import colorize, png_bytes
 from reviews import Review
@@ -19,6 +20,10 @@ from ui.text import plain
 
 with frame.page("Explain") as view:
     target, top = widgets.target_picker(view)
+    if view.backbone.weights == FITTED:  # as the dataset pages' links open it
+        st.caption(f"Explained with a head fitted to the classes of {plain(view.backbone.about)}"
+                   ": the backbone's features, frozen, read by a linear head of the dataset's "
+                   "classes.")
     st.divider()
 
     methods = list(METHODS)

@@ -163,6 +163,7 @@ with frame.page("Embedding map", need_image=False) as view:
                 cell.image(data.thumbnail(dataset, int(i)), width="stretch",
                            caption=f"{plain(dataset.name(int(i)))} · {plain(classes[labels[i]])}"
                                    f" · {dist:.3f}")
-        link = data.explain_link(dataset, chosen)
+        link = data.explain_link(view, dataset, chosen, target=int(predicted[chosen])
+                                  if predicted[chosen] >= 0 else None)
         if link:
             st.link_button("Open in Explain", link)

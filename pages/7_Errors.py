@@ -60,7 +60,7 @@ with frame.page("Errors", need_image=False, need_model=objects.of_classifier) as
             for cell, i in zip(layout.grid(len(members[:48]), 6), members[:48], strict=True):
                 with cell:
                     st.image(data.thumbnail(dataset, int(i)), caption=plain(dataset.name(int(i))))
-                    link = data.explain_link(dataset, int(i))
+                    link = data.explain_link(view, dataset, int(i), target=col)
                     if link:
                         st.link_button("Explain", link)
             if len(members) > 48:

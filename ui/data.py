@@ -15,6 +15,7 @@ from explain import (
 )
 from explain.analysis.features import PENULTIMATE, Features, extract_features
 from explain.analysis.probes import Assessment, assess, knn_accuracy, pixel_vectors
+from explain.analysis.transfer import FITTED
 from explain.data.datasets import (
     BUNDLED,
     Dataset,
@@ -205,13 +206,22 @@ def only_selection(dataset: Dataset, what: str) -> np.ndarray | None:
     return selected
 
 
-def explain_link(dataset: Dataset, index: int, target: int | None = None) -> str | None:
-    """A link that opens image ``index`` of a bundled or server dataset in the Explain page."""
+def explain_link(view: View, dataset: Dataset, index: int, target: int | None = None
+                 ) -> str | None:
+    """A link that opens image ``index`` of a bundled or server dataset in the Explain page, in
+    the dataset's classes, as every dataset page shows it: the sidebar's model when its classes
+    are the dataset's, else the head fitted to them (``weights=fitted``: a dog taken for a cat
+    is explained as "cat", never as an ImageNet class). ``target``: a class of the dataset
+    (None: the model's top class)."""
     if dataset.id.startswith("zip:"):
         return None
     params = {k: v for k, v in values().items()  # per_class: the images a fitted head saw
-              if k in ("backbone", "weights", "method", "layer", "alpha", "cmap", "sign",
-                       "per_class")}
+              if k in ("backbone", "weights", "method", "alpha", "cmap", "sign", "per_class")}
+    if view.backbone is None or tuple(view.backbone.categories) != tuple(dataset.classes):
+        params["weights"] = FITTED
+    if view.backbone is not None and "layer" in values() \
+            and values()["layer"] in view.backbone.layers:  # a layer of this model only
+        params["layer"] = values()["layer"]
     params.update(dataset=dataset.id, index=str(dataset.original(index)))
     if target is not None:
         params["class"] = str(target)

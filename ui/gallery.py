@@ -264,7 +264,9 @@ def cards_grid(view: View, run: SliceRun, positions: list[int], dataset: Dataset
                        f"({features.confidence[index]:.0%}) · "
                        + (f"deletion {card.deletion_auc:.3f} · insertion {card.insertion_auc:.3f}"
                           if not math.isnan(card.deletion_auc) else "scores to come"))
-            link = data.explain_link(dataset, index)
+            link = data.explain_link(view, dataset, index, target=None if assessment is None
+                                     or assessment.predicted[index] < 0
+                                     else int(assessment.predicted[index]))
             if link:
                 st.link_button("Explain", link)
 

@@ -34,7 +34,8 @@ def test_errors_open_explain_on_the_datasets_own_classes():
     assert_clean(explained)
     caption = next(c for c in captions(explained) if c.startswith("Grad-CAM for"))
     assert caption.split("“")[1].split("”")[0] in ANIMAL_CLASSES, caption  # not "hatchet"
-    assert explained.selectbox(key="p_class").value == -1
+    # the cell's predicted class, as the matrix says it
+    assert explained.selectbox(key="p_class").value == ANIMAL_CLASSES.index("cat")
     explained.selectbox(key="p_class").set_value(ANIMAL_CLASSES.index("dog")).run()
     assert any(c.startswith("Grad-CAM for “dog”") for c in captions(explained))
 
@@ -57,3 +58,33 @@ def test_a_head_cannot_be_fitted_on_one_photo_per_class():
     said = " ".join(texts(at.main.warning) + texts(at.main.error) + texts(at.main.info))
     assert "No head can be fitted on Sample photos" in said, said
     assert "at least two images" in said
+
+
+def test_a_dataset_pages_links_explain_in_the_datasets_classes_with_the_imagenet_model():
+    """Errors on Animal-MNIST with the sidebar's ImageNet weights: the matrix is the probe's,
+    in the dataset's classes, so the Explain link of a dog taken for a cat opens the head
+    fitted to those classes, on the predicted class: "Grad-CAM for “cat”" (it was "hatchet"),
+    said in a caption. The Gallery's and the Embedding map's links follow the same rule."""
+    at = app(ERRORS, per_class=20, cell="4,2")  # true dog, predicted cat
+    assert_clean(at)
+    links = [b.proto.url for b in at.get("link_button")]
+    assert links, "no dog was taken for a cat"
+    params = dict(parse_qsl(links[0].split("?", 1)[1]))
+    assert params["weights"] == "fitted" and params["class"] == str(ANIMAL_CLASSES.index("cat"))
+    assert "layer" not in params or params["layer"].startswith("_")  # a layer of this model
+    explained = app(EXPLAIN, **params)
+    assert_clean(explained)
+    assert any(c.startswith("Grad-CAM for “cat”") for c in captions(explained)), \
+        captions(explained)
+    assert any(t.startswith("Explained with a head fitted to the classes of Animal-MNIST")
+               for t in texts(explained.caption))
+    for page, extra in ((GALLERY, {"explain_count": 6}),
+                        ("pages/5_Embedding_map.py", {"point": 3, "proj": "pca"})):
+        other = app(page, per_class=20, **extra)
+        if page == GALLERY:
+            other.button(key="explain_slice").click().run()
+        assert_clean(other)
+        urls = [b.proto.url for b in other.get("link_button") if "Explain?" in b.proto.url]
+        assert urls, page
+        params = dict(parse_qsl(urls[0].split("?", 1)[1]))
+        assert params["weights"] == "fitted" and int(params["class"]) < len(ANIMAL_CLASSES)

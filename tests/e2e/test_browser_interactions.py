@@ -88,6 +88,15 @@ def test_clicking_a_confusion_matrix_cell_lists_its_images(server, page):
         return shown > 0 && links >= shown; }""")
     assert_no_error(page)
     shot(page, "21-errors-cell-clicked")
+    # the matrix is in the dataset's classes (a probe on the ImageNet model's features): its
+    # Explain links open the head fitted to them, on the cell's predicted class
+    href = page.locator("[data-testid=stMain] a", has_text="Explain").first.get_attribute("href")
+    assert "weights=fitted" in href and "class=4" in href, href
+    page.goto(href if href.startswith("http") else f"{server}/{href.lstrip('/')}")
+    wait_for_caption(page, "Grad-CAM for “dog”")
+    page.get_by_text("Explained with a head fitted to the classes of Animal-MNIST").wait_for()
+    assert_no_error(page)
+    shot(page, "21b-errors-cell-explained")
 
 
 def test_the_clicked_point_pictures_do_not_overlap(server, page):
