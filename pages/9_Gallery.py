@@ -46,7 +46,7 @@ with frame.page("Gallery", need_image=False, need_model=objects.of_classifier) a
                   else "."))
 
     st.page_link("pages/10_Two_models.py", label="Compare this slice on two models",
-                 query_params=links.values())
+                 query_params=links.values())  # the slice, as this page read it
 
     maps = gallery.explained(view, dataset, chosen, method)
     runs = gallery.known_runs(view, dataset, chosen)

@@ -36,9 +36,12 @@ from ui.links import (
     keep_state,
     key,
     put,
+    read_to_the_end,
     seed_from_url,
     set_notes_slot,
+    shared_read,
     show_notes,
+    start_reading,
     stop,
     write_url,
 )
@@ -66,6 +69,7 @@ def page(title: str, need_image: bool = True,
     warm.start()  # at once: the warm-up runs in its own thread
     notes = set_notes_slot(st.empty())
     show_notes(notes)  # left by a run that was interrupted
+    start_reading()
     try:
         try:
             view = frame(need_image, need_model)
@@ -73,8 +77,10 @@ def page(title: str, need_image: bool = True,
             log.exception("the frame of page %s failed", title)
             st.error(UNEXPECTED)
             stop()
+        shared_read()
         try:
             yield view
+            read_to_the_end()
         except Busy as exc:  # the scheduler's queue or wait bound, wherever the page asked
             st.warning(str(exc))
         except Exception:  # the last line of defence; the known errors are handled in place

@@ -28,7 +28,7 @@ from explain.evaluate.slices import (
 from explain.render.pictures import overlay, png_bytes
 from ui import data
 from ui.layout import grid
-from ui.links import ensure_choice, ensure_value, get, key, put, selection, stop
+from ui.links import ensure_choice, ensure_value, get, key, page_within, put, selection, stop
 from ui.results import method_options, picture, result_store, with_progress
 from ui.text import plain, problem
 from ui.view import View
@@ -240,7 +240,7 @@ def cards_grid(view: View, run: SliceRun, positions: list[int], dataset: Dataset
                features: Features, assessment: Assessment | None, alpha: float, cmap: str) -> None:
     """One page of cards (``PER_PAGE``), with the page picker; nothing is recomputed."""
     pages = max(1, math.ceil(len(positions) / PER_PAGE))
-    put("gpage", min(get("gpage"), pages))
+    page_within("gpage", pages)
     if pages > 1:
         st.number_input(f"Page (of {pages})", 1, pages, key=key("gpage"))
     first = (get("gpage") - 1) * PER_PAGE

@@ -265,8 +265,36 @@ for _record in RECORDS.values():  # methods sharing an option (the layer) share 
         PARAMS.setdefault(_opt.key, _option(_opt))
 
 
+READ, SHARED = "_read", "_shared"  # this run's parameters read; those the frame read
+PENDING = "_pending"  # the link's parameters, kept in it until a page has run to its end
+
+
+def read_to_the_end() -> None:
+    """A page ran to its end: it read what it reads, and the link keeps nothing more."""
+    st.session_state.pop(PENDING, None)
+
+
 def key(name: str) -> str:
+    """A parameter's widget key; asking for it counts as reading it (``values``)."""
+    read(name)
     return f"p_{name}"
+
+
+def read(name: str) -> None:
+    """Note that this run's page reads ``name``: its link carries it (``values``)."""
+    if name in PARAMS:
+        st.session_state.setdefault(READ, set()).add(name)
+
+
+def start_reading() -> None:
+    """At the start of a page's run: no parameter read yet."""
+    st.session_state[READ] = set()
+
+
+def shared_read() -> None:
+    """After the frame (the sidebar's model and image): what it read is shared by every page,
+    and a link to another page carries it (``to_page``)."""
+    st.session_state[SHARED] = set(st.session_state.get(READ, ()))
 
 
 def get(name: str):
@@ -308,13 +336,14 @@ def seed_from_url() -> None:
             note(f"unknown parameter {quoted(name)}")
             continue
         try:
-            put(name, param.parse(text))
+            st.session_state[f"p_{name}"] = param.parse(text)  # not read yet: the page reads it
         except (TypeError, ValueError):
             note(f"{plain(name)} = {quoted(text)} is not valid")
         else:
             from_link.add(name)
     st.session_state["_from_link"] = from_link
-    if get("index") is not None:  # a link to one image of a dataset
+    st.session_state[PENDING] = set(from_link)  # a page that stops early keeps them in its link
+    if st.session_state.get("p_index") is not None:  # a link to one image of a dataset
         st.session_state["source"] = "dataset"
 
 
@@ -325,7 +354,7 @@ KEPT = "_kept_choices"  # a copy of the choices, in a key no widget owns
 
 
 def _state_keys() -> list[str]:
-    return [key(n) for n in PARAMS] + list(SIDEBAR_KEYS)
+    return [f"p_{n}" for n in PARAMS] + list(SIDEBAR_KEYS)
 
 
 def keep_state() -> None:
@@ -348,17 +377,29 @@ def remember() -> None:
                               if name in st.session_state}
 
 
-def values() -> dict[str, str]:
-    """Every choice made on any page, defaults included (a link must not depend on them), as
-    the URL's parameters."""
+def values(names=None) -> dict[str, str]:
+    """The choices this run's page read (``names``: those), defaults included (a link must not
+    depend on them), as the URL's parameters: a page's link carries what it reads and the
+    shared model and image, not what another page left in the session (a segmenter's layer
+    in an Explain link)."""
+    if names is None:  # and what the link gave that no page has yet read to its end
+        names = st.session_state.get(READ, set()) | st.session_state.get(PENDING, set())
     found = {}
     for name in PARAMS:
-        value = st.session_state.get(key(name))
-        if value is not None:
+        value = st.session_state.get(f"p_{name}") if name in names else None
+        if value is not None and value != []:
             found[name] = ",".join(map(str, value)) if isinstance(value, tuple | list) \
                 else str(value)
     if st.session_state.get("source") == "upload":
         found.pop("sample", None)  # an upload cannot travel in a link
+    return found
+
+
+def to_page(**params) -> dict[str, str]:
+    """A link to another page: the shared choices (the frame's: model, weights, image) and
+    ``params``, the other page's own."""
+    found = values(st.session_state.get(SHARED, set()))
+    found.update({name: str(value) for name, value in params.items() if value is not None})
     return found
 
 
@@ -388,14 +429,15 @@ def show_notes(slot, last: bool = False) -> None:
         st.session_state.pop("_notes", None)
 
 
-def ensure_choice(name: str, options, default=None) -> None:
+def ensure_choice(name: str, options, default=None, why: str = "does not fit this model"
+                  ) -> None:
     """Before drawing a select widget: its state must be one of ``options``. A value the link
-    gave is noted when it does not fit; one the user chose before changing the model is
-    replaced silently."""
-    current = st.session_state.get(key(name), PARAMS[name].default)
+    gave is noted when it does not fit (``why``: the real reason, "is not in this scene");
+    one the user chose before changing the model is replaced silently."""
+    current = get(name)
     if current not in options:
         if name in st.session_state.get("_from_link", ()):
-            note(f"{plain(name)} = {quoted(current)} does not fit this model")
+            note(f"{plain(name)} = {quoted(current)} {why}")
         put(name, default if default is not None else options[0])
     else:
         st.session_state.setdefault(key(name), current)
@@ -415,6 +457,19 @@ def cell_picker(chart: str, name: str = "ocell"):
 
 def ensure_value(name: str) -> None:
     st.session_state.setdefault(key(name), PARAMS[name].default)
+
+
+def page_within(name: str, pages: int) -> int:
+    """A page number parameter within 1 to ``pages``: one past the last is the last, noted
+    when the link gave it."""
+    ensure_value(name)
+    current = get(name)
+    if current > pages:
+        if name in st.session_state.get("_from_link", ()):
+            note(f"{plain(name)} = {quoted(current)} is past the last page ({pages}): the last "
+                 "is shown")
+        put(name, pages)
+    return get(name)
 
 
 BASE_URL_ENV = "CNN_LENS_BASE_URL"

@@ -112,7 +112,7 @@ def gallery() -> None:
         st.info("No object has this outcome and class at this threshold.")
         return
     pages = -(-len(patches) // PER_PAGE)
-    links.put("opage", min(links.get("opage"), pages))
+    links.page_within("opage", pages)
     page = int(st.number_input(f"Page (of {pages}; {len(patches)} objects)", 1, pages,
                                key=links.key("opage"))) if pages > 1 else 1
     shown = patches[(page - 1) * PER_PAGE:page * PER_PAGE]

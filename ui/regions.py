@@ -66,7 +66,7 @@ def gallery() -> None:
     widgets.method_options(view, method, right)
     alpha, cmap = widgets.display_options()
     pages = -(-len(order) // PER_PAGE)
-    links.put("opage", min(links.get("opage"), pages))
+    links.page_within("opage", pages)
     page = int(st.number_input(f"Page (of {pages}; worst mIoU first)", 1, pages,
                                key=links.key("opage"))) if pages > 1 else 1
     shown = [int(i) for i in order[(page - 1) * PER_PAGE:page * PER_PAGE]]

@@ -90,7 +90,8 @@ def page(view: View) -> None:
     labels = seg.labels
     shares = np.bincount(labels.ravel(), minlength=len(seg.names)) / labels.size
     present = seg.present
-    links.ensure_choice("seg_class", present, default=next((k for k in present if k), present[0]))
+    links.ensure_choice("seg_class", present, default=next((k for k in present if k), present[0]),
+                        why="is not segmented in this image")
     left, right = st.columns([3, 2])
     with right:
         label = st.selectbox("Class", present, key=links.key("seg_class"),

@@ -34,10 +34,9 @@ TOWARD = tuple(name for name, record in RECORDS.items()
 
 
 def units_link(layer: str, channel: int) -> str:
-    """A link to channel ``channel`` of ``layer`` on the Units page, with every other choice."""
-    params = links.values()
-    params.update(unit_layer=layer, unit=str(channel))
-    return "Units?" + urlencode(params)
+    """A link to channel ``channel`` of ``layer`` on the Units page, with the shared model and
+    image."""
+    return "Units?" + urlencode(links.to_page(unit_layer=layer, unit=channel))
 
 
 def _computed(run_key: tuple, label: str, work, slot_name: str, again: str):
@@ -174,7 +173,8 @@ def channel_grid(view: View, dataset: Dataset, top: units.TopPatches, dissection
     said = labels_of(top, dataset, dissection)
     _, share = top.selectivity(dataset.labels, len(dataset.classes))
     sorts = list(SORTS) if dissection is not None else ["activation", "selectivity"]
-    links.ensure_choice("usort", sorts)
+    links.ensure_choice("usort", sorts, why="needs the channels labelled first (Label the "
+                        "channels, below)")
     a, b, c = st.columns([2, 2, 1])
     sort = a.selectbox("Sort the channels by", sorts, key=links.key("usort"),
                        format_func=SORTS.get)
@@ -195,8 +195,7 @@ def channel_grid(view: View, dataset: Dataset, top: units.TopPatches, dissection
         st.info("No channel of this layer has that label.")
         return
     pages = max(1, -(-len(order) // PER_PAGE))
-    links.ensure_value("upage")
-    links.put("upage", min(links.get("upage"), pages))
+    links.page_within("upage", pages)
     c.number_input(f"Page (of {pages})", 1, pages, step=1, key=links.key("upage"))
     shown = [int(ch) for ch in order[(links.get("upage") - 1) * PER_PAGE:][:PER_PAGE]]
     if st.button(f"Draw the pictures of these {len(shown)} channels",
