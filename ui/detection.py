@@ -99,7 +99,8 @@ def page(view: View) -> None:
         links.ensure_choice("det_method", list(BOX_METHODS))
         method = st.selectbox("Method", list(BOX_METHODS), key=links.key("det_method"),
                               format_func=TITLES.get)
-        inside = st.toggle("Renormalise each map inside its box", key="det_inside")
+        links.ensure_value("det_inside")
+        inside = st.toggle("Renormalise each map inside its box", key=links.key("det_inside"))
         trust = st.toggle("Deletion and insertion curves of each box's score", key="det_curves",
                           help="Pixels removed (deletion) or revealed (insertion) in the order "
                                "of the map, the box's score (IoU + class score) after each "
@@ -219,12 +220,7 @@ def box_map(view: View, detection, caption: str, method: str, layer: str | None,
                                      answer=answer, queue_slot=f"box:{caption}", layer=layer)
     if result is None:
         return None
-    heat = result.heatmap
-    if inside:
-        x0, y0, x1, y1 = (round(float(v)) for v in detection.box)
-        kept = np.zeros_like(heat)
-        kept[y0:y1, x0:x1] = heat[y0:y1, x0:x1]
-        heat = kept / max(float(kept.max()), 1e-12)
+    heat = shown_heat(result, detection, inside)
     share, area = energy_in_box(result.heatmap, detection.box)
 
     with answer.container():
@@ -240,6 +236,18 @@ def box_map(view: View, detection, caption: str, method: str, layer: str | None,
     return result
 
 
+def shown_heat(result, detection, inside: bool) -> np.ndarray:
+    """A box's map as the page shows it: as it is, or (``inside``) renormalised inside the box,
+    zero outside it."""
+    heat = result.heatmap
+    if not inside:
+        return heat
+    x0, y0, x1, y1 = (round(float(v)) for v in detection.box)
+    kept = np.zeros_like(heat)
+    kept[y0:y1, x0:x1] = heat[y0:y1, x0:x1]
+    return kept / max(float(kept.max()), 1e-12)
+
+
 def review_box(view: View, detection, text: str, method: str, result, alpha: float,
                cmap: str) -> None:
     """The review form of one box's map: the review records the box, its score and the share
@@ -247,7 +255,8 @@ def review_box(view: View, detection, text: str, method: str, result, alpha: flo
     def review(author: str, verdict: str, note: str) -> Review:
         share, area = energy_in_box(result.heatmap, detection.box)
         x0, y0, x1, y1 = crop(detection.box, view.image.size)
-        picture = overlay(view.image, result.heatmap, alpha, cmap)
+        picture = overlay(view.image, shown_heat(result, detection, links.get("det_inside")),
+                          alpha, cmap)  # the map as the page shows it, as its link opens it
         thumb = Image.fromarray(boxes_drawn(picture, [detection.box], [detection.name])[y0:y1, x0:x1])
         thumb.thumbnail((240, 240))
         return Review(

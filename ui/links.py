@@ -198,6 +198,7 @@ PARAMS: dict[str, Param] = {
     "det_boxes": Param(None, _boxes),
     "det_method": Param(DEFAULT_METHOD, _choice(METHODS)),
     "det_layer": Param("own", _name),
+    "det_inside": Param(False, _switch),  # each box's map renormalised inside its box
     # the Segmenter page: the segmenter, its image, the class, a clicked point, a box
     "segmenter": Param("animals_segmenter", _choice(backbone_names("segmentation"))),
     "seg_weights": Param(PRETRAINED, _choice((PRETRAINED, UNTRAINED, CHECKPOINT))),

@@ -153,7 +153,7 @@ def test_a_boxs_map_saved_as_a_review_records_the_box(detector):
     if len(found) < 2:
         pytest.skip("this scene has one detection")
     texts_of = [",".join(f"{v:.0f}" for v in d.box) + f",{d.label}" for d in found[:2]]
-    at = app(DETECTOR, scene=3, det_thr=0.3, det_boxes=",".join(texts_of))
+    at = app(DETECTOR, scene=3, det_thr=0.3, det_boxes=",".join(texts_of), det_inside="on")
     assert_clean(at)
     at.selectbox(key="det_review_box").set_value(1).run()
     at.text_input(key="review_author").input("detector-test")
@@ -167,6 +167,13 @@ def test_a_boxs_map_saved_as_a_review_records_the_box(detector):
     assert saved.scores["box_score"] == pytest.approx(alone.probability, abs=1e-4)
     assert 0 <= saved.scores["energy_in_box"] <= 1 and saved.thumbnail.startswith(b"\x89PNG")
     assert f"det_boxes={texts_of[1].replace(',', '%2C')}" in saved.link
+    # every option that changes the map is in its link: reopened, the same toggle is on
+    assert "det_inside=True" in saved.link
+    from urllib.parse import parse_qsl
+
+    reopened = app(DETECTOR, **dict(parse_qsl(saved.link)))
+    assert_clean(reopened)
+    assert reopened.toggle(key="p_det_inside").value is True
     said = f"Grad-CAM for {second.name} ({second.label}), {box_text(saved.box)}"
     # the Reviews page needs no sidebar model: one still waiting for its checkpoint is no bar
     for reviews in (app("pages/8_Reviews.py"), app("pages/8_Reviews.py", weights="checkpoint")):
