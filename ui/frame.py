@@ -35,6 +35,7 @@ from ui.links import (
     get,
     keep_state,
     key,
+    note,
     put,
     read_to_the_end,
     seed_from_url,
@@ -46,7 +47,7 @@ from ui.links import (
     write_url,
 )
 from ui.results import dataset_cached
-from ui.text import plain, problem
+from ui.text import plain, problem, quoted
 from ui.view import View, model_cache
 from ui.widgets import UPLOAD_TYPES, uploaded
 
@@ -233,7 +234,13 @@ def _image_picker() -> tuple[tuple[Image.Image, str, str] | None, Problem]:
     if st.session_state["source"] == "dataset":
         return _dataset_image()
     upload = uploaded("Your image", "image_file", UPLOAD_TYPES, limits.IMAGE_BYTES)
+    made_on = get("upload")
     if upload is None:
+        if made_on is not None:  # a link to a view of an uploaded image, which it cannot carry
+            size = (get("upload_size") or "").replace("x", " x ")
+            return _said(f"This view was made on an uploaded image, {made_on}"
+                         + (f" ({size} px)" if size else "") + ", which a link cannot carry. "
+                         "Upload the same file in the sidebar to see the view.", "info")
         return _said("Choose an image file (PNG, JPEG, WebP, BMP, GIF or TIFF) in the sidebar.",
                      "info")
     name, data = upload
@@ -241,7 +248,30 @@ def _image_picker() -> tuple[tuple[Image.Image, str, str] | None, Problem]:
         image = load_image(data)
     except ExplainError as exc:
         return _said(f"The image {name} cannot be used: {exc}")
-    return (image, "upload:" + hashlib.sha256(data).hexdigest(), name), None
+    digest = hashlib.sha256(data).hexdigest()
+    view_of = get("upload_of")
+    if view_of is not None and view_of != digest[:16]:  # not the image the link's view was of
+        other_image(name, made_on)
+    put("upload", name)
+    put("upload_size", f"{image.width}x{image.height}")
+    put("upload_of", digest[:16])
+    return (image, "upload:" + digest, name), None
+
+
+# what a view chooses for one image: its class, a detector's boxes, a segmenter's class,
+# point and box (reset for another image, never applied to it)
+OF_ONE_IMAGE = {"class": -1, "det_boxes": None, "seg_class": None, "seg_point": None,
+                "seg_box": None}
+
+
+def other_image(name: str, made_on: str | None) -> None:
+    """An upload that is not the image a link's view was made on: that view's choices for its
+    image are dropped, and said."""
+    for param, value in OF_ONE_IMAGE.items():
+        put(param, value)
+    st.session_state.pop("_from_link", None)
+    note(f"the view was made on another image ({quoted(made_on or 'an upload')}), not on "
+         f"{quoted(name)}: its class, boxes and points are not applied to this one")
 
 
 def _dataset_image() -> tuple[tuple[Image.Image, str, str] | None, Problem]:

@@ -114,6 +114,22 @@ def _box(text: str) -> str:
     return f"{x0},{y0},{x1},{y1}"
 
 
+def _file_name(text: str) -> str:
+    """An uploaded file's name, as a link carries it to say which file a view was made on
+    (shown as plain text only): at most 200 characters, no control characters."""
+    if not text or len(text) > 200 or any(ord(c) < 32 for c in text):
+        raise ValueError(text)
+    return text
+
+
+def _size(text: str) -> str:
+    """An image's size: WxH, whole pixels."""
+    width, height = (int(v) for v in text.lower().split("x"))
+    if not (0 < width <= 100_000 and 0 < height <= 100_000):
+        raise ValueError(text)
+    return f"{width}x{height}"
+
+
 def _dataset_id(text: str) -> str:
     """A bundled dataset, or a folder under the server's data root (checked when loaded)."""
     if text in BUNDLED or (text.startswith("folder:") and _name(text.removeprefix("folder:"))):
@@ -169,6 +185,11 @@ PARAMS: dict[str, Param] = {
     # "checkpoint": the link was taken on an uploaded checkpoint, which it cannot carry
     "weights": Param(PRETRAINED, _choice((PRETRAINED, FITTED, UNTRAINED, CHECKPOINT))),
     "sample": Param("chelsea", _choice(SAMPLES)),
+    # a view made on an uploaded image: the file's name, size and digest (which the link cannot
+    # carry the file itself, so a colleague is asked for it)
+    "upload": Param(None, _file_name),
+    "upload_size": Param(None, _size),
+    "upload_of": Param(None, _digest),
     "class": Param(-1, _number(int, -1, 100_000)),  # -1: the top prediction
     "method": Param(DEFAULT_METHOD, _choice(METHODS)),
     "alpha": Param(0.5, _number(float, 0.0, 1.0)),
@@ -215,7 +236,8 @@ PARAMS: dict[str, Param] = {
     "oclass": Param("all", _label),
     "osort": Param("score", _choice(("score", "-score", "iou", "-iou"))),
     "opage": Param(1, _number(int, 1, 100_000)),
-    "ocell": Param(None, _cell),  # "own": each box's own level; else a detector's layer
+    "ocell": Param(None, _cell),
+    "rcell": Param(None, _cell),  # a cell of a segmenter's pixel confusion
     "dataset": Param("animal_mnist", _dataset_id),
     "per_class": Param(100, _number(int, 5, 1000)),
     "index": Param(None, _number(int, 0, 10_000_000)),  # an image of the dataset (Explain)
@@ -346,6 +368,8 @@ def seed_from_url() -> None:
     st.session_state[PENDING] = set(from_link)  # a page that stops early keeps them in its link
     if st.session_state.get("p_index") is not None:  # a link to one image of a dataset
         st.session_state["source"] = "dataset"
+    if st.session_state.get("p_upload_of") is not None:  # a view made on an uploaded image
+        st.session_state["source"] = "upload"
 
 
 SIDEBAR_KEYS = ("weights_choice", "source")  # sidebar widgets that are not in links
@@ -392,7 +416,10 @@ def values(names=None) -> dict[str, str]:
             found[name] = ",".join(map(str, value)) if isinstance(value, tuple | list) \
                 else str(value)
     if st.session_state.get("source") == "upload":
-        found.pop("sample", None)  # an upload cannot travel in a link
+        found.pop("sample", None)  # an upload cannot travel in a link: its name, size, digest do
+    else:
+        for name in ("upload", "upload_size", "upload_of"):
+            found.pop(name, None)
     return found
 
 

@@ -181,21 +181,25 @@ def errors() -> None:
         links.stop()
     detector, scenes, report = got
     names = [NONE, *detector.categories[1:]]
+    confusion = report.confusion  # the table's counts are the matrix's: one definition
     rows = []
     for label in range(1, len(names)):
-        mine = [p for p in report.patches if p.label == label]
         rows.append({"class": names[label],
                      "AP@0.5": report.average_precisions.get(label, float("nan")),
-                     "objects": sum(int((s.labels == label).sum()) for s in scenes),
-                     "true positives": sum(p.outcome == OUTCOMES[0] for p in mine),
-                     "false positives": sum(p.outcome == OUTCOMES[1] for p in mine),
-                     "missed": sum(p.outcome == OUTCOMES[2] for p in mine)})
+                     "objects": int(confusion[label].sum()),
+                     "detected as it": int(confusion[label, label]),
+                     "detected as another class": int(confusion[label].sum()
+                                                      - confusion[label, label]
+                                                      - confusion[label, 0]),
+                     "missed": int(confusion[label, 0]),
+                     "detections of it on no object": int(confusion[0, label])})
     st.dataframe(rows, hide_index=True, column_config={
         "AP@0.5": st.column_config.NumberColumn(format="%.3f")})
     st.caption(f"Boxes matched whatever their class (IoU 0.5, best score first), at "
-               f"{report.threshold:.2f}. Rows: the object's true class ({NONE}: a detection on "
-               f"no object); columns: the detection's class ({NONE}: an object missed). Click a "
-               "cell to see its boxes.")
+               f"{report.threshold:.2f}: an object is missed when no detection covers it, and "
+               f"detected as another class when one of another class does. Rows: the object's "
+               f"true class ({NONE}: a detection on no object); columns: the detection's class "
+               f"({NONE}: an object missed). Click a cell to see its boxes.")
 
     picked = layout.confusion_chart(confusion_figure(report.confusion, names), "box_confusion", len(names))
     if picked is None:

@@ -144,7 +144,8 @@ def errors() -> None:
     st.caption("Rows: the true class; columns: the predicted class; each cell the percentage "
                "of the row's pixels. Click a cell to see the scenes with the most such pixels.")
 
-    picked = layout.confusion_chart(confusion_figure(shares, names), "pixel_confusion", len(names))
+    picked = layout.confusion_chart(confusion_figure(shares, names), "pixel_confusion", len(names),
+                                    "rcell")  # a segmenter's cell, not a detector's
     if picked is None:
         return
     row, col = picked
@@ -152,7 +153,8 @@ def errors() -> None:
                                                                          strict=True)])
     members = [int(i) for i in np.argsort(-counts, kind="stable") if counts[i] > 0][:12]
     st.markdown(f"#### True {plain(names[row])}, predicted {plain(names[col])}: "
-                f"{int(counts.sum()):,} pixels in {int((counts > 0).sum())} scenes")
+                f"{int(counts.sum()):,} pixel{'s' if counts.sum() != 1 else ''} in "
+                f"{int((counts > 0).sum())} scene{'s' if (counts > 0).sum() != 1 else ''}")
     for place, i in zip(layout.grid(len(members), 6), members, strict=True):
         pixels = np.asarray(scenes[i].image.convert("RGB")).copy()
         pixels[(truths[i] == row) & (predicted[i] == col)] = ERROR_COLOUR

@@ -78,3 +78,36 @@ def test_two_models_explains_the_chosen_class_on_both():
     assert any(c.startswith("B: Grad-CAM for “Egyptian cat”") for c in captions(at))
     assert "Both explain “Egyptian cat” (A's top class)." in texts(at.caption)
     assert np.isfinite([float(m.value) for m in at.metric]).all()
+
+
+def test_a_link_made_on_an_upload_asks_for_the_file_and_applies_its_view_to_it_alone(lite):
+    """A view of an uploaded image: its link says the file (name, size, digest); opened, the
+    page asks for that file instead of showing the default photo, applies the view (its class)
+    once the same file is given, and applies none of it to another file."""
+    astronaut = sample_image("astronaut")
+    at = upload(app(EXPLAIN), "my astronaut.png", astronaut)
+    at.selectbox(key="p_class").set_value(282).run()
+    assert_clean(at)
+    link = dict(at.query_params)
+    params = {k: v[0] if isinstance(v, list) else v for k, v in link.items()}
+    assert params["upload"] == "my astronaut.png" and "sample" not in params
+    assert params["upload_size"] == f"{astronaut.width}x{astronaut.height}"
+    assert params["class"] == "282"
+    opened = app(EXPLAIN, **params)
+    assert not opened.exception
+    said = " ".join(texts(opened.main.info))
+    assert "This view was made on an uploaded image, my astronaut.png" in said, said
+    assert f"({astronaut.width} x {astronaut.height} px)" in said
+    assert not captions(opened) or not any(c.startswith("Grad-CAM") for c in captions(opened))
+    opened.file_uploader(key="image_file").upload("my astronaut.png", png(astronaut),
+                                                  "image/png").run()
+    assert_clean(opened)
+    assert any(c.startswith("Grad-CAM for “tiger cat”") for c in captions(opened))  # the view
+    other = app(EXPLAIN, **params)
+    other.file_uploader(key="image_file").upload("coffee.png", png(sample_image("coffee")),
+                                                 "image/png").run()
+    assert_clean(other)
+    assert other.selectbox(key="p_class").value == -1  # not the view's class
+    assert any("the view was made on another image" in t for t in texts(other.info))
+    now = {k: v[0] if isinstance(v, list) else v for k, v in other.query_params.items()}
+    assert now["upload"] == "coffee.png" and now.get("class") == "-1"  # the link is of this one

@@ -57,6 +57,11 @@ def test_the_errors_of_a_detector_are_its_ap_and_box_confusion(report):
     for label, ap in report.average_precisions.items():
         assert table["AP@0.5"][label - 1] == pytest.approx(ap)
     confusion = report.confusion
+    # one definition of "missed": the table's is the matrix's column of no detection
+    assert list(table["missed"]) == confusion[1:, 0].tolist()
+    assert list(table["detections of it on no object"]) == confusion[0, 1:].tolist()
+    assert (table["detected as it"] + table["detected as another class"]
+            + table["missed"]).tolist() == confusion[1:].sum(1).tolist()
     row, col = divmod(int(confusion[1:, :].argmax()) + confusion.shape[1], confusion.shape[1])
     at = app(ERRORS, kind="objects", det_scenes=SCENES, ocell=f"{row},{col}")
     assert_clean(at)

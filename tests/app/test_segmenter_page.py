@@ -80,7 +80,10 @@ def test_a_segmenters_gallery_is_worst_first_and_its_errors_are_its_ious(segment
     scores = [float(c.split("mIoU ")[1]) for c in captions(at) if c.startswith("scene ")]
     assert len(scores) == 6 and scores == sorted(scores)
     assert sum("the scene's worst class" in c for c in captions(at)) == 6
-    at = app(ERRORS, kind="regions", seg_scenes=6, ocell="0,0")
+    at = app(ERRORS, kind="regions", seg_scenes=6, ocell="0,3")  # a detector's cell: not this
+    assert_clean(at)
+    assert not any(t.startswith("#### True") for t in texts(at.markdown))
+    at = app(ERRORS, kind="regions", seg_scenes=6, rcell="0,0")
     assert_clean(at)
     table = at.dataframe[0].value
     for k, value in enumerate(ious.values):
