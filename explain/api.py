@@ -83,10 +83,12 @@ def explain_batch(backbone, images: Sequence[ImageSource], method: str, targets=
                                          else "")
         layer = "+".join(layer) if isinstance(layer, list | tuple) else layer
         score = target.shown_score(backbone, picture, a.probability)
+        shown = a.raw if a.shown is None else a.shown
         explanations.append(Explanation(
-            method, a.target, to_heatmap(a.raw, (picture.height, picture.width)),
+            method, a.target, to_heatmap(shown, (picture.height, picture.width)),
             a.raw.detach().cpu().numpy(), seconds, score, layer or "", dict(a.notes),
-            target.title(bound, a.target)))
+            target.title(bound, a.target),
+            None if a.shown is None else a.shown.detach().cpu().numpy()))
     return explanations
 
 

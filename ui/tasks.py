@@ -177,7 +177,7 @@ def score_curves(view: View, result, adapter: Callable[[], torch.nn.Module], wha
     def work(job):
         bound = adapter()
         inputs = backbone.preprocess(view.image)
-        saliency = to_heatmap(torch.from_numpy(np.asarray(result.raw)), (height, width))
+        saliency = to_heatmap(torch.from_numpy(np.asarray(result.drawn)), (height, width))
 
         def report(offset: int, share: int):
             return lambda done, total: job.report(offset + done * share // total, 100)

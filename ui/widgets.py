@@ -163,7 +163,7 @@ def display_options() -> tuple[float, str]:
 def shown_sign(result: Explanation) -> str:
     """How this result is drawn: the link's sign choice where the map has negative values."""
     sign = get("sign")
-    return sign if sign != "heatmap" and is_signed(result.raw) else "heatmap"
+    return sign if sign != "heatmap" and is_signed(result.drawn) else "heatmap"
 
 
 def draw(image, result: Explanation, alpha: float, cmap: str, sign: str) -> np.ndarray:
@@ -171,7 +171,7 @@ def draw(image, result: Explanation, alpha: float, cmap: str, sign: str) -> np.n
     (``sign``: ``shown_sign(result)``)."""
     if sign == "heatmap":
         return overlay(image, result.heatmap, alpha, cmap)
-    return overlay_signed(image, result.raw, alpha, sign, cmap)
+    return overlay_signed(image, result.drawn, alpha, sign, cmap)
 
 
 def downloads(result: Explanation, overlay_png: Callable[[], bytes], stem: str,

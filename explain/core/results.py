@@ -45,6 +45,14 @@ class Explanation:
     layer: str = ""
     notes: dict = field(default_factory=dict)  # a method's own numbers (IG's convergence delta)
     target_title: str = ""  # what the map is for, as the page says it (the class's name)
+    shown: np.ndarray | None = None  # the map drawn where it is not ``raw`` (see ``drawn``)
+
+    @property
+    def drawn(self) -> np.ndarray:
+        """The map that is drawn (``heatmap``) and whose pixels the trust curves order: ``raw``,
+        or where a method says what its raw map tells beyond chance (RISE: the masks' weights
+        centred on their mean), that."""
+        return self.raw if self.shown is None else self.shown
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,7 @@ class Attribution:
     target: int
     probability: float
     notes: dict = field(default_factory=dict)  # a method's own numbers (IG's convergence delta)
+    shown: torch.Tensor | None = None  # the map to draw, where it is not ``raw`` (RISE's)
 
 
 def to_heatmap(raw: torch.Tensor, size: tuple[int, int]) -> np.ndarray:

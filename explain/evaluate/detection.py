@@ -169,7 +169,7 @@ def box_trust(backbone, scenes, methods: Sequence[str], threshold: float = 0.3,
                     continue
                 target = targets[k].for_image(scene.image.size, size)
                 bound = box_scores(backbone, target.input_box, target.label).model
-                saliencies = [to_heatmap(torch.from_numpy(np.asarray(maps[method][k].raw)), size)
+                saliencies = [to_heatmap(torch.from_numpy(np.asarray(maps[method][k].drawn)), size)
                               for method in methods]
                 for method, c in zip(methods, curves(bound, inputs, saliencies, [0] * len(methods),
                                                      curve_steps, rows=[0] * len(methods)),

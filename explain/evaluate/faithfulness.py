@@ -161,7 +161,7 @@ def faithfulness(backbone, image, explanation, steps: int = 20, fill: str = "blu
                  progress: Progress | None = None) -> Curves:
     """Deletion and insertion curves of an ``Explanation`` of ``image`` on ``backbone``."""
     inputs = backbone.preprocess(image)
-    saliency = to_heatmap(torch.from_numpy(np.asarray(explanation.raw)),
+    saliency = to_heatmap(torch.from_numpy(np.asarray(explanation.drawn)),
                           tuple(inputs.shape[-2:]))
     return deletion_insertion(backbone.model, inputs, saliency, explanation.target, steps, fill,
                               progress=progress)

@@ -60,7 +60,7 @@ def randomization_check(backbone, image, method: str, target: int | None = None,
 
     def heat(b) -> tuple[np.ndarray, int]:
         result = explain(b, image, method, target, **options)
-        return to_heatmap(torch.from_numpy(np.asarray(result.raw)), size), result.target
+        return to_heatmap(torch.from_numpy(np.asarray(result.drawn)), size), result.target
 
     original, target = heat(backbone)
     stages = cascade(backbone)

@@ -187,7 +187,7 @@ def score_slice(backbone, dataset: Dataset, run: SliceRun, fill: str = "blur",
         size = tuple(inputs.shape[-2:])
         maps, targets, rows = [], [], []
         for row, card in enumerate(chunk):
-            maps.append(to_heatmap(torch.from_numpy(np.asarray(card.explanation.raw)), size))
+            maps.append(to_heatmap(torch.from_numpy(np.asarray(card.explanation.drawn)), size))
             maps += random_maps(size, 1, seed=card.index)
             targets += [card.explanation.target] * 2
             rows += [row, row]

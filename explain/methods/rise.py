@@ -9,6 +9,11 @@ is scored, and the map is the masks weighted by their scores, divided by N * kee
 
     S = sum_i w_i M_i / (N keep)
 
+Every pixel of S carries the mean weight (a mask keeps it half the time): drawn as it is, the
+map tints the whole image. What the masks tell beyond chance is drawn instead, and orders the
+pixels of the trust curves: the weights centred on their mean, sum_i (w_i - mean w) M_i / (N
+keep) (``Attribution.shown``; its positive part is the picture). ``raw`` stays S.
+
 - a class (RISE): w_i is the model's probability of the class on masked image i (for a
   direction or a channel: its value);
 - a box (D-RISE): w_i is the best match, over masked image i's detections, of IoU(target box,
@@ -106,6 +111,8 @@ def _one(model, x: torch.Tensor, target, drawn: torch.Tensor, keep: float,
             raise ExplainError(no_detection(model.name))
         sizer = BatchSizer(model, x.device, ("rise", *x.shape), batch_size)
         total = torch.zeros(x.shape[-2:], dtype=torch.float64, device=x.device)
+        coverage = torch.zeros_like(total)  # sum_i M_i
+        weight_sum = 0.0
         done = 0
         while done < len(drawn):
             count = min(sizer.next(), len(drawn) - done)
@@ -114,10 +121,18 @@ def _one(model, x: torch.Tensor, target, drawn: torch.Tensor, keep: float,
             weights = _weights(model, x * mask, column)
             sizer.record(count, time.perf_counter() - began)
             total += (weights.double()[:, None, None] * mask[:, 0].double()).sum(0)
+            coverage += mask[:, 0].double().sum(0)
+            weight_sum += float(weights.double().sum())
             done += count
             if progress is not None:
                 progress(done, len(drawn))
-    return Attribution((total / (len(drawn) * keep)).float(), column, probability)
+    scale = len(drawn) * keep
+    mean = weight_sum / len(drawn)
+    # beyond chance: sum_i (w_i - mean w) M_i / (N keep), the map less what masks weighted
+    # alike would give (the mean weight times each pixel's coverage), as the papers' figures
+    centred = (total - mean * coverage) / scale
+    return Attribution((total / scale).float(), column, probability,
+                       {"mean_weight": mean}, shown=centred.float())
 
 
 @register_method(

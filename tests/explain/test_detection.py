@@ -160,6 +160,10 @@ def test_rise_of_a_class_weighs_the_masks_by_the_probability(lite, chelsea):
         probs = lite.model(x * masks).softmax(1)[:, result.target]
     expected = (probs[:, None, None] * masks[:, 0]).sum(0) / (32 * 0.5)
     np.testing.assert_allclose(result.raw, expected.numpy(), rtol=1e-4, atol=1e-6)
+    # drawn: what the masks tell beyond chance, the probabilities centred on their mean
+    centred = ((probs - probs.mean())[:, None, None] * masks[:, 0]).sum(0) / (32 * 0.5)
+    np.testing.assert_allclose(result.drawn, centred.numpy(), rtol=1e-3, atol=1e-6)
+    assert (result.drawn < 0).any() and (result.raw > 0).all()
     batch = explain_batch(lite, [chelsea, chelsea], "rise", [None, 282], masks=32, cells=4)
     np.testing.assert_allclose(batch[0].raw, result.raw, rtol=1e-5, atol=1e-7)
 
@@ -426,6 +430,8 @@ def test_drise_weighs_each_mask_by_its_best_matching_detection():
     assert bool((0.5 / 2 ** 0.5 * right > left).any())  # B is the best match under some masks
     expected = (weights[:, None, None] * masks).sum(0) / (64 * 0.5)
     np.testing.assert_allclose(got.raw.numpy(), expected.numpy(), rtol=1e-5, atol=1e-7)
+    centred = ((weights - weights.mean())[:, None, None] * masks).sum(0) / (64 * 0.5)
+    np.testing.assert_allclose(got.shown.numpy(), centred.numpy(), rtol=1e-4, atol=1e-7)
     summed = ((left + 0.5 / 2 ** 0.5 * right)[:, None, None] * masks).sum(0) / (64 * 0.5)
     assert not np.allclose(got.raw.numpy(), summed.numpy(), rtol=1e-3)
 
