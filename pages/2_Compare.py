@@ -88,7 +88,8 @@ with frame.page("Compare") as view:
             done = [r for r in rows if r["deletion AUC (lower is better)"] is not None]
             done.sort(key=lambda r: r["deletion AUC (lower is better)"] -
                       r["insertion AUC (higher is better)"])
-            rows = done + [r for r in rows if r["deletion AUC (lower is better)"] is None]
+            waiting = [r["method"] for r in rows if r["deletion AUC (lower is better)"] is None]
+            rows = done  # a method is listed once its curves exist (no empty cells meanwhile)
             if reference is not None:
                 random_row = {"method": "random map (reference)",
                               "deletion AUC (lower is better)": reference.deletion_auc,
@@ -97,7 +98,10 @@ with frame.page("Compare") as view:
                     random_row["pointing game"] = f"hits {pointing.chance:.0%} of the time"
                 rows.append(random_row)
             if len(done) < len(made) or reference is None:
-                st.caption(f"Computing the curves: {len(done)} of {len(made)} methods scored...")
+                st.caption(f"Computing the curves: {len(done)} of {len(made)} methods scored"
+                           + (f" (to come: {', '.join(waiting)})" if waiting else "")
+                           + ("" if reference is not None else "; the random map's to come")
+                           + "...")
             st.dataframe(rows, hide_index=True, key="ranking",
                          column_config={k: st.column_config.NumberColumn(format="%.3f") for k in (
                              "deletion AUC (lower is better)",

@@ -16,7 +16,8 @@ from ui import frame, links, trust
 
 with frame.page("Reviews", need_image=False, need_model=False):
     st.subheader("Reviews")
-    st.caption("Saved from the Explain page (a view) and the Gallery (a slice). There are no "
+    st.caption("Saved from the Explain page (a view), the Detector (a box's map) and the Gallery "
+               "(a slice). There are no "
                "accounts: anyone on the team can edit or delete any review, and restore a "
                "deleted one.")
     try:

@@ -15,8 +15,10 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import sys
 import threading
 import time
+import types
 
 import numpy as np
 
@@ -49,6 +51,27 @@ def _project(vectors: np.ndarray, method: str, seed: int, params: dict) -> np.nd
     return project(vectors, method, seed, **params)
 
 
+@contextlib.contextmanager
+def _no_main_script():
+    """While the helper process starts, no script as ``__main__``: ``spawn`` makes the helper
+    import the parent's main module, and under ``streamlit run app.py`` Streamlit's script
+    runner makes the page being run ``__main__``. The helper then imported app.py, whose frame
+    started a warm-up that started a process during the helper's bootstrap (RuntimeError: "an
+    attempt has been made to start a new process before the current process has finished its
+    bootstrapping phase") after loading a model. The helper needs nothing of it. A main module
+    imported by name (``python -m ui.serve``) is left as it is: it imports cleanly."""
+    main = sys.modules.get("__main__")
+    if main is None or getattr(getattr(main, "__spec__", None), "name", None) \
+            or not getattr(main, "__file__", None):
+        yield
+        return
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
+
+
 class Projector:
     """One helper process (``spawn``: the server's threads and torch state are not forked)."""
 
@@ -62,9 +85,12 @@ class Projector:
     def _executor(self) -> concurrent.futures.ProcessPoolExecutor:
         with self._lock:
             if self._pool is None:
-                self._pool = concurrent.futures.ProcessPoolExecutor(
+                pool = concurrent.futures.ProcessPoolExecutor(
                     1, mp_context=multiprocessing.get_context("spawn"),
                     initializer=_start_helper, initargs=(self.nice, os.getpid()))
+                with _no_main_script():  # the first task starts the process
+                    pool.submit(os.getpid)
+                self._pool = pool
             return self._pool
 
     def warm_up(self) -> None:

@@ -286,7 +286,7 @@ def box_curves(view: View, detection, result) -> None:
     tasks.score_curves(view, result, lambda: box_scores(view.backbone, target.input_box,
                                                         target.label).model,
                        ("box", target.input_box, target.label),
-                       "box score (IoU + class score)", 2.0)
+                       "IoU + class score", 2.0)
 
 
 RANKED_SCENES = 12  # demo scenes the methods are ranked over

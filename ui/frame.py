@@ -12,6 +12,7 @@ import streamlit as st
 from PIL import Image
 
 from explain import (
+    Cancelled,
     ExplainError,
     load_image,
 )
@@ -27,7 +28,7 @@ from models import (
     backbone_names,
     get_spec,
 )
-from serving.scheduler import Busy
+from serving.scheduler import Busy, Stopped
 from ui import data, heads, limits, warm
 from ui.links import (
     ensure_choice,
@@ -84,6 +85,8 @@ def page(title: str, need_image: bool = True,
             read_to_the_end()
         except Busy as exc:  # the scheduler's queue or wait bound, wherever the page asked
             st.warning(str(exc))
+        except (Stopped, Cancelled):  # work stopped (Stop, or its session gone): no failure
+            st.info("Stopped.")
         except Exception:  # the last line of defence; the known errors are handled in place
             log.exception("page %s failed", title)
             st.error(UNEXPECTED)

@@ -23,7 +23,7 @@ from explain.evaluate.segmentation import (
     relevance_rank,
 )
 from explain.render.figures import segmentation_figure
-from explain.render.pictures import image_uri, label_colour, labels_drawn, outlined, overlay
+from explain.render.pictures import image_uri, labels_drawn, outlined, overlay
 from serving.scheduler import Busy
 from ui import links, results, tasks, widgets
 from ui.text import plain, problem
@@ -62,9 +62,14 @@ def _picked() -> None:
         links.put("seg_class", label)
 
 
-def legend(seg, shares: np.ndarray) -> None:
-    """The classes present, largest first, each with its colour and share of the image."""
-    rows = [{"colour": image_uri(np.full((12, 24, 3), label_colour(k), np.uint8)),
+def legend(seg, shares: np.ndarray, image) -> None:
+    """The classes present, largest first, each with its colour as the overlay draws it (its
+    tint blended over the photo: the mean of the class's pixels in the drawn label map) and
+    its share of the image."""
+    tinted = labels_drawn(image, seg.labels).reshape(-1, 3).astype(np.float64)
+    flat = seg.labels.ravel()
+    rows = [{"colour": image_uri(np.full((12, 24, 3), tinted[flat == k].mean(0).round(),
+                                         np.uint8)),
              "class": seg.names[k], "% of the image": 100 * float(shares[k])}
             for k in seg.present]
     st.dataframe(rows, hide_index=True, column_config={
@@ -107,7 +112,7 @@ def page(view: View) -> None:
             a.button("The whole class", on_click=links.put, args=("seg_point", None))
         if box is not None:
             b.button("No box", on_click=links.put, args=("seg_box", None))
-        legend(seg, shares)
+        legend(seg, shares, sview.image)
         if truth is not None:
             st.caption(f"This scene's mIoU against its true masks: "
                        f"{mean_iou(labels, truth.label_map(), len(seg.names)):.3f}.")
@@ -169,7 +174,8 @@ def page(view: View) -> None:
         bound = target.for_image(sview.image.size, (height, width))
         tasks.score_curves(sview, result, lambda: region_scores(
             sview.backbone, bound.input_mask, bound.label).model,
-            ("region", int(label), hash(bound)), "region score (summed logits)", None)
+            ("region", int(label), hash(bound)), "mean logit over the region", None,
+            per=max(bound.pixels, 1))
 
 
 def _point(labels: np.ndarray) -> tuple[int, int] | None:

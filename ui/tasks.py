@@ -4,6 +4,7 @@ sidebar's). The sidebar's model is a classifier's; these pages pick their own.""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -164,11 +165,13 @@ CURVE_STEPS = 20
 
 
 def score_curves(view: View, result, adapter: Callable[[], torch.nn.Module], what: tuple,
-                 score: str, top: float | None) -> None:
+                 score: str, top: float | None, per: float = 1.0) -> None:
     """The deletion and insertion curves of a one-output adapter's score (a box's, a
     region's: ``adapter()`` makes it) for ``result``'s map, beside a random map's (4 seeded
     smooth maps), through the scheduler with progress and Stop. ``what`` identifies the
-    target; ``score`` names the curves' axis, ``top`` its top (None: the curves')."""
+    target; ``score`` names the curves' axis, ``top`` its top (None: the curves'); the
+    curves and their areas are the score divided by ``per`` (a region's pixels: its sum of
+    logits as their mean)."""
     backbone = view.backbone
     height, width = backbone.preprocessing.size
     key = ("score-curves", view.model_key, view.image_key, result.method, result.layer, what,
@@ -191,7 +194,9 @@ def score_curves(view: View, result, adapter: Callable[[], torch.nn.Module], wha
                                   f"curves:{what}")
     if found is None:
         return
-    ours, chance = found
+    ours, chance = (dataclasses.replace(c, deletion=c.deletion / per, insertion=c.insertion / per,
+                                        deletion_auc=c.deletion_auc / per,
+                                        insertion_auc=c.insertion_auc / per) for c in found)
     shown = {TITLES[result.method]: ours, "random map": chance}
     a, b = st.columns(2)
     for column, kind in zip((a, b), ("deletion", "insertion"), strict=True):

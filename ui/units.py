@@ -328,6 +328,10 @@ def carrying_section(view: View, result) -> None:
                "mean gradient of its score over each channel's map) among those active on this "
                "image, and each one's share of the map before its ReLU. Open one to see what it "
                "means.")
-    for channel, weight, share in found:
+    shown = [(c, w, share) for c, w, share in found if share >= 0.005]  # none at "0%"
+    for channel, weight, share in shown:
         st.markdown(f"- [channel {channel}]({units_link(layer, channel)}) · weight "
                     f"{weight:.4f} · {share:.0%} of the map")
+    if len(shown) < len(found):
+        st.caption(f"{len(found) - len(shown)} more of the largest weights carry less than "
+                   "0.5% of the map each, and are not listed.")

@@ -272,8 +272,9 @@ class TopPatches:
                           self.cached)
 
     def ranking(self) -> np.ndarray:
-        """Channels by their top activation, highest first."""
-        return np.argsort(-self.values[:, 0], kind="stable")
+        """Channels by their top activation, highest first; ties (a capped activation, ReLU6's
+        6.00 for most channels) by the mean of their top images' activations."""
+        return np.lexsort((-self.values.mean(1), -self.values[:, 0]))
 
 
 def check_k(k, dataset: Dataset) -> int:
@@ -369,8 +370,8 @@ class Dissection:
     def caption(self, channel: int) -> str:
         name, value = self.label(channel)
         if name is None:
-            return f"no label (best IoU {value:.2f})"
-        return f"fires on {name} shapes, IoU {value:.2f}"
+            return f"no label (best IoU {value:.4f}, at most {LABEL_IOU})"
+        return f"fires on {name} shapes, IoU {value:.4f}"
 
 
 def _masks_at(dataset: Dataset, i: int, size: tuple[int, int]) -> np.ndarray:

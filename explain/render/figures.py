@@ -55,12 +55,18 @@ def topk_figure(predictions, selected: int | None = None):
 
 
 def map_figure(raw: np.ndarray, title: str = ""):
-    """A signed (h, w) map as a plotly heatmap, diverging around zero (red: for the class)."""
+    """A (h, w) map as a plotly heatmap: a signed one diverging around zero (red: for the
+    class, blue against it); one that is never negative (Grad-CAM, an activation) from 0 to its
+    top, in the red half alone (a bar from -x to x said it had negative values)."""
     go = _plotly()
 
     limit = float(np.abs(raw).max()) or 1.0
-    fig = go.Figure(go.Heatmap(z=raw, colorscale="RdBu", reversescale=True, zmid=0,
-                               zmin=-limit, zmax=limit,
+    if (np.asarray(raw) < 0).any():
+        scale = dict(colorscale="RdBu", reversescale=True, zmid=0, zmin=-limit, zmax=limit)
+    else:
+        scale = dict(colorscale=[[0.0, "#f7f7f7"], [0.5, "#f4a582"], [1.0, "#b2182b"]],
+                     zmin=0, zmax=limit)
+    fig = go.Figure(go.Heatmap(z=raw, **scale,
                                hovertemplate="(%{x}, %{y}): %{z:.4g}<extra></extra>"))
     fig.update_yaxes(autorange="reversed", scaleanchor="x", showticklabels=False)
     fig.update_xaxes(showticklabels=False)
@@ -204,10 +210,13 @@ def curves_figure(curves: dict, kind: str, score: str = "class probability",
                                  line=dict(color=PALETTE[g % len(PALETTE)],
                                            dash="dot" if name.startswith("random") else "solid")))
     verb = "removed" if kind == "deletion" else "revealed"
-    fig.update_layout(title=f"{kind.capitalize()} (area under the curve)", height=300,
-                      margin=dict(l=0, r=0, t=40, b=0), legend=dict(orientation="h", y=-0.25),
-                      xaxis=dict(title=f"share of pixels {verb}", tickformat=".0%"),
-                      yaxis=dict(title=score, range=[0, top] if top is not None else None))
+    fig.update_layout(title=dict(text=f"{kind.capitalize()} (area under the curve)",
+                                 font=dict(size=14)), height=320,
+                      margin=dict(l=0, r=0, t=40, b=0), legend=dict(orientation="h", y=-0.3),
+                      xaxis=dict(title=f"share of pixels {verb}", tickformat=".0%",
+                                 automargin=True),
+                      yaxis=dict(title=dict(text=score, font=dict(size=12)), automargin=True,
+                                 range=[0, top] if top is not None else None))
     return fig
 
 

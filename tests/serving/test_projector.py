@@ -140,3 +140,30 @@ def _alive(pid: int) -> bool:
             return stat.read().split()[2] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_the_helper_starts_while_a_page_script_is_main(tmp_path):
+    """Under ``streamlit run app.py`` the page being run is ``__main__``, and ``spawn`` made the
+    helper import it (its frame then started processes during the helper's bootstrap): here a
+    script that cannot be imported is ``__main__``, and the helper still projects."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "page.py"
+    script.write_text("raise SystemExit('the helper imported the page')\n")
+    code = (
+        "import sys, types\n"
+        "main = types.ModuleType('__main__')\n"
+        f"main.__file__ = {str(script)!r}\n"
+        "sys.modules['__main__'] = main\n"
+        "import numpy as np\n"
+        "from serving.projector import Projector\n"
+        "helper = Projector()\n"
+        "vectors = np.random.default_rng(0).random((30, 6)).astype('float32')\n"
+        "print(helper.project(vectors, 'pca').shape)\n"
+        "helper.close()\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "(30, 2)"
