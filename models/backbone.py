@@ -36,6 +36,7 @@ class Detection:
     label: int
     name: str
     score: float
+    mask: np.ndarray | None = None  # (H, W) bool at the image's size, where the detector has one
 
 
 class Detections(list):
@@ -174,14 +175,24 @@ class Backbone:
         scale = torch.tensor([image.width / width, image.height / height] * 2)
         with torch.inference_mode():
             (found,) = self.model.find(self.preprocess(image), score_threshold)
+        masks = [None] * len(found.boxes)
+        if found.masks is not None and len(found.masks):  # Mask R-CNN's, at the image's size
+            import torch.nn.functional as F
+
+            with torch.inference_mode():
+                big = F.interpolate(found.masks.float()[:, None], size=(image.height, image.width),
+                                    mode="bilinear", align_corners=False)[:, 0] > 0.5
+            masks = list(big.cpu().numpy())
         kept, left_out = [], 0
-        for box, label, score in zip((found.boxes.float().cpu() * scale).tolist(),
-                                     found.labels.tolist(), found.scores.tolist(), strict=True):
+        for box, label, score, mask in zip((found.boxes.float().cpu() * scale).tolist(),
+                                           found.labels.tolist(), found.scores.tolist(), masks,
+                                           strict=True):
             inside = clipped_box(box, image.size)
             if inside is None or not np.isfinite(score):
                 left_out += 1
                 continue
-            kept.append(Detection(inside, int(label), self.categories[int(label)], float(score)))
+            kept.append(Detection(inside, int(label), self.categories[int(label)], float(score),
+                                  mask))
         return Detections(kept, left_out)
 
     def segment(self, image: Image.Image) -> Segmentation:

@@ -109,14 +109,17 @@ def page(view: View) -> None:
     if not picked:
         st.info("Pick a box in the list, or click one in the image, to explain it.")
     with left:
-        shown, boxes, _ = enlarged(dview.image, [d.box for d in found])
-        pixels = boxes_drawn(shown, boxes, captions, picked)
+        shown, boxes, factor = enlarged(dview.image, [d.box for d in found])
+        masks = [None if d.mask is None else d.mask.repeat(factor, 0).repeat(factor, 1)
+                 for d in found]  # Mask R-CNN's masks, tinted under their boxes
+        pixels = boxes_drawn(shown, boxes, captions, picked, masks)
         st.plotly_chart(detections_figure(pixels, boxes, captions),
                         key=CHART, on_select=_clicked(texts), selection_mode="points",
                         config={"displaylogo": False})
         st.caption(f"{len(found)} detection{'s' if len(found) != 1 else ''} of "
-                   f"{plain(dview.image_title)} at {threshold:.2f}: click a box, or pick boxes "
-                   "in the list, to explain them")
+                   f"{plain(dview.image_title)} at {threshold:.2f}"
+                   + (" (each with its mask)" if any(m is not None for m in masks) else "")
+                   + ": click a box, or pick boxes in the list, to explain them")
     layer = layer_choice(dview, method)
     widgets.method_options(dview, method, skip=("layer",))
     alpha, cmap = widgets.display_options()

@@ -164,8 +164,17 @@ def test_every_detector_untrained_on_a_photo_gives_boxes_inside_it_that_draw(nam
         assert 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height, d.box
         assert np.isfinite(d.score) and d.score >= 0.05
     captions = [f"{i + 1} {d.name} {d.score:.2f}" for i, d in enumerate(found)]
-    pixels = boxes_drawn(coffee, [d.box for d in found], captions, chosen=(0,))
+    masks = [d.mask for d in found]
+    if name.startswith("maskrcnn") and found:  # its masks too, at the image's size
+        assert all(m is not None and m.shape == (height, width) and m.dtype == bool
+                   for m in masks)
+    else:
+        assert all(m is None for m in masks)
+    pixels = boxes_drawn(coffee, [d.box for d in found], captions, chosen=(0,), masks=masks)
     assert pixels.shape == (height, width, 3)
+    if name.startswith("maskrcnn") and found and masks[0].any():  # tinted inside its mask
+        bare = boxes_drawn(coffee, [d.box for d in found], captions, chosen=(0,))
+        assert (pixels[masks[0]] != bare[masks[0]]).any()
     detections_figure(pixels, [d.box for d in found], captions)
 
 
