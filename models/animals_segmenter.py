@@ -93,3 +93,14 @@ def load_pretrained() -> AnimalsSegmenter:
     head = torch.load(WEIGHTS, map_location="cpu", weights_only=True)
     model.head.load_state_dict({k[5:]: v for k, v in head.items() if k.startswith("head.")})
     return model.eval().requires_grad_(False)
+
+
+def report() -> dict:
+    """The training script's report beside the weights (held-out mIoU, per pixel and with one
+    class per connected region, ...); empty when it is missing."""
+    import json
+
+    try:
+        return json.loads(WEIGHTS.with_suffix(".json").read_text())
+    except (OSError, ValueError):
+        return {}

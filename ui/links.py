@@ -227,6 +227,7 @@ PARAMS: dict[str, Param] = {
     "seg_class": Param(None, _number(int, 0, 100_000)),
     "seg_point": Param(None, _xy),
     "seg_box": Param(None, _box),
+    "seg_whole": Param(False, _switch),  # one class per connected region
     "seg_method": Param(DEFAULT_METHOD, _choice(METHODS)),
     # the Gallery and Errors of a detector's objects over the held-out demo scenes
     "kind": Param("images", _choice(("images", "objects", "regions"))),

@@ -17,6 +17,7 @@ from explain.data import animals_on_photos
 from explain.data.composites import CLASSES, HELD_OUT_SEED
 from explain.evaluate.segmentation import (
     mean_iou,
+    one_class_per_region,
     region_of,
     region_trust,
     relevance_mass,
@@ -24,6 +25,8 @@ from explain.evaluate.segmentation import (
 )
 from explain.render.figures import segmentation_figure
 from explain.render.pictures import image_uri, labels_drawn, outlined, overlay
+from models import Segmentation
+from models.animals_segmenter import report as demo_report
 from serving.scheduler import Busy
 from ui import links, results, tasks, widgets
 from ui.text import plain, problem
@@ -92,6 +95,20 @@ def page(view: View) -> None:
     except Busy as exc:
         problem(st, str(exc), "warning")
         links.stop()
+    if sview.backbone.name == "animals_segmenter":  # its card: what it gets wrong, what helps
+        card = demo_report()
+        figures = (f" (held-out mIoU over {card['test_images']} scenes: {card['miou']:.2f} per "
+                   f"pixel, {card['miou_one_class_per_region']:.2f} with one class per region)"
+                   if {"miou", "miou_one_class_per_region", "test_images"} <= set(card) else "")
+        st.caption("The demo segmenter labels pixels, not animals: it often paints one animal "
+                   "as a patchwork of classes. “One class per connected region” shows each "
+                   f"animal in its majority class{figures}.")
+    links.ensure_value("seg_whole")
+    if st.toggle("One class per connected region (its majority class)",
+                 key=links.key("seg_whole"), help="Each connected region of non-background "
+                 "pixels in the class most of its pixels have: the map drawn, the classes "
+                 "offered and the regions explained."):
+        seg = Segmentation(one_class_per_region(seg.labels), seg.names)
     labels = seg.labels
     shares = np.bincount(labels.ravel(), minlength=len(seg.names)) / labels.size
     present = seg.present

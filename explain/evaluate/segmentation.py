@@ -25,6 +25,25 @@ def pixel_confusion(predicted: Sequence[np.ndarray], truths: Sequence[np.ndarray
     return out
 
 
+def one_class_per_region(labels: np.ndarray) -> np.ndarray:
+    """A label map (H, W) with each connected region of non-background pixels (8-connected)
+    given its majority class, ties to the lower label: a segmenter that labels one animal as a
+    patchwork of classes shows it as one. The background is left as it is."""
+    from scipy import ndimage
+
+    labels = np.asarray(labels, np.int64)
+    regions, count = ndimage.label(labels > 0, structure=np.ones((3, 3), bool))
+    if count == 0:
+        return labels.copy()
+    classes = int(labels.max()) + 1
+    votes = np.bincount(regions.ravel() * classes + labels.ravel(),
+                        minlength=(count + 1) * classes).reshape(count + 1, classes)
+    votes[:, 0] = -1  # a region's pixels are all of some animal
+    majority = votes.argmax(1)
+    majority[0] = 0
+    return majority[regions]
+
+
 @dataclass(frozen=True)
 class IoUs:
     """Per class the intersection over union of a pixel confusion (NaN: a class neither true

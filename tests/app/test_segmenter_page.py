@@ -11,6 +11,7 @@ from explain import Region, explain
 from explain.data import animals_on_photos
 from explain.data.composites import HELD_OUT_SEED
 from explain.evaluate.segmentation import IoUs, pixel_confusion, region_of, relevance_mass
+from models import load_backbone
 from tests.app.helpers import app, assert_clean, captions, texts
 
 SEGMENTER, GALLERY, ERRORS = "pages/13_Segmenter.py", "pages/9_Gallery.py", "pages/7_Errors.py"
@@ -102,3 +103,26 @@ def test_a_point_and_a_box_of_one_scene_do_not_stay_on_the_next():
     assert not any("inside the box drawn" in t or "connected region clicked" in t
                    for t in texts(at.caption))
     assert "seg_box" not in at.query_params and "seg_point" not in at.query_params
+
+
+def test_one_class_per_connected_region_is_a_display_option_with_its_card():
+    """The demo segmenter's card says its patchwork of classes and both held-out mIoUs; the
+    toggle (in the link) draws each region in its majority class."""
+    from explain.evaluate.segmentation import one_class_per_region
+    from models.animals_segmenter import report
+
+    card = report()
+    assert card["miou_one_class_per_region"] > card["miou"]
+    at = app(SEGMENTER, scene=3)
+    assert_clean(at)
+    said = " ".join(texts(at.caption))
+    assert f"{card['miou']:.2f} per pixel, {card['miou_one_class_per_region']:.2f} with one " \
+           "class per region" in said, said
+    at.toggle(key="p_seg_whole").set_value(True).run()
+    assert_clean(at)
+    assert at.query_params["seg_whole"] in ("True", ["True"])
+    segmenter = load_backbone("animals_segmenter")
+    scene = animals_on_photos(1, seed=3)[0]
+    whole = one_class_per_region(segmenter.segment(scene.image).labels)
+    offered = at.selectbox(key="p_seg_class").options
+    assert len(offered) == len(np.unique(whole))  # the classes of the majority map

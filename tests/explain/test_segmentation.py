@@ -366,3 +366,22 @@ def test_relevance_rank_on_maps_with_ties_equals_quantus(dtype):
     flipped = [float(mask.ravel()[np.argsort(-heat.ravel(), kind="stable")[:mask.sum()]].mean())
                for heat, mask in zip(maps, masks, strict=True)]
     assert not np.allclose(flipped, theirs)
+
+
+def test_one_class_per_connected_region_is_its_majority_class():
+    """By hand: two animals, a patchwork of five pixels of class 3 and four of 5 (all 3), and
+    three of 7 with one of 1 (all 7); the background untouched; diagonal neighbours are one
+    region (8-connected), a tie going to the lower label."""
+    from explain.evaluate.segmentation import one_class_per_region
+
+    labels = np.array([[3, 3, 5, 0, 0, 0],
+                       [3, 5, 5, 0, 0, 0],
+                       [3, 3, 5, 0, 7, 7],
+                       [0, 0, 0, 0, 7, 1],
+                       [0, 0, 0, 0, 0, 0]])
+    out = one_class_per_region(labels)
+    np.testing.assert_array_equal(out[:3, :3], 3)
+    np.testing.assert_array_equal(out[2:4, 4:6], 7)  # 3 of class 7, 1 of class 1
+    assert (out[labels == 0] == 0).all()
+    corner = np.array([[2, 0], [0, 4]])  # diagonal neighbours: one region, a tie to the lower
+    np.testing.assert_array_equal(one_class_per_region(corner), [[2, 0], [0, 2]])
