@@ -239,9 +239,10 @@ def _image_picker() -> tuple[tuple[Image.Image, str, str] | None, Problem]:
     upload = uploaded("Your image", "image_file", UPLOAD_TYPES, limits.IMAGE_BYTES)
     made_on = get("upload")
     if upload is None:
-        if made_on is not None:  # a link to a view of an uploaded image, which it cannot carry
+        if get("upload_of") is not None:  # a link to a view of an upload, which it cannot carry
             size = (get("upload_size") or "").replace("x", " x ")
-            return _said(f"This view was made on an uploaded image, {made_on}"
+            return _said("This view was made on an uploaded image"
+                         + (f", {made_on}" if made_on else "")
                          + (f" ({size} px)" if size else "") + ", which a link cannot carry. "
                          "Upload the same file in the sidebar to see the view.", "info")
         return _said("Choose an image file (PNG, JPEG, WebP, BMP, GIF or TIFF) in the sidebar.",

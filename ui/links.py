@@ -116,8 +116,8 @@ def _box(text: str) -> str:
 
 def _file_name(text: str) -> str:
     """An uploaded file's name, as a link carries it to say which file a view was made on
-    (shown as plain text only): at most 200 characters, no control characters."""
-    if not text or len(text) > 200 or any(ord(c) < 32 for c in text):
+    (shown as plain text only): at most 200 letters, digits, spaces and ``._-()+,&'#@``."""
+    if not text or len(text) > 200 or not all(c.isalnum() or c in " ._-()+,&'#@" for c in text):
         raise ValueError(text)
     return text
 
@@ -418,6 +418,10 @@ def values(names=None) -> dict[str, str]:
                 else str(value)
     if st.session_state.get("source") == "upload":
         found.pop("sample", None)  # an upload cannot travel in a link: its name, size, digest do
+        try:
+            _file_name(found.get("upload", "x"))
+        except ValueError:  # a name the link would refuse: the size and digest say enough
+            found.pop("upload", None)
     else:
         for name in ("upload", "upload_size", "upload_of"):
             found.pop(name, None)
