@@ -60,13 +60,16 @@ class ModelCache:
                 if key in self._entries:
                     self._entries.move_to_end(key)
                     return self._entries[key]
-            backbone = self._loader(name, weights, dev, checkpoint=checkpoint,
-                                    class_names=class_names)
+            try:
+                backbone = self._loader(name, weights, dev, checkpoint=checkpoint,
+                                        class_names=class_names)
+            finally:  # a load that failed keeps no lock (a bad checkpoint each upload, else)
+                with self._lock:
+                    self._key_locks.pop(key, None)
             with self._lock:
                 self.loads += 1
                 self._entries[key] = backbone
                 self._evict(keep=key)
-                self._key_locks.pop(key, None)
             return backbone
 
     def _evict(self, keep: Key) -> None:

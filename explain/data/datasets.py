@@ -288,8 +288,10 @@ def from_folder(relative: str, root: Path | None = None) -> Dataset:
 def _lazy_folder(dataset_id: str, title: str, files: list[tuple[str, Path]],
                  folders: set[str]) -> Dataset:
     """A large folder (up to ``MAX_FOLDER_IMAGES``): nothing is read when it is opened. Its
-    digest comes from each file's path, size and modification time, and an image that cannot
-    be decoded is named when it is used (``DatasetError``), not skipped in advance."""
+    digest comes from each file's path, size and modification time (nanoseconds), not its
+    bytes: a file replaced by one of the same size with its old time kept (``cp -p``, a
+    restore) keeps the features stored for the old one (said in the README). An image that
+    cannot be decoded is named when it is used (``DatasetError``), not skipped in advance."""
     skipped: list[str] = []
     by_class: dict[str, list[tuple[str, Path]]] = {}
     for name, path in files:

@@ -59,3 +59,19 @@ def test_checkpoints_are_keyed_by_content():
     assert named is not a and named.categories == ("x", "y", "z")
     with pytest.raises(ValueError):
         ModelCache(max_models=0)
+
+
+def test_a_load_that_fails_keeps_no_lock_and_can_be_tried_again():
+    """Random bytes as a checkpoint, many times (a user uploading): each fails with the
+    loader's own error, and the cache holds no per-key lock after it (it kept one per failed
+    checkpoint); the same model then loads."""
+    import os
+
+    from models import ModelError
+
+    cache = ModelCache()
+    for _ in range(5):
+        with pytest.raises(ModelError):
+            cache.get("resnet18", "checkpoint", checkpoint=os.urandom(256))
+    assert cache._key_locks == {} and len(cache) == 0 and cache.loads == 0
+    assert cache.get("resnet18", "untrained").name == "resnet18" and cache._key_locks == {}
