@@ -38,9 +38,11 @@ VIEWS = {
 
 with frame.page("Home") as view:
     st.title("CNN Lens")
-    st.markdown("See **why** an image classifier predicts what it does. Pick a backbone and an "
-                "image in the sidebar, then a view. Every view's state is in the address bar: "
-                "copy the link to show a colleague exactly what you see.")
+    st.markdown("See **why** an image model predicts what it does: a classifier's class, a "
+                "detector's box, a segmenter's region, what one channel means, a whole "
+                "dataset's errors, and the team's reviews of them. Pick a backbone and an image "
+                "in the sidebar, then a view. Every view's state is in the address bar: copy "
+                "the link to show a colleague exactly what you see.")
     left, right = st.columns([2, 3])
     with left:
         st.image(view.image, width="stretch", caption=plain(view.image_title))
@@ -48,6 +50,10 @@ with frame.page("Home") as view:
         top = results.predictions(view)
         st.plotly_chart(topk_figure(top, top[0].index), key="home_topk",
                         config={"displaylogo": False})
-    for path, label, icon in nav.NAVIGATION[1:]:
-        st.page_link(path, label=label, icon=icon)
-        st.caption(VIEWS[path])
+    for section, pages in nav.SECTIONS.items():
+        if not section:
+            continue
+        st.markdown(f"#### {section}")
+        for path, label, icon in pages:
+            st.page_link(path, label=label, icon=icon)
+            st.caption(VIEWS[path])
