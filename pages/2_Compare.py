@@ -4,6 +4,8 @@ from ui import nav  # Streamlit only: the frame is drawn before the heavy import
 
 nav.start("Compare")
 
+import time
+
 import streamlit as st
 
 from explain import RECORDS
@@ -31,15 +33,43 @@ with frame.page("Compare") as view:
             drawn.update(widgets.method_options(view, methods[0], skip=drawn))
     left_out = [r.title for m, r in RECORDS.items() if not r.compare]
     if left_out:
-        st.caption(f"{', '.join(left_out)}: on the Explain page (a forward pass per channel).")
+        st.caption(f"{', '.join(left_out)}: on the Explain page (a forward pass per channel or "
+                   "per mask).")
     made = {}
+    # every card as soon as its map is done, the rest's time estimated above them, and Stop
+    this = ("compare", view.model_key, view.image_key, target)
+    store = results.result_store()
+    to_come = [m for m in shown_methods if store.peek(results.explanation_key(
+        view, m, target, results.method_options(view, m))) is None]
+    stopped = st.session_state.get("compare_stopped") == this
+    status = st.empty()
+    if to_come and not stopped:
+        st.button("Stop the maps still to come", key="compare_stop",
+                  on_click=st.session_state.__setitem__, args=("compare_stopped", this))
+    elif to_come:
+        status.info(f"Stopped: {len(to_come)} map{'s' if len(to_come) != 1 else ''} not "
+                    "computed.")
+        st.button("Compute them", key="compare_resume", on_click=st.session_state.pop,
+                  args=("compare_stopped", None))
+    began, computed = time.perf_counter(), 0
     for method, cell_column in zip(shown_methods, layout.grid(len(shown_methods), 3),
                                    strict=True):
         with cell_column:
             st.subheader(RECORDS[method].title)
+            if stopped and method in to_come:
+                st.caption("Stopped before this map.")
+                continue
+            if method in to_come and not stopped:
+                done = to_come.index(method)
+                left = "" if computed == 0 else (
+                    f", about {(time.perf_counter() - began) / computed * (len(to_come) - done):.0f}"
+                    " s left")
+                status.progress(done / len(to_come), text=f"{len(shown_methods) - len(to_come) + done}"
+                                f" of {len(shown_methods)} maps done{left}")
             # the cell's answer in one place, emptied while a new map is made (its progress above)
             working, answer = st.container(), st.empty()
             result = results.run_explanation(view, method, target, working, answer=answer)
+            computed += method in to_come
             cell = answer.container() if result is not None else st.container()
             if result is not None:
                 made[method] = result
@@ -59,6 +89,8 @@ with frame.page("Compare") as view:
                                   f"{view.backbone.name}-{method}-{result.target}",
                                   slot=cell)
 
+    if to_come and not stopped:
+        status.empty()  # all done
     if made:
         st.divider()
         st.markdown("#### Which map is most faithful to the model, for this image?")

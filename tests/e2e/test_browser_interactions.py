@@ -5,6 +5,7 @@ the picture, exported links that work, a sidebar that shows names whole."""
 from __future__ import annotations
 
 import io
+import re
 from urllib.parse import quote, urlsplit
 
 from PIL import Image
@@ -449,3 +450,21 @@ def test_dataset_pages(server, page):
     page.locator("[data-testid=stPlotlyChart] .main-svg").first.wait_for()
     assert_no_error(page)
     shot(page, "11-errors")
+
+
+def test_compare_shows_its_cards_as_they_come_with_the_time_left_and_stop(server, page):
+    """Compare on a photo no test explains there (18 maps): the count of maps done and the time
+    left above the cards while they come; Stop leaves the rest uncomputed (said, on each card
+    and above), and "Compute them" finishes them."""
+    page.goto(server + "/Compare?sample=astronaut&method=gradcam")
+    page.get_by_text(re.compile(r"\d+ of \d+ maps done, about \d+ s left")).first.wait_for()
+    page.get_by_role("button", name="Stop the maps still to come").click()
+    page.get_by_text(re.compile(r"Stopped: \d+ maps? not computed")).wait_for()
+    assert page.get_by_text("Stopped before this map.").count() >= 1
+    assert_no_error(page)
+    shot(page, "23-compare-stopped")
+    page.get_by_role("button", name="Compute them").click()
+    page.get_by_text("Which map is most faithful to the model, for this image?").wait_for(
+        timeout=240_000)
+    page.wait_for_function("() => !document.body.innerText.includes('Stopped before this map.')")
+    assert_no_error(page)
