@@ -135,7 +135,9 @@ def features_for(view: View, dataset: Dataset, layer: str) -> Features | None:
     return with_progress(run_key, f"Computing features of {len(dataset)} images",
                          lambda job: extract_features(view.backbone, dataset, layer,
                                                       progress=job.report),
-                         "features", store=feature_store())
+                         "features", store=feature_store(),
+                         cost=f"one forward pass to {layer} per image, {len(dataset):,} images "
+                              "in batches")
 
 
 def dataset_features(view: View) -> tuple[Dataset, str, Features]:

@@ -281,11 +281,15 @@ def run_explanation(view: View, method: str, target, slot=None, queue_slot: str 
 
 
 def with_progress(key: tuple, title: str, work: Callable[[Job], object], slot_name: str,
-                  store: ResultStore | None = None):
+                  store: ResultStore | None = None, cost: str | None = None):
     """``work(job)`` through the scheduler under ``key`` (``compute``), its progress and Stop in
     a place of its own here; None, with the message there, where it cannot be had (an error a
-    user can act on, the server busy, or stopped)."""
+    user can act on, the server busy, or stopped). ``cost``: what it costs, said above the bar
+    while it runs (known work is not announced)."""
     slot = st.container()
+    if cost and (store or result_store()).peek(key) is None:
+        slot.caption(f"{title}: {cost}. Done once for every session of this server; Stop ends "
+                     "it, and another page can be opened meanwhile.")
     progress = ProgressWithStop(slot, key, title)
     try:
         return compute(key, work, slot=slot_name, where=slot.empty(), progress=progress,
@@ -339,8 +343,11 @@ class ProgressWithStop:
         done, total = job.progress
         if (done, total) != self.shown and total:
             self.shown = (done, total)
+            elapsed = time.perf_counter() - self.started
+            left = f", about {elapsed / done * (total - done):.0f} s left" \
+                if 0 < done < total else ""
             self.bar.progress(min(done / total, 1.0), text=f"{self.label}: {done}/{total} "
-                              f"({time.perf_counter() - self.started:.1f}s)")
+                              f"({elapsed:.1f} s{left})")
 
     def done(self) -> None:
         self.box.empty()

@@ -39,7 +39,8 @@ def units_link(layer: str, channel: int) -> str:
     return "Units?" + urlencode(links.to_page(unit_layer=layer, unit=channel))
 
 
-def _computed(run_key: tuple, label: str, work, slot_name: str, again: str):
+def _computed(run_key: tuple, label: str, work, slot_name: str, again: str,
+              cost: str | None = None):
     """``work(job)`` through the scheduler under ``run_key``, with progress and Stop; None with
     a message where it cannot be had (stopped: a button to start again)."""
     known = results.result_store().peek(run_key)
@@ -51,7 +52,7 @@ def _computed(run_key: tuple, label: str, work, slot_name: str, again: str):
             st.session_state.pop("stopped", None)
             st.rerun()
         return None
-    return results.with_progress(run_key, label, work, slot_name)
+    return results.with_progress(run_key, label, work, slot_name, cost=cost)
 
 
 def top_for(view: View, dataset: Dataset, layer: str, k: int) -> units.TopPatches | None:
@@ -59,7 +60,9 @@ def top_for(view: View, dataset: Dataset, layer: str, k: int) -> units.TopPatche
                      f"Finding each channel's top images among {len(dataset)}",
                      lambda job: units.top_patches(view.backbone, dataset, layer, k,
                                                    progress=job.report),
-                     "units", "Find the top images")
+                     "units", "Find the top images",
+                     cost=f"one forward pass to {layer} per image, {len(dataset):,} images, and "
+                          "the receptive field of its units (one backward pass)")
 
 
 def dissection_key(view: View, dataset: Dataset, layer: str) -> tuple:
@@ -75,7 +78,10 @@ def dissection_for(view: View, dataset: Dataset, layer: str, start: bool):
     return _computed(run_key, "Network dissection over the masks",
                      lambda job: units.dissect(view.backbone, dataset, layer,
                                                progress=job.report),
-                     "dissection", "Label the channels")
+                     "dissection", "Label the channels",
+                     cost=f"one forward pass to {layer} per image with masks, "
+                          f"{len(dataset):,} images, each channel's map thresholded against "
+                          "each class's masks")
 
 
 def picture_key(view: View, layer: str, channel: int) -> tuple:
@@ -133,7 +139,9 @@ def page(view: View, dataset: Dataset) -> None:
             "Label the channels (network dissection over the masks)",
             help=f"Each channel's map over every image, thresholded at its top "
                  f"{units.DISSECTION_QUANTILE:.1%}, against each class's object masks: its "
-                 f"IoU per class; above {units.LABEL_IOU} it is labelled with its best class.")
+                 f"IoU per class; above {units.LABEL_IOU} it is labelled with its best class. "
+                 f"Its cost: a forward pass to the layer for each of the {len(dataset):,} "
+                 "images, with its progress and Stop.")
         dissection = dissection_for(view, dataset, layer, start)
         if dissection is not None:
             place.caption(f"Labelled by network dissection over {dissection.images} images' "
