@@ -170,11 +170,16 @@ def _bundled(dataset_id: str) -> Dataset:
 # --- a user's: ImageFolder in a zip or under the data root ----------------------------------
 
 
+KEPT_DECODED_BYTES = 256 << 20  # decoded pixels a user dataset keeps from its opening
+
+
 def _from_files(dataset_id: str, title: str, files: list[tuple[str, Callable[[], bytes]]],
                 folders: set[str]) -> Dataset:
     """``files``: (relative posix path, reader). Images go by their first folder's name."""
     skipped: list[str] = []
     by_class: dict[str, list[tuple[str, bytes]]] = {}
+    decoded: dict[int, Image.Image] = {}  # what opening decoded (by its bytes), up to a budget
+    budget = KEPT_DECODED_BYTES
     for path, read in sorted(files):
         parts = PurePosixPath(path).parts
         if len(parts) < 2:
@@ -185,17 +190,25 @@ def _from_files(dataset_id: str, title: str, files: list[tuple[str, Callable[[],
             continue
         data = read()
         try:
-            load_image(data)
+            image = load_image(data)  # every image is checked when the dataset opens
         except ImageError as exc:
             skipped.append(f"{path}: {exc}")
             continue
+        size = image.width * image.height * 3
+        if size <= budget:  # not decoded a second time when it is used
+            decoded[id(data)] = image  # the bytes live on in the dataset: their id is theirs
+            budget -= size
         by_class.setdefault(parts[0], []).append((path, data))
     empty = sorted(f for f in folders if f not in by_class)
     skipped += [f"{folder}/: an empty class folder (no readable image)" for folder in empty]
     classes, labels, names, blobs, digest = _by_class(
         by_class, skipped, lambda path, data: path.encode() + b"\0" + hashlib.sha256(data).digest())
-    return Dataset(dataset_id, title, classes, labels, lambda i: load_image(blobs[i]), digest,
-                   tuple(skipped), names)
+    kept = [decoded.get(id(blob)) for blob in blobs]
+
+    def image(i: int) -> Image.Image:
+        return kept[i].copy() if kept[i] is not None else load_image(blobs[i])
+
+    return Dataset(dataset_id, title, classes, labels, image, digest, tuple(skipped), names)
 
 
 def _by_class(by_class: dict[str, list[tuple[str, object]]], skipped: list[str],

@@ -62,6 +62,24 @@ def test_zip_with_bad_parts_is_usable_and_says_what_was_skipped():
     assert np.asarray(dataset.image(2))[0, 0].tolist() == [0, 0, 255]
 
 
+def test_a_zips_images_are_decoded_once(monkeypatch):
+    """Opening a zip decodes each image (to skip the damaged ones); using one does not decode
+    it again, and what it gives is the caller's own copy."""
+    import explain.data.datasets as datasets
+
+    data = zipped({"cats/a.png": png("red"), "dogs/b.png": png("blue")})
+    decodes = []
+    real = datasets.load_image
+    monkeypatch.setattr(datasets, "load_image", lambda b: decodes.append(1) or real(b))
+    dataset = from_zip(data, "pets.zip")
+    assert len(decodes) == 2
+    first = dataset.image(0)
+    first.paste((0, 255, 0), (0, 0, 4, 4))  # the caller's copy
+    assert np.asarray(dataset.image(0))[0, 0].tolist() == [255, 0, 0]
+    assert np.asarray(dataset.image(1))[0, 0].tolist() == [0, 0, 255]
+    assert len(decodes) == 2  # none more
+
+
 @pytest.mark.parametrize(("files", "message"), [
     ({"../evil/a.png": png("red"), "cats/b.png": png("red")}, "points outside the archive"),
     ({"/abs/a.png": png("red")}, "points outside the archive"),
