@@ -71,8 +71,8 @@ def legend(seg, shares: np.ndarray, image) -> None:
     its share of the image."""
     tinted = labels_drawn(image, seg.labels).reshape(-1, 3).astype(np.float64)
     flat = seg.labels.ravel()
-    rows = [{"colour": image_uri(np.full((12, 24, 3), tinted[flat == k].mean(0).round(),
-                                         np.uint8)),
+    rows = [{"colour": image_uri(np.full((12, 24, 3), tinted[flat == k].mean(0).round()
+                                         if k else 255, np.uint8)),  # the background: none
              "class": seg.names[k], "% of the image": 100 * float(shares[k])}
             for k in seg.present]
     st.dataframe(rows, hide_index=True, column_config={
