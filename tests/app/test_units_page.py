@@ -114,9 +114,13 @@ def test_activations_and_explain_link_to_a_channels_view(lite, chelsea):
     assert_clean(at)
     listed = [m for m in markdown(at) if "unit=" in m]
     found = carrying_channels(lite, lite.preprocess(chelsea), None, "_head_act", 8)
-    assert len(listed) == 8
-    for line, (channel, weight, _) in zip(listed, found, strict=True):
+    carrying = [f for f in found if f[2] >= 0.005]  # none listed at "0% of the map"
+    assert 0 < len(carrying) < 8 and len(listed) == len(carrying)
+    for line, (channel, weight, share) in zip(listed, carrying, strict=True):
         assert f"[channel {channel}](Units?" in line and f"weight {weight:.4f}" in line
+        assert f"{share:.0%} of the map" in line and not line.endswith(" 0% of the map")
+    assert any(f"{8 - len(carrying)} more of the largest weights carry less than 0.5%" in t
+               for t in texts(at.caption))
 
 
 def test_a_channel_opened_on_one_layer_closes_when_the_layer_changes():
