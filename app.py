@@ -6,14 +6,14 @@ nav.start("Home")
 
 import streamlit as st
 
-from explain import METHODS, TITLES
+from explain import METHODS, RECORDS
 from explain.render.figures import topk_figure
 from ui import frame, results
 from ui.text import plain
 
 VIEWS = {
     "pages/1_Explain.py": f"One method at a time with its options ({len(METHODS)} methods: "
-                          f"{', '.join(TITLES[m] for m in METHODS)}); the heatmap over the "
+                          f"{', '.join(RECORDS[m].title for m in METHODS)}); the heatmap over the "
                           "image and the raw map.",
     "pages/2_Compare.py": "Every method for one image and class side by side, with run times.",
     "pages/3_Class_visualization.py": "The image the model “thinks of” for a class, grown by "

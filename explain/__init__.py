@@ -1,8 +1,9 @@
 """The explain library: every method of CNN Lens, usable without Streamlit.
 
     >>> from models import load_backbone
-    >>> from explain import explain
-    >>> result = explain(load_backbone("efficientnet_lite0"), "cat.jpg", "gradcam")
+    >>> from explain import Box, Channel, ClassTarget, explain, explain_batch
+    >>> backbone = load_backbone("efficientnet_lite0")
+    >>> result = explain(backbone, "cat.jpg", "gradcam")
     >>> maps = explain_batch(backbone, ["a.jpg", "b.jpg"], "saliency", [ClassTarget(281), None])
     >>> toward = explain(backbone, "cat.jpg", "guided_backprop", target=Channel("_blocks.15", 7))
     >>> box = explain(load_backbone("animals_detector"), scene, "rise", target=Box(xyxy, label))
@@ -27,7 +28,7 @@ from explain.api import (
 )
 from explain.core.boxes import Box
 from explain.core.regions import Region
-from explain.core.registry import DEFAULT_METHOD, METHODS, RECORDS, TITLES, MethodRecord, Option
+from explain.core.registry import DEFAULT_METHOD, METHODS, RECORDS, MethodRecord, Option
 from explain.core.results import Attribution, Cancelled, ExplainError, Explanation, NotApplicable, to_heatmap
 from explain.core.targets import Channel, ClassTarget, Direction, Target
 from explain.data.images import ImageError, load_image
@@ -43,7 +44,6 @@ __all__ = [
     "LAYERED",
     "METHODS",
     "RECORDS",
-    "TITLES",
     "ActivationReport",
     "Attribution",
     "Box",

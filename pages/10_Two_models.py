@@ -9,7 +9,7 @@ nav.start("Two models")
 import numpy as np
 import streamlit as st
 
-from explain import RECORDS, TITLES, ExplainError, explain
+from explain import RECORDS, ExplainError, explain
 from explain.evaluate.agreement import agreement, disagreements
 from explain.render.pictures import colorize, overlay
 from models import CHECKPOINT, backbone_names, get_spec
@@ -53,7 +53,7 @@ with frame.page("Two models") as view:
 
     methods = [m for m, r in RECORDS.items() if r.compare]  # Score-CAM: on Explain
     links.ensure_choice("method", methods)
-    method = st.selectbox("Method", methods, key=links.key("method"), format_func=TITLES.get)
+    method = st.selectbox("Method", methods, key=links.key("method"), format_func=lambda m: RECORDS[m].title)
     chosen, top_a = widgets.target_picker(view)  # the class, as on Explain (a link's too)
     same_classes = view.backbone.categories == other.categories
     explained = chosen if chosen is not None else top_a[0].index
@@ -84,7 +84,8 @@ with frame.page("Two models") as view:
                 continue
             maps[who] = result
             st.image(overlay(view.image, result.heatmap, 0.5, "jet"), width="stretch",
-                     caption=f"{who}: {TITLES[method]} for “{plain(backbone.categories[result.target])}”"
+                     caption=f"{who}: {RECORDS[method].title} for "
+                             f"“{plain(backbone.categories[result.target])}”"
                              f" (p = {result.probability:.1%})"
                              + (f" · layer {result.layer}" if result.layer else ""))
     if len(maps) == 2:

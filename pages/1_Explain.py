@@ -10,7 +10,7 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from explain import METHODS, RECORDS, TITLES, ExplainError
+from explain import METHODS, RECORDS, ExplainError
 from explain.analysis.transfer import FITTED
 from explain.render.figures import curves_figure, map_figure
 from explain.render.pictures import colorize, png_bytes
@@ -29,7 +29,8 @@ with frame.page("Explain") as view:
     methods = list(METHODS)
     links.ensure_choice("method", methods)
     left, right = st.columns([1, 2])
-    method = left.selectbox("Method", methods, key=links.key("method"), format_func=TITLES.get)
+    method = left.selectbox("Method", methods, key=links.key("method"),
+                            format_func=lambda m: RECORDS[m].title)
     record = RECORDS[method]
     widgets.method_options(view, method, right)
     alpha, cmap = widgets.display_options()
@@ -48,7 +49,8 @@ with frame.page("Explain") as view:
             picture = widgets.overlay_of(view, result, alpha, cmap)
             left, right = st.columns(2)
             left.image(picture, width="stretch", output_format="JPEG",
-                       caption=f"{TITLES[method]} for “{plain(name)}” (p = {result.probability:.1%}) · "
+                       caption=f"{RECORDS[method].title} for “{plain(name)}” "
+                               f"(p = {result.probability:.1%}) · "
                                f"{result.seconds:.2f} s")
             with right:
                 if result.raw.ndim == 3:
@@ -75,7 +77,7 @@ with frame.page("Explain") as view:
             def known_curves() -> dict | None:  # the map's and the random map's, once both exist
                 ours = trust.curves_soon(view, result, steps, fill)
                 random = trust.random_curves_soon(view, result.target, steps, fill)
-                return None if ours is None or random is None else {TITLES[method]: ours,
+                return None if ours is None or random is None else {RECORDS[method].title: ours,
                                                                      "random map": random}
 
             def curves_section() -> None:
@@ -120,14 +122,14 @@ with frame.page("Explain") as view:
                                       if check.vanished[i] else f"down to {stage}: "
                                       f"ρ = {check.spearman[i]:.2f}, SSIM = {check.ssim[i]:.2f}")
                         if check.flagged:
-                            st.warning(f"{TITLES[method]} barely changes when the model is "
+                            st.warning(f"{RECORDS[method].title} barely changes when the model is "
                                        f"randomized (rank correlation {check.spearman[-1]:.2f}): it "
                                        "does not explain this model.")
                         elif check.vanished[-1]:
-                            st.success(f"{TITLES[method]} depends on the model's weights: the map "
+                            st.success(f"{RECORDS[method].title} depends on the model's weights: the map "
                                        "vanishes (all zero) once the model is randomized.")
                         else:
-                            st.success(f"{TITLES[method]} depends on the model's weights: its rank "
+                            st.success(f"{RECORDS[method].title} depends on the model's weights: its rank "
                                        f"correlation falls to {check.spearman[-1]:.2f}.")
 
             with st.expander("Save this view as a review"):
@@ -138,8 +140,8 @@ with frame.page("Explain") as view:
                     except ExplainError:  # said where the curves would be; the review goes on
                         curves = None
                     if curves is not None:
-                        scores.update(deletion_auc=curves[TITLES[method]].deletion_auc,
-                                      insertion_auc=curves[TITLES[method]].insertion_auc)
+                        scores.update(deletion_auc=curves[RECORDS[method].title].deletion_auc,
+                                      insertion_auc=curves[RECORDS[method].title].insertion_auc)
                     if pointing is not None:
                         scores["pointing_game"] = pointing.score
                     thumb = Image.open(io.BytesIO(picture))

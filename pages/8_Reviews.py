@@ -8,7 +8,7 @@ import logging
 
 import streamlit as st
 
-from explain import TITLES
+from explain import RECORDS
 from models import backbone_names
 from reviews import READONLY, VERDICTS, ReviewError, box_text, score_lines
 from reviews.report import html_report
@@ -52,7 +52,8 @@ with frame.page("Reviews", need_image=False, need_model=False):
                        deleted=deleted)
     if not deleted:  # the export holds no deleted review
         st.download_button("Download these reviews as HTML",
-                           html_report(found, base_url=links.base_url(), methods=TITLES).encode(),
+                           html_report(found, base_url=links.base_url(),
+                                       methods={m: r.title for m, r in RECORDS.items()}).encode(),
                            "cnn-lens-reviews.html", "text/html", on_click="ignore",
                            disabled=not found)
     st.caption(f"{len(found)} {'deleted ' if deleted else ''}review"
@@ -69,7 +70,7 @@ with frame.page("Reviews", need_image=False, need_model=False):
                 # names and notes are shown as plain text: no markup from users is rendered
                 st.text(f"{review.author}, {review.created:%Y-%m-%d %H:%M} UTC · "
                         f"{review.backbone} ({review.weights}) · "
-                        f"{TITLES.get(review.method, review.method)} "
+                        f"{(RECORDS[review.method].title if review.method in RECORDS else review.method)} "
                         + (f"over {review.target_name}" if review.target < 0  # a slice
                            else f"for {review.target_name} ({review.target})")
                         + (f", {box_text(review.box)}" if review.box is not None else ""))

@@ -7,7 +7,7 @@ nav.start("Gallery")
 
 import streamlit as st
 
-from explain import METHODS, TITLES
+from explain import METHODS, RECORDS
 from explain.evaluate.slices import scores
 from reviews import Review
 from ui import frame, gallery, links, objects, regions, trust, widgets
@@ -35,7 +35,7 @@ with frame.page("Gallery", need_image=False, need_model=objects.of_classifier) a
     links.ensure_choice("method", methods)
     links.ensure_value("explain_count")
     a, b, c = st.columns([2, 2, 2])
-    method = a.selectbox("Method", methods, key=links.key("method"), format_func=TITLES.get)
+    method = a.selectbox("Method", methods, key=links.key("method"), format_func=lambda m: RECORDS[m].title)
     widgets.method_options(view, method, b)
     count = c.number_input(f"Explain the first (of {len(indices)})", 1, 1000,
                            key=links.key("explain_count"))

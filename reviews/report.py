@@ -23,7 +23,7 @@ table.scores td { padding: 0 .75rem 0 0; font-size: .9rem; }
 
 def html_report(reviews: Sequence[Review], title: str = "CNN Lens reviews",
                 base_url: str = "", methods: Mapping[str, str] | None = None) -> str:
-    """``methods``: a method's title by its name (``explain.TITLES``)."""
+    """``methods``: a method's title by its name (each method's record's title)."""
     methods = methods or {}
     made = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     parts = [

@@ -11,7 +11,7 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from explain import RECORDS, TITLES, Box, ExplainError, explain_boxes
+from explain import RECORDS, Box, ExplainError, explain_boxes
 from explain.api import ONE_FORWARD
 from explain.core.boxes import box_scores
 from explain.core.registry import to_the_image
@@ -21,7 +21,6 @@ from explain.evaluate.detection import box_trust
 from explain.evaluate.pointing import energy_in_box
 from explain.render.figures import detections_figure
 from explain.render.pictures import boxes_drawn, enlarged, overlay, png_bytes
-from models import Backbone
 from reviews import Review
 from serving.scheduler import Busy
 from ui import links, results, tasks, trust, widgets
@@ -32,11 +31,6 @@ OWN_LEVEL = "own"  # the layer choice: each box's own level
 LOWEST_THRESHOLD = 0.05  # the slider's minimum
 # every method but those that read a classifier's pooled linear head (CAM)
 BOX_METHODS = tuple(name for name, record in RECORDS.items() if "cam_head" not in record.needs)
-
-
-def detector_picker() -> Backbone | None:
-    """The chosen detector with its weights, or None once the problem is said."""
-    return tasks.model_picker(tasks.DETECTOR)
 
 
 def detector_view(view: View) -> View | None:
@@ -98,7 +92,7 @@ def page(view: View) -> None:
                                 format_func=lambda t: captions[texts.index(t)])
         links.ensure_choice("det_method", list(BOX_METHODS))
         method = st.selectbox("Method", list(BOX_METHODS), key=links.key("det_method"),
-                              format_func=TITLES.get)
+                              format_func=lambda m: RECORDS[m].title)
         links.ensure_value("det_inside")
         inside = st.toggle("Renormalise each map inside its box", key=links.key("det_inside"))
         trust = st.toggle("Deletion and insertion curves of each box's score", key="det_curves",
@@ -230,7 +224,7 @@ def box_map(view: View, detection, caption: str, method: str, layer: str | None,
         shown, (box,), _ = enlarged(Image.fromarray(overlay(view.image, heat, alpha, cmap)),
                                     [detection.box])
         st.image(boxes_drawn(shown, [box], [""]), width="stretch", output_format="JPEG",
-                 caption=f"{TITLES[method]} for box {plain(caption)}: its score "
+                 caption=f"{RECORDS[method].title} for box {plain(caption)}: its score "
                          f"{result.probability:.2f} is the IoU with the box plus the class score "
                          f"({detection.score:.2f})" + (f", at {result.layer}" if result.layer
                                                        else "") + f" · {result.seconds:.2f} s")
@@ -335,7 +329,7 @@ def ranking(view: View) -> None:
 
         rows = []
         for t in ranked:
-            row = {"method": TITLES[t.method], "share inside the true box": t.energy.mean,
+            row = {"method": RECORDS[t.method].title, "share inside the true box": t.energy.mean,
                    "95% interval": f"{t.energy.low:.2f} to {t.energy.high:.2f}",
                    "animals": t.objects}
             if t.deletion is not None:

@@ -10,7 +10,7 @@ import math
 import numpy as np
 import streamlit as st
 
-from explain import TITLES, ExplainError
+from explain import RECORDS, ExplainError
 from explain.analysis.features import Features
 from explain.analysis.probes import Assessment
 from explain.data.datasets import Dataset
@@ -113,7 +113,7 @@ def explained(view: View, dataset: Dataset, indices: np.ndarray, method: str) ->
         return known
     seconds = len(indices) * 1.5
     asking = st.empty()  # the button goes once clicked: the run it starts draws the cards
-    if not asking.button(f"Explain these {len(indices)} images with {TITLES[method]}",
+    if not asking.button(f"Explain these {len(indices)} images with {RECORDS[method].title}",
                      key="explain_slice", type="primary",
                      help=f"Each image: its map, and its deletion and insertion curves and those "
                           f"of a random map ({4 * (CURVE_STEPS + 1)} forward passes). About "
@@ -150,7 +150,7 @@ def _computed(wanted: tuple, title: str, work) -> SliceRun | None:
 def known_runs(view: View, dataset: Dataset, indices: np.ndarray) -> dict[str, SliceRun]:
     """The runs of every method over this slice that exist on the server now."""
     found = {}
-    for method in TITLES:
+    for method in RECORDS:
         # a method's options as the link has them now (the layer, occlusion's window...)
         run = result_store().peek(run_key(view, dataset, indices, method,
                                           method_options(view, method)))
@@ -167,7 +167,7 @@ def scores_table(runs: dict[str, SliceRun], labels: np.ndarray, classes: list[st
     table = {method: scores(run, labels, masks=masks) for method, run in runs.items()}
     rows = []
     for method, s in table.items():
-        row = {"method": TITLES[method], "images": s.deletion.n,
+        row = {"method": RECORDS[method].title, "images": s.deletion.n,
                "deletion AUC (lower is better)": str(s.deletion),
                "insertion AUC (higher is better)": str(s.insertion),
                "random map: deletion": str(s.random_deletion),
@@ -184,14 +184,14 @@ def scores_table(runs: dict[str, SliceRun], labels: np.ndarray, classes: list[st
                    "even map scores the mask's share of the image).")
     best = _most_faithful(table)
     if best is not None:
-        st.caption(f"Mean and 95% interval over the slice. Most faithful here: {TITLES[best]} "
+        st.caption(f"Mean and 95% interval over the slice. Most faithful here: {RECORDS[best].title} "
                    "(the largest insertion minus deletion AUC). A method no better than the "
                    "random map does not explain this model on this data.")
     with st.expander("Per class"):
         per = []
         for method, s in table.items():
             for label, (deletion, insertion) in s.per_class.items():
-                per.append({"method": TITLES[method], "true class": plain(classes[label]),
+                per.append({"method": RECORDS[method].title, "true class": plain(classes[label]),
                             "images": deletion.n, "deletion AUC": str(deletion),
                             "insertion AUC": str(insertion)})
         st.dataframe(per, hide_index=True, width="stretch")

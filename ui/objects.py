@@ -10,7 +10,7 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from explain import TITLES, Box, ExplainError, explain
+from explain import RECORDS, Box, ExplainError, explain
 from explain.data.composites import HELD_OUT_SEED
 from explain.evaluate.detection import OUTCOMES, DetectionReport, detect_scenes, object_report
 from explain.render.figures import confusion_figure
@@ -103,7 +103,7 @@ def gallery() -> None:
     links.ensure_choice("det_method", list(detection.BOX_METHODS))
     left, right = st.columns([2, 3])
     method = left.selectbox("Method", list(detection.BOX_METHODS), key=links.key("det_method"),
-                            format_func=TITLES.get)
+                            format_func=lambda m: RECORDS[m].title)
     with right:
         layer = detection.layer_choice(scene_view(detector, scenes, 0), method)
     widgets.method_options(scene_view(detector, scenes, 0), method, skip=("layer",))
@@ -152,7 +152,7 @@ def _explained(detector, scenes, shown, method: str, layer: str | None) -> dict 
 
     return results.with_progress(("object maps", detector.identity, HELD_OUT_SEED, method,
                                   keys), f"Explaining {len(shown)} objects with "
-                                 f"{TITLES[method]}", work, "object-maps")
+                                 f"{RECORDS[method].title}", work, "object-maps")
 
 
 def _card(scene, patch, names, result, alpha: float, cmap: str) -> None:

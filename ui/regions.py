@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from explain import TITLES, ExplainError, Region, explain
+from explain import RECORDS, ExplainError, Region, explain
 from explain.data.composites import CLASSES, HELD_OUT_SEED
 from explain.evaluate.segmentation import IoUs, mean_iou, one_class_per_region, pixel_confusion
 from explain.render.figures import confusion_figure
@@ -64,7 +64,7 @@ def gallery() -> None:
     links.ensure_choice("seg_method", list(REGION_METHODS))
     left, right = st.columns([2, 3])
     method = left.selectbox("Method", list(REGION_METHODS), key=links.key("seg_method"),
-                            format_func=TITLES.get)
+                            format_func=lambda m: RECORDS[m].title)
     view = tasks.scene_view_of(segmenter, scenes[0].image, "held-out:0")
     widgets.method_options(view, method, right)
     alpha, cmap = widgets.display_options()
@@ -91,7 +91,7 @@ def gallery() -> None:
     maps = results.with_progress(("region maps", segmenter.identity, HELD_OUT_SEED,
                                   tuple(shown), method, options),
                                  f"Explaining the worst class of {len(shown)} scenes with "
-                                 f"{TITLES[method]}", work, "region-maps")
+                                 f"{RECORDS[method].title}", work, "region-maps")
     if maps is None:
         return
     for i in shown:
@@ -110,7 +110,7 @@ def gallery() -> None:
                 d.caption(plain(result))
             else:
                 d.image(overlay(scenes[i].image, result.heatmap, alpha, cmap), width="stretch",
-                        caption=f"{TITLES[method]} of the true {plain(names[label])} region, "
+                        caption=f"{RECORDS[method].title} of the true {plain(names[label])} region, "
                                 f"the scene's worst class (IoU "
                                 f"{_iou(predicted[i], truths[i], label):.2f})"
                                 + ("; the map is zero everywhere: nothing here raises the "

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from explain import RECORDS, TITLES, Region
+from explain import RECORDS, Region
 from explain.api import ONE_FORWARD
 from explain.core.regions import region_scores
 from explain.core.registry import to_the_image
@@ -151,7 +151,7 @@ def page(view: View) -> None:
     links.ensure_choice("seg_method", list(REGION_METHODS))
     a, b = st.columns([2, 3])
     method = a.selectbox("Method", list(REGION_METHODS), key=links.key("seg_method"),
-                         format_func=TITLES.get)
+                         format_func=lambda m: RECORDS[m].title)
     widgets.method_options(sview, method, b)
     alpha, cmap = widgets.display_options()
     st.caption(RECORDS[method].about)
@@ -170,7 +170,7 @@ def page(view: View) -> None:
         one, two = st.columns(2)
         one.image(overlay(sview.image, result.heatmap, alpha, cmap), width="stretch",
                   output_format="JPEG",
-                  caption=f"{TITLES[method]} for the {plain(seg.names[label])} region (mean "
+                  caption=f"{RECORDS[method].title} for the {plain(seg.names[label])} region (mean "
                           f"logit {result.probability:.2f})"
                           + (f" at {result.layer}" if result.layer else "")
                           + f" · {result.seconds:.2f} s")
@@ -236,7 +236,7 @@ def ranking(view: View) -> None:
                 progress=job.report), "region-ranking")
         if ranked is None:
             return
-        st.dataframe([{"method": TITLES[t.method], "mass in the mask": t.mass.mean,
+        st.dataframe([{"method": RECORDS[t.method].title, "mass in the mask": t.mass.mean,
                        "95% interval": f"{t.mass.low:.2f} to {t.mass.high:.2f}",
                        "top pixels in the mask": t.rank.mean, "animals": t.objects}
                       for t in ranked], hide_index=True)

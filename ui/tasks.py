@@ -12,7 +12,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from explain import TITLES, to_heatmap
+from explain import RECORDS, to_heatmap
 from explain.data import animals_on_photos
 from explain.evaluate.faithfulness import curves, random_map_curves
 from explain.render.figures import curves_figure
@@ -197,7 +197,7 @@ def score_curves(view: View, result, adapter: Callable[[], torch.nn.Module], wha
     ours, chance = (dataclasses.replace(c, deletion=c.deletion / per, insertion=c.insertion / per,
                                         deletion_auc=c.deletion_auc / per,
                                         insertion_auc=c.insertion_auc / per) for c in found)
-    shown = {TITLES[result.method]: ours, "random map": chance}
+    shown = {RECORDS[result.method].title: ours, "random map": chance}
     a, b = st.columns(2)
     for column, kind in zip((a, b), ("deletion", "insertion"), strict=True):
         column.plotly_chart(curves_figure(shown, kind, score, top),

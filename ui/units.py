@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 import numpy as np
 import streamlit as st
 
-from explain import RECORDS, TITLES, Cancelled, Channel, ExplainError
+from explain import RECORDS, Cancelled, Channel, ExplainError
 from explain.analysis import units
 from explain.core.registry import PIXEL_METHOD
 from explain.data.datasets import Dataset
@@ -290,7 +290,7 @@ def toward(view: View, layer: str, channel: int, alpha: float, cmap: str) -> Non
     links.ensure_choice("unit_method", list(TOWARD), default=PIXEL_METHOD)
     left, right = st.columns([1, 2])
     method = left.selectbox("Method", list(TOWARD), key=links.key("unit_method"),
-                            format_func=TITLES.get)
+                            format_func=lambda m: RECORDS[m].title)
     widgets.method_options(view, method, right, default_layer=layer)
     if "layer" in RECORDS[method].needs:
         st.caption("A layered method takes the channel's layer or one before it (the pass "
@@ -302,7 +302,7 @@ def toward(view: View, layer: str, channel: int, alpha: float, cmap: str) -> Non
         with answer.container():
             st.image(widgets.overlay_of(view, result, alpha, cmap), width=480,
                      output_format="JPEG",
-                     caption=f"{TITLES[method]} toward channel {channel} of {layer} (its mean "
+                     caption=f"{RECORDS[method].title} toward channel {channel} of {layer} (its mean "
                              f"activation on this image: {result.probability:.3f}) · "
                              f"{result.seconds:.2f} s")
 

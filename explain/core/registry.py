@@ -13,7 +13,6 @@ from explain.core.results import Attribution, ExplainError
 # name -> its record (what the pages, the links and the checks know of it).
 MethodFn = Callable[..., Attribution]
 METHODS: dict[str, MethodFn] = {}
-TITLES: dict[str, str] = {}
 RECORDS: dict[str, MethodRecord] = {}
 
 
@@ -125,7 +124,6 @@ def register_method(name: str, title: str, about: str = "", **record) -> Callabl
         if name in METHODS:
             raise ValueError(f"method {name!r} is registered already")
         METHODS[name] = fn
-        TITLES[name] = title
         RECORDS[name] = MethodRecord(name, title, about, **record)
         return fn
 

@@ -87,7 +87,6 @@ class _Deconv(torch.autograd.Function):
         return grad_output.clamp(min=0), None
 
 
-RULES = ("guided", "deconvnet")
 
 
 def _out_of_place(kind: str, rule: str) -> bool:

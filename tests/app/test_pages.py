@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from explain import METHODS, RECORDS, TITLES
+from explain import METHODS, RECORDS
 from explain.data.datasets import bundled
 from tests.app.helpers import (
     ACTIVATIONS,
@@ -48,7 +48,7 @@ def test_every_method_produces_a_figure(method):
     at = app(window=112, stride=112, masks=32, sample="coffee", **fewer)
     at.selectbox(key="p_method").set_value(method).run()
     assert_clean(at)
-    title = TITLES[method]
+    title = RECORDS[method].title
     assert any(c.startswith(f"{title} for “espresso”") for c in captions(at)), captions(at)
     assert at.query_params["method"] in (method, [method])
 

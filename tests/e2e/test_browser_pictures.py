@@ -9,7 +9,7 @@ import io
 import numpy as np
 from PIL import Image
 
-from explain import TITLES
+from explain import RECORDS
 from explain.data.samples import sample_image
 from tests.e2e.helpers import assert_no_error, shot, upload_on_explain, wait_for_caption
 
@@ -72,7 +72,8 @@ def test_a_slice_reviews_picture_keeps_its_aspect_ratio(server, page, tmp_path):
                               target=-1, target_name="a slice", page="Gallery",
                               thumbnail=sheet.getvalue(), scores={"deletion_auc": 0.25}))
     report = tmp_path / "report.html"
-    report.write_text(html_report([review], methods=TITLES), encoding="utf-8")
+    titles = {m: r.title for m, r in RECORDS.items()}
+    report.write_text(html_report([review], methods=titles), encoding="utf-8")
     page.goto(report.as_uri())
     size = page.locator(".review img").evaluate(
         "img => [img.getBoundingClientRect().width, img.getBoundingClientRect().height]")
