@@ -427,31 +427,6 @@ def test_hovering_a_point_shows_its_thumbnail(server, page):
     assert_no_error(page)
 
 
-def test_dataset_pages(server, page):
-    # the last browser test: its UMAP map waits for the server's UMAP compile (about 40 s
-    # after it starts), which the tests before it leave time for
-    page.goto(f"{server}/Embedding_map?per_class=10&proj=umap&color=prediction")
-    page.locator("[data-testid=stMetric]").wait_for()
-    page.locator("[data-testid=stPlotlyChart] .main-svg").first.wait_for()
-    assert_no_error(page)
-    assert page.locator("[data-testid=stPlotlyChart]").count() == 2
-    assert "UMAP of 100 images" in page.inner_text("body")
-    shot(page, "9-embedding-map")
-
-    nav(page, "Nearest neighbours").click()
-    wait_for_caption(page, "Query: Cat (Chelsea)")
-    wait_for_caption(page, "rank 8 · ")
-    assert_no_error(page)
-    assert "per_class=10" in page.url
-    shot(page, "10-neighbours")
-
-    nav(page, "Errors").click()
-    page.get_by_text("classified by a 8-nearest-neighbour probe").wait_for()  # 10 per class
-    page.locator("[data-testid=stPlotlyChart] .main-svg").first.wait_for()
-    assert_no_error(page)
-    shot(page, "11-errors")
-
-
 def test_compare_shows_its_cards_as_they_come_with_the_time_left_and_stop(server, page):
     """Compare on a photo no test explains there (18 maps): the count of maps done and the time
     left above the cards while they come; Stop leaves the rest uncomputed (said, on each card
@@ -468,3 +443,28 @@ def test_compare_shows_its_cards_as_they_come_with_the_time_left_and_stop(server
         timeout=240_000)
     page.wait_for_function("() => !document.body.innerText.includes('Stopped before this map.')")
     assert_no_error(page)
+
+
+def test_dataset_pages(server, page):
+    # the last browser test: its UMAP map waits for the server's UMAP compile (about 40 s
+    # after it starts), which the tests before it leave time for
+    page.goto(f"{server}/Embedding_map?per_class=10&proj=umap&color=prediction")
+    page.locator("[data-testid=stMetric]").wait_for()
+    page.locator("[data-testid=stPlotlyChart] .main-svg").first.wait_for()
+    assert_no_error(page)
+    assert page.locator("[data-testid=stPlotlyChart]").count() == 2
+    assert "UMAP of 100 images" in page.inner_text("body")
+    shot(page, "9-embedding-map")
+
+    nav(page, "Nearest neighbours").click()
+    wait_for_caption(page, "Query: Cat (Chelsea)")
+    wait_for_caption(page, "rank 8 · ")
+    assert_no_error(page)
+    page.wait_for_function("() => /per_class=10/.test(location.search)")  # when the run ends
+    shot(page, "10-neighbours")
+
+    nav(page, "Errors").click()
+    page.get_by_text("classified by a 8-nearest-neighbour probe").wait_for()  # 10 per class
+    page.locator("[data-testid=stPlotlyChart] .main-svg").first.wait_for()
+    assert_no_error(page)
+    shot(page, "11-errors")
