@@ -253,14 +253,18 @@ def _image_picker() -> tuple[tuple[Image.Image, str, str] | None, Problem]:
     except ExplainError as exc:
         return _said(f"The image {name} cannot be used: {exc}")
     digest = hashlib.sha256(data).hexdigest()
-    view_of = get("upload_of")
-    if view_of is not None and view_of != digest[:16]:  # not the image the link's view was of
+    # the first upload after a link to a view of an upload: is it that image? (once: a user's
+    # own next upload is theirs, not a link's view)
+    view_of = st.session_state.pop(LINKED_UPLOAD, None)
+    if view_of is not None and view_of != digest[:16]:
         other_image(name, made_on)
     put("upload", name)
     put("upload_size", f"{image.width}x{image.height}")
     put("upload_of", digest[:16])
     return (image, "upload:" + digest, name), None
 
+
+LINKED_UPLOAD = "_linked_upload"  # the digest a link's view of an upload names (links.py)
 
 # what a view chooses for one image: its class, a detector's boxes, a segmenter's class,
 # point and box (reset for another image, never applied to it)

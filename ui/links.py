@@ -371,6 +371,7 @@ def seed_from_url() -> None:
         st.session_state["source"] = "dataset"
     if st.session_state.get("p_upload_of") is not None:  # a view made on an uploaded image
         st.session_state["source"] = "upload"
+        st.session_state["_linked_upload"] = st.session_state["p_upload_of"]  # checked once
 
 
 SIDEBAR_KEYS = ("weights_choice", "source")  # sidebar widgets that are not in links

@@ -111,3 +111,17 @@ def test_a_link_made_on_an_upload_asks_for_the_file_and_applies_its_view_to_it_a
     assert any("the view was made on another image" in t for t in texts(other.info))
     now = {k: v[0] if isinstance(v, list) else v for k, v in other.query_params.items()}
     assert now["upload"] == "coffee.png" and now.get("class") == "-1"  # the link is of this one
+
+
+def test_a_users_own_next_upload_is_not_taken_for_a_links_view():
+    """After a link's view of an upload was given another file, the user's own next upload is
+    theirs: no note that a view was made on another image."""
+    params = {"upload": "a.png", "upload_size": "10x10", "upload_of": "0123456789abcdef"}
+    at = app(EXPLAIN, **params)
+    at.file_uploader(key="image_file").upload("coffee.png", png(sample_image("coffee")),
+                                              "image/png").run()
+    assert any("the view was made on another image" in t for t in texts(at.info))
+    at.file_uploader(key="image_file").upload("rocket.png", png(sample_image("rocket")),
+                                              "image/png").run()
+    assert_clean(at)
+    assert not any("the view was made on another image" in t for t in texts(at.info))
